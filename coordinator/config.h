@@ -1,0 +1,89 @@
+// Start-up configuration: the command line, LAMEDUCK_* environment variables and an optional
+// --config JSON file, merged in that order of precedence over the defaults of DESIGN.md
+// ("Command line"), checked, and turned into one Config. A bad value throws ConfigError with one
+// line naming the option and where it came from.
+//
+// Parsing and checking only: it opens no socket and reads no file but --config and
+// --admin-token-file (a pidfile is read by the supervisor, when it signals). `--help`, `version`
+// and `drain` are main's; it prints UsageText().
+#pragma once
+
+#include <chrono>
+#include <csignal>
+#include <cstddef>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "proxy/address.h"
+#include "proxy/proxy_options.h"
+#include "proxy/result.h"
+
+namespace lameduck::coordinator {
+
+// Thrown only at start-up; main prints "lameduck: " + what() on one line and exits 2.
+class ConfigError : public std::runtime_error {
+ public:
+  using runtime_error::runtime_error;
+};
+
+// "250ms", "5s", "2m", "1h", "0s", "1.5s", "1m30s". Units are required: a bare "5" is an error,
+// since seconds and milliseconds are both plausible readings of it.
+Result<std::chrono::milliseconds> ParseDuration(std::string_view text);
+// "65536", "64KiB", "1MiB", "1GiB", "0". k, K, KB, m, MB, g, GB (any case) are 1024-based too.
+Result<size_t> ParseSize(std::string_view text);
+// "SIGTERM", "term", "15": a name with or without SIG, in any case, or a number.
+Result<int> ParseSignal(std::string_view text);
+
+enum class LogFormat { kJson, kText };
+enum class LogLevel { kDebug, kInfo, kWarn, kError };
+std::string_view ToString(LogFormat format);
+std::string_view ToString(LogLevel level);
+
+// The documented defaults of the fields that have no literal default (for Config's initializers).
+proxy::ProxyOptions DefaultProxyOptions();  // listen 0.0.0.0:8080, upstream 127.0.0.1:3000
+proxy::Address DefaultAdminAddress();       // 0.0.0.0:9901
+
+// A value-initialized Config holds the defaults; ParseConfig returns it checked.
+struct Config {
+  proxy::ProxyOptions proxy = DefaultProxyOptions();  // listen, upstream, timeouts, limits
+  proxy::Address admin = DefaultAdminAddress();
+  std::optional<std::string> admin_socket;    // a path ("unix:" stripped)
+  std::optional<std::string> admin_token;     // from --admin-token or --admin-token-file
+  std::optional<std::string> upstream_ready;  // a path on the app, starts with '/'
+  std::chrono::milliseconds drain_delay{5'000};
+  std::chrono::milliseconds drain_timeout{25'000};
+  // How to tell the app to exit once drained: at most one of these four, and none with an
+  // app_command (a launched APP is signalled directly).
+  std::optional<int> app_pid;
+  std::optional<std::string> app_pidfile;
+  std::optional<std::string> app_process;
+  std::optional<std::string> app_exit_url;  // starts with http://
+  int app_signal = SIGTERM;
+  std::chrono::milliseconds app_exit_timeout{10'000};
+  LogFormat log_format = LogFormat::kJson;
+  LogLevel log_level = LogLevel::kInfo;
+  std::vector<std::string> app_command;  // everything after "--": APP ARGS (launch mode)
+  std::string config_file;               // --config or LAMEDUCK_CONFIG; empty when none
+};
+
+// args: argv[1..], without the program name. env: the process environment, NAME -> value.
+// Precedence: command line > environment (LAMEDUCK_DRAIN_DELAY for --drain-delay) >
+// --config FILE.json ({"drain-delay": "5s", "listen": ["a", "b"], "max-connections": 100}) >
+// defaults. --config itself comes from the command line or LAMEDUCK_CONFIG.
+// Throws ConfigError.
+Config ParseConfig(const std::vector<std::string>& args,
+                   const std::map<std::string, std::string>& env);
+
+// `lameduck --help`: usage and every option with its default.
+std::string_view UsageText();
+
+// The effective configuration for /status, keys in snake_case with units (drain_delay_ms). No
+// secrets: admin_token is "set" or absent, and of app_command only the program is shown.
+nlohmann::json ToJson(const Config& config);
+
+}  // namespace lameduck::coordinator

@@ -1,0 +1,70 @@
+// Fixed-size read blocks, reference counted so that a write can borrow part of a block without
+// copying it: the block goes back to the pool when the last write that uses it has completed.
+// Single-threaded (one loop). Does not grow blocks: a read is at most kBlockSize bytes.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <utility>
+#include <vector>
+
+namespace lameduck::proxy {
+
+class BufferPool;
+
+struct Block {
+  static constexpr size_t kSize = 64 * 1024;
+  BufferPool* pool = nullptr;
+  uint32_t refs = 0;
+  char data[kSize];
+};
+
+// A counted reference to a Block; move-only.
+class BlockRef {
+ public:
+  BlockRef() = default;
+  explicit BlockRef(Block* block) : block_(block) {}  // adopts one reference
+  BlockRef(BlockRef&& other) noexcept : block_(std::exchange(other.block_, nullptr)) {}
+  BlockRef& operator=(BlockRef&& other) noexcept {
+    if (this != &other) {
+      Reset();
+      block_ = std::exchange(other.block_, nullptr);
+    }
+    return *this;
+  }
+  BlockRef(const BlockRef&) = delete;
+  BlockRef& operator=(const BlockRef&) = delete;
+  ~BlockRef() { Reset(); }
+
+  BlockRef Share() const {
+    if (block_ != nullptr) ++block_->refs;
+    return BlockRef(block_);
+  }
+  void Reset();
+  char* data() const { return block_->data; }
+  explicit operator bool() const { return block_ != nullptr; }
+
+ private:
+  Block* block_ = nullptr;
+};
+
+class BufferPool {
+ public:
+  explicit BufferPool(size_t max_free = 32) : max_free_(max_free) {}
+  BufferPool(const BufferPool&) = delete;
+  BufferPool& operator=(const BufferPool&) = delete;
+
+  BlockRef Acquire();
+  size_t blocks_in_use() const { return in_use_; }
+
+ private:
+  friend class BlockRef;
+  void Release(Block* block);
+
+  size_t max_free_;
+  size_t in_use_ = 0;
+  std::vector<std::unique_ptr<Block>> free_;
+};
+
+}  // namespace lameduck::proxy

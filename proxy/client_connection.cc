@@ -1,0 +1,664 @@
+#include "proxy/client_connection.h"
+
+#include <arpa/inet.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "proxy/proxy.h"
+#include "proxy/upstream_connection.h"
+
+namespace lameduck::proxy {
+namespace {
+
+// Back-pressure: a side stops reading when what it forwarded is queued beyond the high-water
+// mark at the other side, and resumes below the low-water mark.
+constexpr size_t kHighWaterBytes = 256 * 1024;
+constexpr size_t kLowWaterBytes = 64 * 1024;
+// A lingering close waits this long at most for the client's FIN.
+constexpr uint64_t kLingerMs = 5000;
+
+bool Congested(size_t queued_bytes, bool reading) {
+  return reading ? queued_bytes > kHighWaterBytes : queued_bytes >= kLowWaterBytes;
+}
+
+bool IsIdempotent(uint8_t method) {
+  // RFC 9110 9.2.2; TRACE is idempotent too but never worth a second try.
+  return method == HTTP_GET || method == HTTP_HEAD || method == HTTP_OPTIONS ||
+         method == HTTP_PUT || method == HTTP_DELETE;
+}
+
+}  // namespace
+
+struct RequestParserCallbacks {
+  static ClientConnection& Self(llhttp_t* parser) {
+    return *static_cast<ClientConnection*>(parser->data);
+  }
+  static int OnMessageBegin(llhttp_t* parser) {
+    auto& self = Self(parser);
+    self.request_.Reset();
+    self.head_in_progress_ = true;
+    return 0;
+  }
+  static int OnUrl(llhttp_t* parser, const char* at, size_t length) {
+    Self(parser).request_.AppendTarget(at, length);
+    return 0;
+  }
+  static int OnHeaderField(llhttp_t* parser, const char* at, size_t length) {
+    auto& self = Self(parser);
+    if (!self.head_in_progress_) return 0;  // a trailer: forwarded as body bytes
+    // llhttp accepts "Host : x"; RFC 9112 5.1 says reject whitespace before the colon.
+    if (std::memchr(at, ' ', length) != nullptr || std::memchr(at, '\t', length) != nullptr) {
+      self.bad_field_name_ = true;
+    }
+    self.request_.AppendField(at, length);
+    return 0;
+  }
+  static int OnHeaderValue(llhttp_t* parser, const char* at, size_t length) {
+    auto& self = Self(parser);
+    if (self.head_in_progress_) self.request_.AppendValue(at, length);
+    return 0;
+  }
+  static int OnHeadersComplete(llhttp_t* parser) {
+    auto& self = Self(parser);
+    self.head_in_progress_ = false;
+    self.event_ = ClientConnection::ParseEvent::kHeadComplete;
+    return HPE_PAUSED;
+  }
+  static int OnMessageComplete(llhttp_t* parser) {
+    Self(parser).event_ = ClientConnection::ParseEvent::kMessageComplete;
+    return HPE_PAUSED;
+  }
+  static const llhttp_settings_t* Settings() {
+    static const llhttp_settings_t settings = [] {
+      llhttp_settings_t s;
+      llhttp_settings_init(&s);
+      s.on_message_begin = &OnMessageBegin;
+      s.on_url = &OnUrl;
+      s.on_header_field = &OnHeaderField;
+      s.on_header_value = &OnHeaderValue;
+      s.on_headers_complete = &OnHeadersComplete;
+      s.on_message_complete = &OnMessageComplete;
+      return s;
+    }();
+    return &settings;
+  }
+};
+
+ClientConnection::ClientConnection(Proxy& proxy)
+    : proxy_(proxy), socket_(*this, proxy.buffers(), proxy.write_reqs()) {
+  llhttp_init(&parser_, HTTP_REQUEST, RequestParserCallbacks::Settings());
+  parser_.data = this;
+}
+
+int ClientConnection::Accept(uv_stream_t* server, Address::Kind kind) {
+  if (int rc = socket_.Init(proxy_.loop(), kind); rc != 0) return rc;
+  if (timer_.Init(proxy_.loop(), uv_timer_init, this) != 0 ||
+      uv_accept(server, socket_.stream()) != 0) {
+    Close();
+    return 0;
+  }
+  if (kind == Address::Kind::kTcp) {
+    auto* tcp = reinterpret_cast<uv_tcp_t*>(socket_.stream());
+    uv_tcp_nodelay(tcp, 1);
+    sockaddr_storage peer{};
+    int length = sizeof(peer);
+    if (uv_tcp_getpeername(tcp, reinterpret_cast<sockaddr*>(&peer), &length) == 0) {
+      if (peer.ss_family == AF_INET) {
+        inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(&peer)->sin_addr, client_ip_,
+                  sizeof(client_ip_));
+      } else if (peer.ss_family == AF_INET6) {
+        const in6_addr& address = reinterpret_cast<sockaddr_in6*>(&peer)->sin6_addr;
+        if (IN6_IS_ADDR_V4MAPPED(&address)) {  // a dual-stack listener: report the IPv4 address
+          inet_ntop(AF_INET, &address.s6_addr[12], client_ip_, sizeof(client_ip_));
+        } else {
+          inet_ntop(AF_INET6, &address, client_ip_, sizeof(client_ip_));
+        }
+      }
+    }
+  }
+  Touch();
+  ArmTimer(proxy_.options().header_timeout.count());  // a new connection owes us a head
+  UpdateReading();
+  return 0;
+}
+
+void ClientConnection::Touch() { last_activity_ms_ = uv_now(proxy_.loop()); }
+
+void ClientConnection::ArmTimer(uint64_t timeout_ms) {
+  if (timer_) uv_timer_start(timer_.get(), &ClientConnection::OnTimer, timeout_ms, 0);
+}
+
+void ClientConnection::OnTimer(uv_timer_t* timer) {
+  auto* self = static_cast<ClientConnection*>(timer->data);
+  if (self == nullptr) return;
+  const ProxyOptions& options = self->proxy_.options();
+  switch (self->state_) {
+    case State::kIdle:
+      self->Close();
+      return;
+    case State::kReadingHead:
+      self->SendError(ProxyError::kHeaderTimeout);
+      return;
+    case State::kProxying:
+    case State::kTunnel: {
+      uint64_t idle_limit = options.idle_timeout.count();
+      if (self->state_ == State::kProxying && self->request_phase_ == RequestPhase::kComplete &&
+          self->response_phase_ == ResponsePhase::kAwaitingHead) {
+        self->ArmTimer(idle_limit);  // waiting for a response head: --upstream-timeout decides
+        return;
+      }
+      uint64_t idle = uv_now(self->proxy_.loop()) - self->last_activity_ms_;
+      if (idle >= idle_limit) {
+        self->proxy_.events().OnProxyError(ProxyError::kStalled);
+        self->Abort();
+      } else {
+        self->ArmTimer(idle_limit - idle);
+      }
+      return;
+    }
+    case State::kLingering:
+      self->Close();
+      return;
+    case State::kClosing:
+      return;
+  }
+}
+
+void ClientConnection::OnSocketRead(ssize_t nread, BlockRef block) {
+  if (nread < 0) {
+    switch (state_) {
+      case State::kIdle:
+      case State::kReadingHead:
+      case State::kLingering:
+        Close();
+        return;
+      case State::kProxying:
+        Abort();  // the client went away mid-request: the upstream connection is spoiled too
+        return;
+      case State::kTunnel:
+        client_eof_ = true;
+        if (upstream_eof_ || upstream_ == nullptr) {
+          Close();
+        } else {
+          upstream_->ShutdownWrite();  // pass the half-close on
+          UpdateReading();
+        }
+        return;
+      case State::kClosing:
+        return;
+    }
+  }
+  Touch();
+  ProcessInput(std::move(block), 0, static_cast<size_t>(nread));
+}
+
+void ClientConnection::ProcessInput(BlockRef block, size_t offset, size_t length) {
+  bool more = true;
+  while (more) {
+    switch (state_) {
+      case State::kIdle:
+        if (length == 0) {
+          more = false;
+          break;
+        }
+        state_ = State::kReadingHead;
+        head_bytes_ = 0;
+        saw_line_end_ = false;
+        obs_fold_ = false;
+        bad_field_name_ = false;
+        ArmTimer(proxy_.options().header_timeout.count());
+        break;
+      case State::kReadingHead:
+        more = ReadHead(block, offset, length);
+        break;
+      case State::kProxying:
+        if (length == 0) {
+          more = false;
+        } else if (request_phase_ == RequestPhase::kComplete || upstream_ == nullptr ||
+                   upstream_->state() != UpstreamConnection::State::kActive) {
+          Stash(std::move(block), offset, length);  // the next request, or a body that must wait
+          more = false;
+        } else {
+          more = ReadBody(block, offset, length);
+        }
+        break;
+      case State::kTunnel:
+        if (length > 0 && upstream_ != nullptr) {
+          uv_buf_t buf = uv_buf_init(block.data() + offset, static_cast<unsigned>(length));
+          if (upstream_->Write(nullptr, &buf, 1, block.Share()) != 0) Abort();
+        }
+        more = false;
+        break;
+      case State::kLingering:
+      case State::kClosing:
+        more = false;  // discarded
+        break;
+    }
+  }
+  UpdateReading();
+}
+
+bool ClientConnection::ReadHead(const BlockRef& block, size_t& offset, size_t& length) {
+  const char* data = block.data() + offset;
+  event_ = ParseEvent::kNone;
+  llhttp_errno_t err = llhttp_execute(&parser_, data, length);
+  size_t used = err == HPE_OK ? length : static_cast<size_t>(llhttp_get_error_pos(&parser_) - data);
+  if (err != HPE_OK && !(err == HPE_PAUSED && event_ == ParseEvent::kHeadComplete)) {
+    SendError(ProxyError::kBadRequest);
+    return false;
+  }
+  ScanHeadBytes(data, used);
+  head_bytes_ += used;
+  if (head_bytes_ > proxy_.options().max_header_bytes) {
+    SendError(ProxyError::kHeadTooLarge);
+    return false;
+  }
+  offset += used;
+  length -= used;
+  if (err == HPE_OK) return false;  // the head continues in a later read
+  // The head is complete. A message without a body completes without more input: find out now,
+  // so that what follows in this read is known to be the next request, not this one's body.
+  llhttp_resume(&parser_);
+  event_ = ParseEvent::kNone;
+  llhttp_execute(&parser_, block.data() + offset, 0);
+  request_phase_ =
+      event_ == ParseEvent::kMessageComplete ? RequestPhase::kComplete : RequestPhase::kBody;
+  StartExchange();
+  return state_ == State::kProxying;
+}
+
+void ClientConnection::ScanHeadBytes(const char* data, size_t length) {
+  // obs-fold (a line that starts with SP or HTAB) is accepted by llhttp; RFC 9112 5.2 lets a
+  // server reject it, and a proxy must not pass it on: reject.
+  const char* end = data + length;
+  if (saw_line_end_ && length > 0 && (*data == ' ' || *data == '\t')) obs_fold_ = true;
+  for (const char* p = data; p < end;) {
+    const char* lf = static_cast<const char*>(std::memchr(p, '\n', end - p));
+    if (lf == nullptr) break;
+    if (lf + 1 < end && (lf[1] == ' ' || lf[1] == '\t')) obs_fold_ = true;
+    p = lf + 1;
+  }
+  if (length > 0) saw_line_end_ = end[-1] == '\n';
+}
+
+ProxyError ClientConnection::ValidateHead() const {
+  if (parser_.http_major != 1) return ProxyError::kVersionNotSupported;
+  if (parser_.method == HTTP_CONNECT) return ProxyError::kMethodNotAllowed;
+  if (obs_fold_ || bad_field_name_) return ProxyError::kBadRequest;
+  // RFC 9112 3.2: exactly one Host in HTTP/1.1; at most one in HTTP/1.0.
+  int hosts = request_.Count("host");
+  if (hosts > 1 || (parser_.http_minor >= 1 && hosts == 0)) return ProxyError::kBadRequest;
+  // HTTP/1.0 has no chunked coding: Transfer-Encoding there is a smuggling attempt (RFC 9112 6.1).
+  if (parser_.http_minor == 0 && (parser_.flags & F_TRANSFER_ENCODING) != 0) {
+    return ProxyError::kBadRequest;
+  }
+  return ProxyError::kNone;
+}
+
+void ClientConnection::StartExchange() {
+  http10_ = parser_.http_minor == 0;
+  keep_alive_ = llhttp_should_keep_alive(&parser_) != 0;
+  upgrade_ = parser_.upgrade != 0;
+  close_after_ = !keep_alive_ || drain_close_ || proxy_.closing();
+  body_bytes_forwarded_ = 0;
+  retried_ = false;
+  status_ = 0;
+  response_phase_ = ResponsePhase::kAwaitingHead;
+  if (ProxyError error = ValidateHead(); error != ProxyError::kNone) {
+    SendError(error);
+    return;
+  }
+  state_ = State::kProxying;
+  ArmTimer(proxy_.options().idle_timeout.count());
+  if (!AttachUpstream(/*allow_pooled=*/true)) return;
+  if (upstream_->state() == UpstreamConnection::State::kActive) SendRequestHead();
+}
+
+bool ClientConnection::AttachUpstream(bool allow_pooled) {
+  UpstreamConnection* upstream = allow_pooled ? proxy_.pool().Take() : nullptr;
+  if (upstream == nullptr) upstream = proxy_.NewUpstream();
+  if (upstream == nullptr) {
+    SendError(ProxyError::kUpstreamConnect);
+    return false;
+  }
+  upstream_ = upstream;
+  upstream_->Attach(*this, parser_.method == HTTP_HEAD);
+  upstream_was_reused_ = upstream_->reused();
+  return true;
+}
+
+void ClientConnection::SendRequestHead() {
+  RequestRewrite rewrite;
+  rewrite.method = llhttp_method_name(static_cast<llhttp_method_t>(parser_.method));
+  rewrite.client_ip = client_ip_;
+  rewrite.upgrade = upgrade_;
+  WriteRequestHead(request_, rewrite, upstream_head_);
+  if (upstream_->Write(&upstream_head_, nullptr, 0, BlockRef()) != 0) {
+    OnUpstreamFailed(*upstream_, ProxyError::kUpstreamClosed, /*response_started=*/false);
+    return;
+  }
+  if (request_phase_ == RequestPhase::kComplete) upstream_->ArmResponseTimeout();
+}
+
+void ClientConnection::OnUpstreamConnected() {
+  if (state_ != State::kProxying || upstream_ == nullptr) return;
+  SendRequestHead();
+  if (state_ == State::kProxying) ProcessPending();  // body bytes that waited for the connection
+  UpdateReading();
+}
+
+bool ClientConnection::ReadBody(const BlockRef& block, size_t& offset, size_t& length) {
+  const char* data = block.data() + offset;
+  event_ = ParseEvent::kNone;
+  llhttp_errno_t err = llhttp_execute(&parser_, data, length);
+  size_t used = err == HPE_OK ? length : static_cast<size_t>(llhttp_get_error_pos(&parser_) - data);
+  if (err != HPE_OK && !(err == HPE_PAUSED && event_ == ParseEvent::kMessageComplete)) {
+    // A broken chunked body: part of it already went upstream, so that connection is spoiled.
+    ReleaseUpstream(/*reusable=*/false);
+    SendError(ProxyError::kBadRequest);
+    return false;
+  }
+  ForwardBody(block, offset, used);
+  offset += used;
+  length -= used;
+  if (state_ != State::kProxying) return false;
+  if (event_ == ParseEvent::kMessageComplete) OnRequestComplete();
+  return state_ == State::kProxying && length > 0;
+}
+
+void ClientConnection::ForwardBody(const BlockRef& block, size_t offset, size_t length) {
+  if (length == 0 || upstream_ == nullptr) return;
+  uv_buf_t buf = uv_buf_init(block.data() + offset, static_cast<unsigned>(length));
+  if (upstream_->Write(nullptr, &buf, 1, block.Share()) != 0) {
+    OnUpstreamFailed(*upstream_, ProxyError::kUpstreamClosed, upstream_->response_started());
+    return;
+  }
+  body_bytes_forwarded_ += length;
+}
+
+void ClientConnection::OnRequestComplete() {
+  request_phase_ = RequestPhase::kComplete;
+  if (upstream_ != nullptr) upstream_->ArmResponseTimeout();
+  MaybeFinishExchange();
+}
+
+void ClientConnection::Stash(BlockRef block, size_t offset, size_t length) {
+  pending_ = std::move(block);
+  pending_offset_ = offset;
+  pending_length_ = length;
+}
+
+void ClientConnection::ProcessPending() {
+  if (!pending_) return;
+  BlockRef block = std::move(pending_);
+  ProcessInput(std::move(block), pending_offset_, pending_length_);
+}
+
+ResponseFraming ClientConnection::OnResponseHead(UpstreamConnection& upstream,
+                                                 const HeadCollector& head,
+                                                 const llhttp_t& parser) {
+  Touch();
+  int status = parser.status_code;
+  if (status < 200 && status != 101) {
+    // Interim (100 Continue, 103 Early Hints): passed on, except to HTTP/1.0 clients, which
+    // cannot take them (RFC 9110 15.2).
+    if (!http10_) {
+      WriteResponseHead(head, {status, ResponseFraming::kAsIs, ResponseConnection::kKeepAlive},
+                        response_head_);
+      WriteToClient(&response_head_, nullptr, 0, BlockRef());
+    }
+    return ResponseFraming::kAsIs;
+  }
+  if (status == 101 && !upgrade_) {
+    OnUpstreamFailed(upstream, ProxyError::kUpstreamBadResponse, /*response_started=*/false);
+    return ResponseFraming::kAsIs;
+  }
+  status_ = status;
+  bool chunked = (parser.flags & F_CHUNKED) != 0;
+  bool has_body = parser_.method != HTTP_HEAD && status != 204 && status != 304 && status != 101;
+  bool close_delimited = has_body && !chunked && (parser.flags & F_CONTENT_LENGTH) == 0;
+  ResponseFraming framing =
+      http10_ && chunked && has_body ? ResponseFraming::kDechunk : ResponseFraming::kAsIs;
+  // Close after this response when: the client or the drain asks; the request is still coming
+  // (an early answer); only the close can end the body; or an upgrade was refused.
+  close_after_ = close_after_ || drain_close_ || proxy_.closing() ||
+                 request_phase_ != RequestPhase::kComplete || close_delimited ||
+                 framing == ResponseFraming::kDechunk || (upgrade_ && status != 101);
+  ResponseConnection connection = status == 101 ? ResponseConnection::kUpgrade
+                                   : close_after_ ? ResponseConnection::kClose
+                                   : http10_      ? ResponseConnection::kKeepAliveHttp10
+                                                  : ResponseConnection::kKeepAlive;
+  WriteResponseHead(head, {status, framing, connection}, response_head_);
+  response_phase_ = ResponsePhase::kStreaming;
+  WriteToClient(&response_head_, nullptr, 0, BlockRef());
+  return framing;
+}
+
+void ClientConnection::OnResponseBody(const uv_buf_t* bufs, size_t count, const BlockRef& block) {
+  WriteToClient(nullptr, bufs, count, block);
+}
+
+void ClientConnection::OnResponseComplete(UpstreamConnection&, bool reusable) {
+  if (status_ == 101) {
+    StartTunnel();
+    return;
+  }
+  response_phase_ = ResponsePhase::kComplete;
+  proxy_.events().OnResponseComplete(status_);
+  ReleaseUpstream(reusable);
+  MaybeFinishExchange();
+}
+
+void ClientConnection::OnUpstreamFailed(UpstreamConnection& upstream, ProxyError error,
+                                        bool response_started) {
+  if (&upstream != upstream_) return;
+  ReleaseUpstream(/*reusable=*/false);
+  if (!response_started && CanRetry(error)) {
+    // A reused connection the app had closed: send the request once more on a fresh one.
+    retried_ = true;
+    if (AttachUpstream(/*allow_pooled=*/false)) UpdateReading();
+    return;
+  }
+  SendError(error);
+}
+
+// Only a reused connection that the app closed under us, only for idempotent requests whose
+// body (if any) has not started to flow: then the app cannot have acted on the request twice in
+// a way that matters (RFC 9110 9.2.2), and the bytes to resend are all still here.
+bool ClientConnection::CanRetry(ProxyError error) const {
+  return error == ProxyError::kUpstreamClosed && state_ == State::kProxying && !retried_ &&
+         upstream_was_reused_ && IsIdempotent(parser_.method) && body_bytes_forwarded_ == 0 &&
+         response_phase_ == ResponsePhase::kAwaitingHead;
+}
+
+void ClientConnection::OnUpstreamWritable(UpstreamConnection&) {
+  Touch();
+  UpdateReading();
+}
+
+void ClientConnection::MaybeFinishExchange() {
+  if (state_ == State::kProxying && request_phase_ == RequestPhase::kComplete &&
+      response_phase_ == ResponsePhase::kComplete) {
+    FinishExchange();
+  }
+}
+
+void ClientConnection::FinishExchange() {
+  if (close_after_ || drain_close_ || proxy_.closing()) {
+    Linger();
+    return;
+  }
+  state_ = State::kIdle;
+  request_phase_ = RequestPhase::kBody;
+  response_phase_ = ResponsePhase::kAwaitingHead;
+  llhttp_resume(&parser_);  // paused at on_message_complete
+  ArmTimer(proxy_.options().idle_timeout.count());
+  ProcessPending();  // a pipelined request waits here
+  UpdateReading();
+}
+
+void ClientConnection::ReleaseUpstream(bool reusable) {
+  UpstreamConnection* upstream = upstream_;
+  if (upstream == nullptr) return;
+  upstream_ = nullptr;
+  upstream->Detach();
+  if (reusable && request_phase_ == RequestPhase::kComplete && upstream->writes_pending() == 0 &&
+      upstream->state() == UpstreamConnection::State::kActive) {
+    proxy_.pool().Put(*upstream);
+  } else {
+    upstream->Close();
+  }
+}
+
+void ClientConnection::StartTunnel() {
+  state_ = State::kTunnel;
+  response_phase_ = ResponsePhase::kComplete;
+  proxy_.events().OnResponseComplete(101);
+  upstream_->StartTunnel();
+  ArmTimer(proxy_.options().idle_timeout.count());
+  ProcessPending();  // bytes the client sent after its upgrade request belong to the tunnel
+  UpdateReading();
+}
+
+void ClientConnection::OnTunnelData(UpstreamConnection&, const BlockRef& block, size_t offset,
+                                    size_t length) {
+  Touch();
+  uv_buf_t buf = uv_buf_init(block.data() + offset, static_cast<unsigned>(length));
+  WriteToClient(nullptr, &buf, 1, block);
+}
+
+void ClientConnection::OnTunnelEof(UpstreamConnection&) {
+  upstream_eof_ = true;
+  if (client_eof_) {
+    Close();
+    return;
+  }
+  if (upstream_ != nullptr) upstream_->SetReadPaused(true);
+  socket_.Shutdown();  // pass the half-close on; the client's FIN ends the tunnel
+}
+
+void ClientConnection::SendError(ProxyError error) {
+  if (state_ == State::kLingering || state_ == State::kClosing) return;
+  proxy_.events().OnProxyError(error);
+  if (response_phase_ != ResponsePhase::kAwaitingHead || state_ == State::kTunnel) {
+    Abort();  // mid-response: the client must see it incomplete, never a clean end
+    return;
+  }
+  ReleaseUpstream(/*reusable=*/false);
+  status_ = StatusFor(error);
+  WriteErrorResponse(status_, response_head_);
+  response_phase_ = ResponsePhase::kComplete;
+  close_after_ = true;
+  proxy_.events().OnResponseComplete(status_);
+  if (WriteToClient(&response_head_, nullptr, 0, BlockRef()) != 0) return;
+  Linger();
+}
+
+void ClientConnection::Linger() {
+  if (state_ == State::kLingering || state_ == State::kClosing) return;
+  ReleaseUpstream(/*reusable=*/false);
+  state_ = State::kLingering;
+  pending_.Reset();
+  // Shut the write side once the response is out, then read until the client's FIN: closing
+  // with unread input would make the kernel send a reset, and the client could lose the
+  // response it has not read yet.
+  socket_.Shutdown();
+  ArmTimer(std::min<uint64_t>(kLingerMs, proxy_.options().idle_timeout.count()));
+  UpdateReading();
+}
+
+void ClientConnection::OnSocketShutdown(int status) {
+  if (status != 0) Close();
+}
+
+void ClientConnection::Abort() { Close(); }
+
+void ClientConnection::Close() {
+  if (state_ == State::kClosing) return;
+  state_ = State::kClosing;
+  pending_.Reset();
+  timer_.Close();
+  if (upstream_ != nullptr) {
+    UpstreamConnection* upstream = upstream_;
+    upstream_ = nullptr;
+    upstream->Detach();
+    upstream->Close();
+  }
+  socket_.Close();
+}
+
+void ClientConnection::OnSocketClosed() { proxy_.Remove(*this); }
+
+void ClientConnection::CloseIfIdle() {
+  if (state_ == State::kReadingHead) {
+    drain_close_ = true;  // a request is arriving: serve it, then close
+    return;
+  }
+  if (state_ != State::kIdle) return;
+  // Read before closing: a request may already be in the socket's buffer, not yet seen.
+  char byte;
+  ssize_t n = recv(socket_.fd(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (n > 0) {
+    drain_close_ = true;  // the loop delivers it next; it is served with Connection: close
+  } else if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
+    Close();  // the client already closed, or the socket failed: nothing to say
+  } else {
+    Linger();
+  }
+}
+
+int ClientConnection::WriteToClient(std::string* head, const uv_buf_t* bufs, size_t count,
+                                    const BlockRef& block) {
+  int rc = socket_.Write(head, bufs, static_cast<unsigned>(count), block.Share());
+  if (rc != 0) {
+    Abort();
+    return rc;
+  }
+  if (upstream_ != nullptr && socket_.write_queue_bytes() > kHighWaterBytes) {
+    upstream_->SetReadPaused(true);
+  }
+  return 0;
+}
+
+void ClientConnection::OnSocketWritten(int status) {
+  if (state_ == State::kClosing) return;
+  if (status != 0) {
+    Abort();  // the client is gone
+    return;
+  }
+  Touch();
+  if (upstream_ != nullptr && socket_.write_queue_bytes() < kLowWaterBytes) {
+    upstream_->SetReadPaused(false);
+  }
+}
+
+void ClientConnection::UpdateReading() {
+  bool want = false;
+  switch (state_) {
+    case State::kIdle:
+    case State::kReadingHead:
+    case State::kLingering:
+      want = !pending_;
+      break;
+    case State::kProxying:
+      want = request_phase_ == RequestPhase::kBody && !pending_ && upstream_ != nullptr &&
+             upstream_->state() == UpstreamConnection::State::kActive &&
+             !Congested(upstream_->write_queue_bytes(), socket_.reading());
+      break;
+    case State::kTunnel:
+      want = !client_eof_ && upstream_ != nullptr &&
+             !Congested(upstream_->write_queue_bytes(), socket_.reading());
+      break;
+    case State::kClosing:
+      break;
+  }
+  if (want) {
+    socket_.StartReading();
+  } else {
+    socket_.StopReading();
+  }
+}
+
+}  // namespace lameduck::proxy

@@ -1,0 +1,147 @@
+// ClientConnection: one accepted client socket and the exchanges on it, one at a time. It parses
+// requests with llhttp, validates and rewrites their heads, borrows an UpstreamConnection for
+// each exchange, streams both bodies with back-pressure, answers errors itself, and closes the
+// way the drain needs (after the current response, lingering so the client sees a FIN, not a
+// reset). It does not own upstream connections: the Proxy does; the pool lends them.
+#pragma once
+
+#include <llhttp.h>
+#include <netinet/in.h>
+#include <uv.h>
+
+#include <string>
+
+#include "proxy/address.h"
+#include "proxy/head_rewrite.h"
+#include "proxy/proxy_events.h"
+#include "proxy/socket.h"
+#include "proxy/uv_handle.h"
+
+namespace lameduck::proxy {
+
+class Proxy;
+class UpstreamConnection;
+
+class ClientConnection final : public Socket::Owner {
+ public:
+  enum class State {
+    kIdle,         // between requests, no byte of the next one yet; idle timer armed; reading
+    kReadingHead,  // part of a head arrived; header timer armed (from its first byte); reading
+    kProxying,     // head complete: an exchange with the upstream (see request_/response_)
+    kTunnel,       // after a 101: raw bytes both ways until either side closes
+    kLingering,    // last response queued; write side shut after it; reading until the FIN
+    kClosing,      // uv_close called; the Proxy erases it from OnSocketClosed
+  };
+  enum class RequestPhase {
+    kBody,      // head forwarded (or waiting for a connection); body bytes flow as they arrive
+    kComplete,  // on_message_complete seen; parser paused; later bytes wait in pending_
+  };
+  enum class ResponsePhase {
+    kAwaitingHead,  // nothing sent to the client yet: an error can still be a clean 5xx
+    kStreaming,     // head sent; body bytes flow
+    kComplete,      // all of it queued to the client
+  };
+
+  explicit ClientConnection(Proxy& proxy);
+  // Returns an error only if the socket could not even be created (then nothing needs closing);
+  // any later failure closes the connection, which the Proxy erases as usual.
+  int Accept(uv_stream_t* server, Address::Kind kind);
+
+  // The drain (see DrainTarget).
+  void CloseIfIdle();  // an idle connection closes; one with request bytes waiting serves them
+  void Close();        // now, whatever it is doing
+
+  State state() const { return state_; }
+  bool in_flight() const {
+    return state_ == State::kProxying && response_phase_ != ResponsePhase::kComplete;
+  }
+
+  // From the attached UpstreamConnection.
+  void Touch();
+  void OnUpstreamConnected();
+  ResponseFraming OnResponseHead(UpstreamConnection& upstream, const HeadCollector& head,
+                                 const llhttp_t& parser);
+  void OnResponseBody(const uv_buf_t* bufs, size_t count, const BlockRef& block);
+  void OnResponseComplete(UpstreamConnection& upstream, bool reusable);
+  void OnUpstreamFailed(UpstreamConnection& upstream, ProxyError error, bool response_started);
+  void OnUpstreamWritable(UpstreamConnection& upstream);
+  void OnTunnelData(UpstreamConnection& upstream, const BlockRef& block, size_t offset,
+                    size_t length);
+  void OnTunnelEof(UpstreamConnection& upstream);
+
+ private:
+  enum class ParseEvent { kNone, kHeadComplete, kMessageComplete };
+  friend struct RequestParserCallbacks;
+
+  // Socket::Owner
+  void OnSocketRead(ssize_t nread, BlockRef block) override;
+  void OnSocketWritten(int status) override;
+  void OnSocketShutdown(int status) override;
+  void OnSocketClosed() override;
+
+  void ProcessInput(BlockRef block, size_t offset, size_t length);
+  bool ReadHead(const BlockRef& block, size_t& offset, size_t& length);
+  bool ReadBody(const BlockRef& block, size_t& offset, size_t& length);
+  void Stash(BlockRef block, size_t offset, size_t length);
+  void ProcessPending();
+  void ScanHeadBytes(const char* data, size_t length);
+  ProxyError ValidateHead() const;
+  void StartExchange();
+  bool AttachUpstream(bool allow_pooled);
+  void SendRequestHead();
+  void ForwardBody(const BlockRef& block, size_t offset, size_t length);
+  void OnRequestComplete();
+  bool CanRetry(ProxyError error) const;
+  void MaybeFinishExchange();
+  void FinishExchange();
+  void ReleaseUpstream(bool reusable);
+  void StartTunnel();
+  void SendError(ProxyError error);
+  void Linger();
+  void Abort();
+  int WriteToClient(std::string* head, const uv_buf_t* bufs, size_t count, const BlockRef& block);
+  void UpdateReading();
+  void ArmTimer(uint64_t timeout_ms);
+  static void OnTimer(uv_timer_t* timer);
+
+  Proxy& proxy_;
+  Socket socket_;
+  UvHandle<uv_timer_t> timer_;
+  llhttp_t parser_;
+  HeadCollector request_;
+  std::string upstream_head_;  // built per request; swapped into its write
+  std::string response_head_;  // built per response; swapped into its write
+  UpstreamConnection* upstream_ = nullptr;
+  State state_ = State::kIdle;
+  RequestPhase request_phase_ = RequestPhase::kBody;
+  ResponsePhase response_phase_ = ResponsePhase::kAwaitingHead;
+  ParseEvent event_ = ParseEvent::kNone;
+
+  // Bytes read but not yet parsed: the next pipelined request, or input that arrived while the
+  // upstream was connecting. Client reads stay stopped while anything is here.
+  BlockRef pending_;
+  size_t pending_offset_ = 0;
+  size_t pending_length_ = 0;
+
+  // Facts about the current exchange.
+  size_t head_bytes_ = 0;
+  size_t body_bytes_forwarded_ = 0;
+  bool head_in_progress_ = false;  // parser inside the head: header callbacks are not trailers
+  bool saw_line_end_ = false;      // obs-fold scan: the previous head byte was LF
+  bool obs_fold_ = false;
+  bool bad_field_name_ = false;
+  bool keep_alive_ = true;      // the client allows another request after this one
+  bool close_after_ = false;    // this exchange ends the connection
+  bool http10_ = false;
+  bool upgrade_ = false;
+  bool retried_ = false;
+  bool upstream_was_reused_ = false;  // the current upstream served an earlier exchange
+  bool drain_close_ = false;  // the drain chose this connection: close after what it serves
+  bool client_eof_ = false;     // tunnel: the client finished sending
+  bool upstream_eof_ = false;   // tunnel: the upstream finished sending
+  int status_ = 0;
+  uint64_t last_activity_ms_ = 0;
+  char client_ip_[INET6_ADDRSTRLEN] = {};
+};
+
+}  // namespace lameduck::proxy

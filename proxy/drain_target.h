@@ -1,0 +1,26 @@
+// Everything a drain may ask of the data plane. The coordinator drives the proxy only through
+// this interface; a fake of it tests the drain without sockets.
+#pragma once
+
+#include <cstddef>
+
+namespace lameduck::proxy {
+
+struct ProxyCounts {
+  size_t connections = 0;  // open client connections (including idle and upgraded ones)
+  size_t in_flight = 0;    // requests whose head arrived and whose response is not yet complete
+  size_t idle = 0;         // keep-alive client connections waiting for a next request
+  size_t upgraded = 0;     // tunnels (WebSocket) after a 101
+};
+
+class DrainTarget {
+ public:
+  virtual ~DrainTarget() = default;
+  virtual void StopAccepting() = 0;             // close the listeners
+  virtual void CloseAfterCurrentResponse() = 0;  // every connection, from now on
+  virtual void CloseIdleConnections() = 0;      // serves bytes already received first
+  virtual size_t ForceCloseAll() = 0;  // returns the number of client connections closed
+  virtual ProxyCounts counts() const = 0;
+};
+
+}  // namespace lameduck::proxy

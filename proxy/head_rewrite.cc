@@ -1,0 +1,254 @@
+#include "proxy/head_rewrite.h"
+
+#include <array>
+#include <charconv>
+
+namespace lameduck::proxy {
+namespace {
+
+constexpr size_t kInitialHeadBytes = 2048;
+constexpr size_t kInitialFields = 32;
+constexpr size_t kMaxConnectionTokens = 16;
+
+char Lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
+
+std::string_view TrimOws(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+// Calls fn(token) for each element of a comma-separated list, trimmed, skipping empty ones.
+template <typename Fn>
+void ForEachToken(std::string_view list, Fn fn) {
+  while (!list.empty()) {
+    size_t comma = list.find(',');
+    std::string_view token = TrimOws(list.substr(0, comma));
+    if (!token.empty()) fn(token);
+    if (comma == std::string_view::npos) break;
+    list.remove_prefix(comma + 1);
+  }
+}
+
+// The field names a message's Connection header lists: hop-by-hop by declaration.
+class ConnectionTokens {
+ public:
+  explicit ConnectionTokens(const HeadCollector& head) {
+    for (size_t i = 0; i < head.field_count(); ++i) {
+      if (!EqualsIgnoreCase(head.name(i), "connection")) continue;
+      ForEachToken(head.value(i), [&](std::string_view token) {
+        if (count_ < tokens_.size()) tokens_[count_++] = token;
+      });
+    }
+  }
+  bool Has(std::string_view name) const {
+    for (size_t i = 0; i < count_; ++i) {
+      if (EqualsIgnoreCase(tokens_[i], name)) return true;
+    }
+    return false;
+  }
+  // More tokens than we keep: treat every unknown field as possibly listed is too much; the
+  // overflow is simply not honoured (a client naming 17+ fields in Connection is not sane).
+
+ private:
+  std::array<std::string_view, kMaxConnectionTokens> tokens_;
+  size_t count_ = 0;
+};
+
+// RFC 9110 section 7.6.1, plus Proxy-Connection (a pre-standard alias that clients still send).
+bool IsHopByHop(std::string_view name) {
+  return EqualsIgnoreCase(name, "connection") || EqualsIgnoreCase(name, "keep-alive") ||
+         EqualsIgnoreCase(name, "proxy-connection") || EqualsIgnoreCase(name, "te") ||
+         EqualsIgnoreCase(name, "upgrade");
+}
+
+void AppendField(std::string& out, std::string_view name, std::string_view value) {
+  out.append(name).append(": ").append(value).append("\r\n");
+}
+
+void AppendStatus(std::string& out, int status) {
+  char digits[8];
+  auto [end, ec] = std::to_chars(digits, digits + sizeof(digits), status);
+  out.append(digits, end);
+}
+
+}  // namespace
+
+bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (Lower(a[i]) != Lower(b[i])) return false;
+  }
+  return true;
+}
+
+bool ListHasToken(std::string_view value, std::string_view token) {
+  bool found = false;
+  ForEachToken(value, [&](std::string_view t) { found = found || EqualsIgnoreCase(t, token); });
+  return found;
+}
+
+HeadCollector::HeadCollector() {
+  bytes_.reserve(kInitialHeadBytes);
+  fields_.reserve(kInitialFields);
+}
+
+void HeadCollector::Reset() {
+  bytes_.clear();
+  fields_.clear();
+  target_ = {};
+  last_ = Last::kNone;
+}
+
+void HeadCollector::Append(Span& span, const char* at, size_t length) {
+  if (span.length == 0) span.offset = static_cast<uint32_t>(bytes_.size());
+  bytes_.append(at, length);
+  span.length += static_cast<uint32_t>(length);
+}
+
+void HeadCollector::AppendTarget(const char* at, size_t length) {
+  Append(target_, at, length);
+  last_ = Last::kTarget;
+}
+
+void HeadCollector::AppendField(const char* at, size_t length) {
+  if (last_ != Last::kField) fields_.emplace_back();
+  Append(fields_.back().name, at, length);
+  last_ = Last::kField;
+}
+
+void HeadCollector::AppendValue(const char* at, size_t length) {
+  if (fields_.empty()) return;  // llhttp reports a field before its value
+  Append(fields_.back().value, at, length);
+  last_ = Last::kValue;
+}
+
+std::string_view HeadCollector::value(size_t i) const {
+  std::string_view v = View(fields_[i].value);
+  while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+  return v;
+}
+
+std::string_view HeadCollector::Find(std::string_view name) const {
+  for (size_t i = 0; i < fields_.size(); ++i) {
+    if (EqualsIgnoreCase(this->name(i), name)) return value(i);
+  }
+  return {};
+}
+
+int HeadCollector::Count(std::string_view name) const {
+  int count = 0;
+  for (size_t i = 0; i < fields_.size(); ++i) count += EqualsIgnoreCase(this->name(i), name);
+  return count;
+}
+
+void WriteRequestHead(const HeadCollector& head, const RequestRewrite& rewrite, std::string& out) {
+  out.clear();
+  out.append(rewrite.method).append(" ").append(head.target()).append(" HTTP/1.1\r\n");
+  ConnectionTokens listed(head);
+  bool forwarded_for_done = false;
+  std::string_view host;
+  for (size_t i = 0; i < head.field_count(); ++i) {
+    std::string_view name = head.name(i);
+    std::string_view value = head.value(i);
+    if (EqualsIgnoreCase(name, "upgrade") && rewrite.upgrade) {
+      AppendField(out, name, value);
+      continue;
+    }
+    if (IsHopByHop(name) || listed.Has(name)) continue;
+    if (EqualsIgnoreCase(name, "host")) host = value;
+    if (EqualsIgnoreCase(name, "x-forwarded-proto") || EqualsIgnoreCase(name, "x-forwarded-host")) {
+      continue;  // set below from what lameduck saw, not what the client claims
+    }
+    if (EqualsIgnoreCase(name, "x-forwarded-for")) {
+      // Several X-Forwarded-For fields are one list (RFC 9110 5.3); send them as one field.
+      if (forwarded_for_done) continue;
+      forwarded_for_done = true;
+      out.append("X-Forwarded-For: ");
+      bool first = true;
+      for (size_t j = i; j < head.field_count(); ++j) {
+        if (!EqualsIgnoreCase(head.name(j), "x-forwarded-for") || head.value(j).empty()) continue;
+        if (!first) out.append(", ");
+        out.append(head.value(j));
+        first = false;
+      }
+      if (!rewrite.client_ip.empty()) {
+        if (!first) out.append(", ");
+        out.append(rewrite.client_ip);
+      }
+      out.append("\r\n");
+      continue;
+    }
+    AppendField(out, name, value);
+  }
+  if (!forwarded_for_done && !rewrite.client_ip.empty()) {
+    AppendField(out, "X-Forwarded-For", rewrite.client_ip);
+  }
+  out.append("X-Forwarded-Proto: http\r\n");
+  if (!host.empty()) AppendField(out, "X-Forwarded-Host", host);
+  if (rewrite.upgrade) out.append("Connection: upgrade\r\n");
+  out.append("\r\n");
+}
+
+void WriteResponseHead(const HeadCollector& head, const ResponseRewrite& rewrite,
+                       std::string& out) {
+  out.clear();
+  out.append("HTTP/1.1 ");
+  AppendStatus(out, rewrite.status);
+  out.append(" ").append(head.target()).append("\r\n");
+  ConnectionTokens listed(head);
+  bool upgrade = rewrite.connection == ResponseConnection::kUpgrade;
+  for (size_t i = 0; i < head.field_count(); ++i) {
+    std::string_view name = head.name(i);
+    if (upgrade && EqualsIgnoreCase(name, "upgrade")) {
+      AppendField(out, name, head.value(i));
+      continue;
+    }
+    if (IsHopByHop(name) || listed.Has(name)) continue;
+    if (rewrite.framing == ResponseFraming::kDechunk &&
+        EqualsIgnoreCase(name, "transfer-encoding")) {
+      continue;
+    }
+    AppendField(out, name, head.value(i));
+  }
+  switch (rewrite.connection) {
+    case ResponseConnection::kKeepAlive:
+      break;
+    case ResponseConnection::kKeepAliveHttp10:
+      out.append("Connection: keep-alive\r\n");
+      break;
+    case ResponseConnection::kClose:
+      out.append("Connection: close\r\n");
+      break;
+    case ResponseConnection::kUpgrade:
+      out.append("Connection: upgrade\r\n");
+      break;
+  }
+  out.append("\r\n");
+}
+
+std::string_view ReasonPhrase(int status) {
+  switch (status) {
+    case 400: return "Bad Request";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 431: return "Request Header Fields Too Large";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
+    default: return "Error";
+  }
+}
+
+void WriteErrorResponse(int status, std::string& out) {
+  std::string_view reason = ReasonPhrase(status);
+  out.clear();
+  out.append("HTTP/1.1 ");
+  AppendStatus(out, status);
+  out.append(" ").append(reason).append("\r\nContent-Type: text/plain\r\nContent-Length: ");
+  AppendStatus(out, static_cast<int>(reason.size() + 1));
+  out.append("\r\nConnection: close\r\n\r\n").append(reason).append("\n");
+}
+
+}  // namespace lameduck::proxy

@@ -1,0 +1,77 @@
+#include "proxy/listener.h"
+
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "proxy/proxy.h"
+
+namespace lameduck::proxy {
+namespace {
+
+int InitPipe(uv_loop_t* loop, uv_pipe_t* pipe) { return uv_pipe_init(loop, pipe, 0); }
+
+std::string Failure(const Address& address, const char* what, int rc) {
+  return "cannot " + std::string(what) + " " + address.text + ": " + uv_strerror(rc);
+}
+
+}  // namespace
+
+std::string Listener::Start(uv_loop_t* loop) {
+  int rc = 0;
+  if (address_.kind == Address::Kind::kUnix) {
+    // A socket file left by an earlier run would make bind fail; replace it, but never a file
+    // that is not a socket.
+    struct stat st {};
+    if (lstat(address_.path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) {
+      unlink(address_.path.c_str());
+    }
+    if ((rc = pipe_.Init(loop, InitPipe, this)) != 0) return Failure(address_, "listen on", rc);
+    if ((rc = uv_pipe_bind(pipe_.get(), address_.path.c_str())) != 0) {
+      return Failure(address_, "bind", rc);
+    }
+  } else {
+    if ((rc = tcp_.Init(loop, uv_tcp_init, this)) != 0) return Failure(address_, "listen on", rc);
+    if ((rc = uv_tcp_bind(tcp_.get(), address_.sa(), 0)) != 0) {
+      return Failure(address_, "bind", rc);
+    }
+  }
+  if ((rc = uv_listen(stream(), SOMAXCONN, &Listener::OnConnection)) != 0) {
+    return Failure(address_, "listen on", rc);
+  }
+  return "";
+}
+
+uv_stream_t* Listener::stream() const {
+  if (address_.kind == Address::Kind::kUnix) return reinterpret_cast<uv_stream_t*>(pipe_.get());
+  return reinterpret_cast<uv_stream_t*>(tcp_.get());
+}
+
+void Listener::Close() {
+  bool was_open = tcp_ || pipe_;
+  tcp_.Close();
+  pipe_.Close();
+  if (was_open && address_.kind == Address::Kind::kUnix) unlink(address_.path.c_str());
+  waiting_ = false;
+}
+
+int Listener::port() const {
+  if (!tcp_) return -1;
+  sockaddr_storage bound{};
+  int length = sizeof(bound);
+  if (uv_tcp_getsockname(tcp_.get(), reinterpret_cast<sockaddr*>(&bound), &length) != 0) {
+    return -1;
+  }
+  if (bound.ss_family == AF_INET6) {
+    return ntohs(reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port);
+  }
+  return ntohs(reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
+}
+
+void Listener::OnConnection(uv_stream_t* server, int status) {
+  auto* self = static_cast<Listener*>(server->data);
+  if (self == nullptr || status != 0) return;  // EMFILE and friends: libuv retries
+  self->proxy_.OnIncoming(*self);
+}
+
+}  // namespace lameduck::proxy

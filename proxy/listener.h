@@ -1,0 +1,42 @@
+// Listener: one listening socket (TCP or unix). It hands each connection to the Proxy, which
+// may decline to accept it for now (--max-connections): libuv then stops polling the socket and
+// the connection waits in the kernel's backlog until AcceptWaiting().
+#pragma once
+
+#include <uv.h>
+
+#include <string>
+
+#include "proxy/address.h"
+#include "proxy/uv_handle.h"
+
+namespace lameduck::proxy {
+
+class Proxy;
+
+class Listener {
+ public:
+  Listener(Proxy& proxy, Address address) : proxy_(proxy), address_(std::move(address)) {}
+  ~Listener() { Close(); }
+  Listener(const Listener&) = delete;
+  Listener& operator=(const Listener&) = delete;
+
+  std::string Start(uv_loop_t* loop);  // "" or a message naming the address
+  void Close();
+  int port() const;  // the bound TCP port (useful with port 0); -1 for unix sockets
+  const Address& address() const { return address_; }
+  uv_stream_t* stream() const;
+  bool waiting() const { return waiting_; }
+  void set_waiting(bool waiting) { waiting_ = waiting; }
+
+ private:
+  static void OnConnection(uv_stream_t* server, int status);
+
+  Proxy& proxy_;
+  Address address_;
+  UvHandle<uv_tcp_t> tcp_;
+  UvHandle<uv_pipe_t> pipe_;
+  bool waiting_ = false;  // a connection waits in the backlog, not accepted
+};
+
+}  // namespace lameduck::proxy

@@ -1,0 +1,149 @@
+#include "proxy/proxy.h"
+
+#include "proxy/client_connection.h"
+#include "proxy/listener.h"
+#include "proxy/upstream_connection.h"
+
+namespace lameduck::proxy {
+
+std::string_view ToString(ProxyError error) {
+  switch (error) {
+    case ProxyError::kNone: return "none";
+    case ProxyError::kBadRequest: return "bad_request";
+    case ProxyError::kHeadTooLarge: return "head_too_large";
+    case ProxyError::kHeaderTimeout: return "header_timeout";
+    case ProxyError::kUpstreamConnect: return "upstream_connect";
+    case ProxyError::kUpstreamTimeout: return "upstream_timeout";
+    case ProxyError::kUpstreamBadResponse: return "upstream_bad_response";
+    case ProxyError::kUpstreamClosed: return "upstream_closed";
+    case ProxyError::kMethodNotAllowed: return "method_not_allowed";
+    case ProxyError::kVersionNotSupported: return "version_not_supported";
+    case ProxyError::kStalled: return "stalled";
+  }
+  return "unknown";
+}
+
+int StatusFor(ProxyError error) {
+  switch (error) {
+    case ProxyError::kBadRequest: return 400;
+    case ProxyError::kHeadTooLarge: return 431;
+    case ProxyError::kHeaderTimeout: return 408;
+    case ProxyError::kUpstreamTimeout: return 504;
+    case ProxyError::kMethodNotAllowed: return 405;
+    case ProxyError::kVersionNotSupported: return 505;
+    case ProxyError::kUpstreamConnect:
+    case ProxyError::kUpstreamBadResponse:
+    case ProxyError::kUpstreamClosed:
+    case ProxyError::kStalled:
+    case ProxyError::kNone: return 502;
+  }
+  return 502;
+}
+
+Proxy::Proxy(uv_loop_t* loop, ProxyOptions options, ProxyEvents& events)
+    : loop_(loop), options_(std::move(options)), events_(events) {}
+
+Proxy::~Proxy() = default;
+
+std::string Proxy::Start() {
+  for (const Address& address : options_.listen) {
+    auto listener = std::make_unique<Listener>(*this, address);
+    if (std::string error = listener->Start(loop_); !error.empty()) {
+      StopAccepting();
+      return error;
+    }
+    listeners_.push_back(std::move(listener));
+  }
+  return "";
+}
+
+std::vector<int> Proxy::listening_ports() const {
+  std::vector<int> ports;
+  for (const auto& listener : listeners_) ports.push_back(listener->port());
+  return ports;
+}
+
+void Proxy::OnIncoming(Listener& listener) {
+  if (clients_.size() >= options_.max_connections) {
+    listener.set_waiting(true);  // stays in the backlog; libuv pauses this listener
+    return;
+  }
+  Accept(listener);
+}
+
+void Proxy::Accept(Listener& listener) {
+  auto connection = std::make_unique<ClientConnection>(*this);
+  ClientConnection* raw = connection.get();
+  clients_.emplace(raw, std::move(connection));
+  if (raw->Accept(listener.stream(), listener.address().kind) != 0) {
+    clients_.erase(raw);  // no handle was created: nothing to close
+    return;
+  }
+  events_.OnConnectionOpened();
+}
+
+UpstreamConnection* Proxy::NewUpstream() {
+  auto connection = std::make_unique<UpstreamConnection>(*this);
+  UpstreamConnection* raw = connection.get();
+  upstreams_.emplace(raw, std::move(connection));
+  if (raw->Connect() != 0) {
+    // Either no socket was made (erase now) or it is closing (erased in its close callback).
+    if (raw->state() != UpstreamConnection::State::kClosing) upstreams_.erase(raw);
+    return nullptr;
+  }
+  return raw;
+}
+
+void Proxy::Remove(ClientConnection& connection) {
+  clients_.erase(&connection);
+  events_.OnConnectionClosed();
+  for (auto& listener : listeners_) {
+    if (clients_.size() >= options_.max_connections) break;
+    if (listener->waiting()) {
+      listener->set_waiting(false);
+      Accept(*listener);
+    }
+  }
+}
+
+void Proxy::Remove(UpstreamConnection& connection) {
+  pool_.Remove(connection);
+  upstreams_.erase(&connection);
+}
+
+void Proxy::StopAccepting() {
+  for (auto& listener : listeners_) listener->Close();
+  listeners_.clear();
+}
+
+void Proxy::CloseIdleConnections() {
+  // CloseIfIdle may close a connection, but it is erased only in its close callback, later: the
+  // map does not change under this loop.
+  for (auto& [raw, connection] : clients_) connection->CloseIfIdle();
+  pool_.CloseAll();
+}
+
+size_t Proxy::ForceCloseAll() {
+  size_t closed = 0;
+  for (auto& [raw, connection] : clients_) {
+    if (connection->state() == ClientConnection::State::kClosing) continue;
+    connection->Close();
+    ++closed;
+  }
+  pool_.CloseAll();
+  for (auto& [raw, connection] : upstreams_) connection->Close();
+  return closed;
+}
+
+ProxyCounts Proxy::counts() const {
+  ProxyCounts counts;
+  counts.connections = clients_.size();
+  for (const auto& [raw, connection] : clients_) {
+    counts.in_flight += connection->in_flight();
+    counts.idle += connection->state() == ClientConnection::State::kIdle;
+    counts.upgraded += connection->state() == ClientConnection::State::kTunnel;
+  }
+  return counts;
+}
+
+}  // namespace lameduck::proxy

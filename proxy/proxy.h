@@ -1,0 +1,79 @@
+// Proxy: the data plane on one libuv loop. It owns the listeners, every client and upstream
+// connection, the upstream pool and the buffer pools, and is what the coordinator drives
+// through DrainTarget. It does not log and does not decide when to drain.
+//
+// Lifetime: before destroying a Proxy, call ForceCloseAll() and StopAccepting() and run the loop
+// until empty() holds (the connections die in their close callbacks).
+#pragma once
+
+#include <uv.h>
+
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "proxy/buffer_pool.h"
+#include "proxy/drain_target.h"
+#include "proxy/proxy_events.h"
+#include "proxy/proxy_options.h"
+#include "proxy/socket.h"
+#include "proxy/upstream_pool.h"
+
+namespace lameduck::proxy {
+
+class ClientConnection;
+class Listener;
+class UpstreamConnection;
+
+class Proxy final : public DrainTarget {
+ public:
+  Proxy(uv_loop_t* loop, ProxyOptions options, ProxyEvents& events);
+  ~Proxy() override;
+  Proxy(const Proxy&) = delete;
+  Proxy& operator=(const Proxy&) = delete;
+
+  // Binds every --listen address; "" on success, else a message naming the address. On
+  // failure, listeners already bound are closed again.
+  std::string Start();
+  std::vector<int> listening_ports() const;  // TCP ports in --listen order; -1 for unix
+
+  // DrainTarget
+  void StopAccepting() override;
+  void CloseAfterCurrentResponse() override { closing_ = true; }
+  void CloseIdleConnections() override;
+  size_t ForceCloseAll() override;
+  ProxyCounts counts() const override;
+
+  bool empty() const { return clients_.empty() && upstreams_.empty(); }
+  size_t idle_upstreams() const { return pool_.size(); }
+
+  // For the connections.
+  uv_loop_t* loop() const { return loop_; }
+  const ProxyOptions& options() const { return options_; }
+  ProxyEvents& events() const { return events_; }
+  BufferPool& buffers() { return buffers_; }
+  WriteReqPool& write_reqs() { return write_reqs_; }
+  UpstreamPool& pool() { return pool_; }
+  bool closing() const { return closing_; }
+  UpstreamConnection* NewUpstream();  // connecting; nullptr if that failed at once
+  void OnIncoming(Listener& listener);
+  void Remove(ClientConnection& connection);
+  void Remove(UpstreamConnection& connection);
+
+ private:
+  void Accept(Listener& listener);
+
+  uv_loop_t* loop_;
+  ProxyOptions options_;
+  ProxyEvents& events_;
+  BufferPool buffers_;
+  WriteReqPool write_reqs_;
+  UpstreamPool pool_;
+  std::vector<std::unique_ptr<Listener>> listeners_;
+  std::unordered_map<ClientConnection*, std::unique_ptr<ClientConnection>> clients_;
+  std::unordered_map<UpstreamConnection*, std::unique_ptr<UpstreamConnection>> upstreams_;
+  bool closing_ = false;
+};
+
+}  // namespace lameduck::proxy

@@ -1,0 +1,36 @@
+// What the data plane reports. The proxy never logs; the coordinator turns these into metrics
+// and log events. Called on the loop thread, synchronously; implementations must not re-enter
+// the proxy from a callback other than through a deferred call.
+#pragma once
+
+#include <string_view>
+
+namespace lameduck::proxy {
+
+enum class ProxyError {
+  kNone,
+  kBadRequest,          // malformed or smuggling-prone request: 400
+  kHeadTooLarge,        // request head over --max-header-bytes: 431
+  kHeaderTimeout,       // request head not complete within --header-timeout: 408
+  kUpstreamConnect,     // refused, unreachable or connect timeout: 502
+  kUpstreamTimeout,     // no response head within --upstream-timeout: 504
+  kUpstreamBadResponse,  // malformed upstream response: 502
+  kUpstreamClosed,      // upstream closed before or during the response: 502 or close
+  kMethodNotAllowed,    // CONNECT: 405
+  kVersionNotSupported,  // not HTTP/1.x: 505
+  kStalled,             // no progress either way for --idle-timeout: the connection closes
+};
+
+std::string_view ToString(ProxyError error);
+int StatusFor(ProxyError error);  // the status the client gets while no response head was sent
+
+class ProxyEvents {
+ public:
+  virtual ~ProxyEvents() = default;
+  virtual void OnConnectionOpened() {}
+  virtual void OnConnectionClosed() {}
+  virtual void OnResponseComplete(int /*status*/) {}  // every final response sent in full
+  virtual void OnProxyError(ProxyError /*error*/) {}
+};
+
+}  // namespace lameduck::proxy

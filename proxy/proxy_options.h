@@ -1,0 +1,23 @@
+// The data plane's settings, already validated (coordinator/config parses and checks them).
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <vector>
+
+#include "proxy/address.h"
+
+namespace lameduck::proxy {
+
+struct ProxyOptions {
+  std::vector<Address> listen;  // at least one
+  Address upstream;
+  std::chrono::milliseconds header_timeout{10'000};    // request head must arrive within (408)
+  std::chrono::milliseconds idle_timeout{60'000};      // idle keep-alive client, stalled transfer
+  std::chrono::milliseconds connect_timeout{5'000};    // upstream connect (502)
+  std::chrono::milliseconds upstream_timeout{60'000};  // upstream response head (504)
+  size_t max_header_bytes = 64 * 1024;                 // request head limit (431)
+  size_t max_connections = 10'000;                     // beyond: wait in the listen backlog
+};
+
+}  // namespace lameduck::proxy

@@ -1,0 +1,134 @@
+#include "proxy/socket.h"
+
+namespace lameduck::proxy {
+
+std::unique_ptr<WriteReq> WriteReqPool::Acquire() {
+  if (free_.empty()) return std::make_unique<WriteReq>();
+  auto req = std::move(free_.back());
+  free_.pop_back();
+  return req;
+}
+
+void WriteReqPool::Release(std::unique_ptr<WriteReq> req) {
+  req->block.Reset();
+  req->head.clear();
+  if (free_.size() < kMaxFree) free_.push_back(std::move(req));
+}
+
+int Socket::Init(uv_loop_t* loop, Address::Kind kind) {
+  int rc = kind == Address::Kind::kUnix ? uv_pipe_init(loop, &handle_.pipe, 0)
+                                        : uv_tcp_init(loop, &handle_.tcp);
+  if (rc != 0) return rc;
+  handle_.handle.data = this;
+  initialized_ = true;
+  return 0;
+}
+
+int Socket::Connect(const Address& address) {
+  connect_req_.data = this;
+  if (address.kind == Address::Kind::kUnix) {
+    uv_pipe_connect(&connect_req_, &handle_.pipe, address.path.c_str(), &Socket::OnConnect);
+    return 0;
+  }
+  return uv_tcp_connect(&connect_req_, &handle_.tcp, address.sa(), &Socket::OnConnect);
+}
+
+void Socket::OnConnect(uv_connect_t* req, int status) {
+  auto* self = static_cast<Socket*>(req->data);
+  if (status == 0 && self->handle_.handle.type == UV_TCP) uv_tcp_nodelay(&self->handle_.tcp, 1);
+  self->owner_.OnSocketConnected(status);
+}
+
+void Socket::StartReading() {
+  if (reading_ || closing_) return;
+  if (uv_read_start(&handle_.stream, &Socket::OnAlloc, &Socket::OnRead) == 0) reading_ = true;
+}
+
+void Socket::StopReading() {
+  if (!reading_) return;
+  uv_read_stop(&handle_.stream);
+  reading_ = false;
+}
+
+void Socket::OnAlloc(uv_handle_t* handle, size_t, uv_buf_t* buf) {
+  auto* self = static_cast<Socket*>(handle->data);
+  self->read_block_ = self->buffers_.Acquire();
+  *buf = uv_buf_init(self->read_block_.data(), Block::kSize);
+}
+
+void Socket::OnRead(uv_stream_t* stream, ssize_t nread, const uv_buf_t*) {
+  auto* self = static_cast<Socket*>(stream->data);
+  BlockRef block = std::move(self->read_block_);
+  if (nread == 0) return;  // EAGAIN: the block goes back to the pool
+  if (nread < 0) self->StopReading();
+  self->owner_.OnSocketRead(nread, std::move(block));
+}
+
+int Socket::Write(std::string* head, const uv_buf_t* bufs, unsigned count, BlockRef block) {
+  if (closing_) return UV_ECANCELED;
+  constexpr unsigned kMaxBufs = 64;
+  if (count + 1 > kMaxBufs) return UV_EINVAL;
+  std::unique_ptr<WriteReq> req = writes_.Acquire();
+  uv_buf_t all[kMaxBufs];
+  unsigned n = 0;
+  if (head != nullptr) {
+    req->head.swap(*head);
+    all[n++] = uv_buf_init(req->head.data(), static_cast<unsigned>(req->head.size()));
+  }
+  for (unsigned i = 0; i < count; ++i) all[n++] = bufs[i];
+  req->block = std::move(block);
+  req->req.data = this;
+  int rc = uv_write(&req->req, &handle_.stream, all, n, &Socket::OnWrite);
+  if (rc != 0) {
+    if (head != nullptr) req->head.swap(*head);
+    writes_.Release(std::move(req));
+    return rc;
+  }
+  req.release();  // owned by libuv until OnWrite
+  ++writes_pending_;
+  return 0;
+}
+
+void Socket::OnWrite(uv_write_t* uv_req, int status) {
+  std::unique_ptr<WriteReq> req(reinterpret_cast<WriteReq*>(uv_req));
+  auto* self = static_cast<Socket*>(uv_req->data);
+  --self->writes_pending_;
+  self->writes_.Release(std::move(req));
+  self->owner_.OnSocketWritten(status);
+}
+
+void Socket::Shutdown() {
+  if (shutting_down_ || closing_) return;
+  shutting_down_ = true;
+  shutdown_req_.data = this;
+  if (uv_shutdown(&shutdown_req_, &handle_.stream, &Socket::OnShutdown) != 0) {
+    // Not connected or already shut: report it as a failed shutdown, from the loop, not here.
+    shutting_down_ = false;
+    Close();
+  }
+}
+
+void Socket::OnShutdown(uv_shutdown_t* req, int status) {
+  auto* self = static_cast<Socket*>(req->data);
+  self->owner_.OnSocketShutdown(status);
+}
+
+void Socket::Close() {
+  if (closing_ || !initialized_) return;
+  closing_ = true;
+  reading_ = false;
+  uv_close(&handle_.handle, &Socket::OnClose);
+}
+
+void Socket::OnClose(uv_handle_t* handle) {
+  auto* self = static_cast<Socket*>(handle->data);
+  self->owner_.OnSocketClosed();  // may destroy *self: nothing may follow
+}
+
+int Socket::fd() const {
+  uv_os_fd_t fd = -1;
+  if (uv_fileno(&handle_.handle, &fd) != 0) return -1;
+  return fd;
+}
+
+}  // namespace lameduck::proxy

@@ -1,0 +1,108 @@
+// Socket: one stream (TCP or unix) embedded in a connection object, with the bookkeeping both
+// sides of an exchange share: reads into pooled blocks, zero-copy writes that hold a reference
+// to the block they send from, write counting for back-pressure, shutdown and close.
+//
+// The close contract (libuv): Close() starts uv_close; cancelled write, connect and shutdown
+// callbacks run first and still see a live owner; then Owner::OnSocketClosed() runs, after which
+// the owner may destroy itself (and with it this Socket). Nothing here frees the owner.
+#pragma once
+
+#include <uv.h>
+
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "proxy/address.h"
+#include "proxy/buffer_pool.h"
+
+namespace lameduck::proxy {
+
+// A uv_write_t with the block reference that keeps its bytes alive; pooled, so that steady
+// traffic allocates nothing per write.
+struct WriteReq {
+  uv_write_t req;
+  BlockRef block;
+  std::string head;  // a message head written ahead of the block's bytes; capacity circulates
+};
+
+class WriteReqPool {
+ public:
+  std::unique_ptr<WriteReq> Acquire();
+  void Release(std::unique_ptr<WriteReq> req);
+
+ private:
+  static constexpr size_t kMaxFree = 1024;
+  std::vector<std::unique_ptr<WriteReq>> free_;
+};
+
+class Socket {
+ public:
+  class Owner {
+   public:
+    virtual void OnSocketRead(ssize_t nread, BlockRef block) = 0;  // nread > 0, or an error/EOF
+    virtual void OnSocketWritten(int status) = 0;                  // one write completed
+    virtual void OnSocketConnected(int /*status*/) {}
+    virtual void OnSocketShutdown(int /*status*/) {}
+    virtual void OnSocketClosed() = 0;  // the owner may destroy itself here
+
+   protected:
+    ~Owner() = default;
+  };
+
+  Socket(Owner& owner, BufferPool& buffers, WriteReqPool& writes)
+      : owner_(owner), buffers_(buffers), writes_(writes) {}
+  Socket(const Socket&) = delete;
+  Socket& operator=(const Socket&) = delete;
+
+  int Init(uv_loop_t* loop, Address::Kind kind);
+  int Connect(const Address& address);  // OnSocketConnected follows, also on failure
+  uv_stream_t* stream() { return &handle_.stream; }
+
+  void StartReading();
+  void StopReading();
+  bool reading() const { return reading_; }
+
+  // Queues `head` (if not null) and then bufs, which must lie in `block` (or be empty). The head
+  // is swapped into the write request, which owns it until the write completes; the caller gets
+  // back an empty string with spare capacity. Returns 0 or a libuv error; on error nothing was
+  // queued and `head` is unchanged.
+  int Write(std::string* head, const uv_buf_t* bufs, unsigned count, BlockRef block);
+  size_t write_queue_bytes() const { return handle_.stream.write_queue_size; }
+  size_t writes_pending() const { return writes_pending_; }
+
+  void Shutdown();  // FIN after the queued writes; OnSocketShutdown follows
+  void Close();     // idempotent; a no-op before Init succeeded
+  bool closing() const { return closing_; }
+  bool initialized() const { return initialized_; }
+  int fd() const;
+
+ private:
+  static void OnAlloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf);
+  static void OnRead(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
+  static void OnWrite(uv_write_t* req, int status);
+  static void OnConnect(uv_connect_t* req, int status);
+  static void OnShutdown(uv_shutdown_t* req, int status);
+  static void OnClose(uv_handle_t* handle);
+
+  Owner& owner_;
+  BufferPool& buffers_;
+  WriteReqPool& writes_;
+  union {
+    uv_handle_t handle;
+    uv_stream_t stream;
+    uv_tcp_t tcp;
+    uv_pipe_t pipe;
+  } handle_;
+  uv_connect_t connect_req_;
+  uv_shutdown_t shutdown_req_;
+  BlockRef read_block_;  // between OnAlloc and OnRead
+  size_t writes_pending_ = 0;
+  bool initialized_ = false;
+  bool reading_ = false;
+  bool shutting_down_ = false;
+  bool closing_ = false;
+};
+
+}  // namespace lameduck::proxy

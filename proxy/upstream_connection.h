@@ -1,0 +1,103 @@
+// UpstreamConnection: one connection to the app. It connects, carries the requests of one
+// client exchange at a time, parses the responses with llhttp and hands their pieces to the
+// attached ClientConnection, and waits in the UpstreamPool between exchanges. After a 101 it is
+// one end of a tunnel. It never writes to the client and never decides what the client sees.
+#pragma once
+
+#include <llhttp.h>
+#include <uv.h>
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "proxy/head_rewrite.h"
+#include "proxy/proxy_events.h"
+#include "proxy/socket.h"
+#include "proxy/uv_handle.h"
+
+namespace lameduck::proxy {
+
+class ClientConnection;
+class Proxy;
+
+class UpstreamConnection final : public Socket::Owner {
+ public:
+  enum class State {
+    kConnecting,  // connect timer armed; a client is attached and waits
+    kActive,      // attached to a client; response parser live
+    kIdle,        // in the pool: reading only to notice a close; pool timer armed
+    kTunnel,      // after a 101: raw bytes to the attached client
+    kClosing,     // uv_close called; the Proxy erases it from OnSocketClosed
+  };
+
+  explicit UpstreamConnection(Proxy& proxy);
+  int Connect();  // kConnecting; the client learns the outcome through OnUpstreamConnected/Failed
+
+  // The exchange: the client attaches before writing a request, and says whether the response
+  // can have a body (a HEAD request's cannot).
+  void Attach(ClientConnection& client, bool head_request);
+  void Detach() { client_ = nullptr; }
+  void ArmResponseTimeout();  // the request is complete: its response head must come in time
+  void StartTunnel();         // the 101 was sent on: forward raw bytes from here on
+  void SetReadPaused(bool paused);  // back-pressure from the client side
+
+  // Writes to the app. Returns 0 or a libuv error.
+  int Write(std::string* head, const uv_buf_t* bufs, unsigned count, BlockRef block) {
+    return socket_.Write(head, bufs, count, std::move(block));
+  }
+  void ShutdownWrite() { socket_.Shutdown(); }
+  size_t write_queue_bytes() const { return socket_.write_queue_bytes(); }
+  size_t writes_pending() const { return socket_.writes_pending(); }
+
+  // The pool's side.
+  void EnterPool(std::chrono::milliseconds idle_limit);
+  void LeavePool();
+  void Close();
+
+  State state() const { return state_; }
+  bool reused() const { return exchanges_ > 1; }
+  bool response_started() const { return response_bytes_ > 0; }
+  int status() const { return parser_.status_code; }
+
+  // Intrusive links for the UpstreamPool: being pooled allocates nothing.
+  UpstreamConnection* pool_prev = nullptr;
+  UpstreamConnection* pool_next = nullptr;
+
+ private:
+  enum class ParseEvent { kNone, kHeadComplete, kMessageComplete };
+  friend struct UpstreamParserCallbacks;
+
+  // Socket::Owner
+  void OnSocketRead(ssize_t nread, BlockRef block) override;
+  void OnSocketWritten(int status) override;
+  void OnSocketConnected(int status) override;
+  void OnSocketShutdown(int status) override;
+  void OnSocketClosed() override;
+
+  void ParseResponse(const BlockRef& block, size_t length);
+  void OnEof(ssize_t nread);
+  void DeliverBody(const BlockRef& block, size_t begin, size_t end);
+  void Fail(ProxyError error);
+  static void OnTimer(uv_timer_t* timer);
+
+  Proxy& proxy_;
+  Socket socket_;
+  UvHandle<uv_timer_t> timer_;
+  llhttp_t parser_;
+  HeadCollector head_;
+  std::vector<uv_buf_t> dechunked_;  // kDechunk: the data spans of one read
+  ClientConnection* client_ = nullptr;
+  State state_ = State::kConnecting;
+  ParseEvent event_ = ParseEvent::kNone;
+  bool head_request_ = false;
+  bool head_delivered_ = false;  // the final or interim head now being parsed went to the client
+  bool in_body_ = false;
+  bool dechunk_ = false;
+  bool in_head_ = true;  // parser is inside a head: header callbacks are the head's, not trailers
+  size_t head_bytes_ = 0;
+  size_t response_bytes_ = 0;
+  unsigned exchanges_ = 0;
+};
+
+}  // namespace lameduck::proxy

@@ -1,0 +1,159 @@
+// ProxyRunner: a real Proxy on its own libuv loop and thread, for tests that talk to it over
+// loopback with blocking clients. Everything that touches the Proxy runs on the loop thread
+// through Call(); the destructor force-closes, runs the loop until every handle is gone (a
+// leaked handle makes it hang, and the test time out) and joins the thread.
+#pragma once
+
+#include <uv.h>
+
+#include <atomic>
+#include <functional>
+#include <future>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "proxy/proxy.h"
+
+namespace lameduck::testing {
+
+// Counts what the proxy reports; thread-safe reads.
+class RecordingEvents : public proxy::ProxyEvents {
+ public:
+  void OnConnectionOpened() override { ++opened; }
+  void OnConnectionClosed() override { ++closed; }
+  void OnResponseComplete(int status) override {
+    std::lock_guard lock(mu_);
+    ++statuses_[status];
+  }
+  void OnProxyError(proxy::ProxyError error) override {
+    std::lock_guard lock(mu_);
+    ++errors_[error];
+  }
+  int status_count(int status) const {
+    std::lock_guard lock(mu_);
+    auto it = statuses_.find(status);
+    return it == statuses_.end() ? 0 : it->second;
+  }
+  int error_count(proxy::ProxyError error) const {
+    std::lock_guard lock(mu_);
+    auto it = errors_.find(error);
+    return it == errors_.end() ? 0 : it->second;
+  }
+  std::atomic<int> opened{0};
+  std::atomic<int> closed{0};
+
+ private:
+  mutable std::mutex mu_;
+  std::map<int, int> statuses_;
+  std::map<proxy::ProxyError, int> errors_;
+};
+
+class ProxyRunner {
+ public:
+  // Starts the proxy; check error() (empty on success) and port().
+  explicit ProxyRunner(proxy::ProxyOptions options) {
+    std::promise<void> started;
+    thread_ = std::thread([this, options = std::move(options), &started]() mutable {
+      uv_loop_init(&loop_);
+      uv_async_init(&loop_, &async_, &ProxyRunner::OnAsync);
+      async_.data = this;
+      proxy_ = std::make_unique<proxy::Proxy>(&loop_, std::move(options), events_);
+      error_ = proxy_->Start();
+      if (error_.empty()) port_ = proxy_->listening_ports().at(0);
+      started.set_value();
+      uv_run(&loop_, UV_RUN_DEFAULT);  // until the destructor closes the async handle
+      uv_loop_close(&loop_);
+    });
+    started.get_future().wait();
+  }
+
+  ~ProxyRunner() {
+    Call([this] {
+      proxy_->ForceCloseAll();
+      proxy_->StopAccepting();
+      stopping_ = true;
+    });
+    // The loop thread finishes closing, destroys the proxy and closes the async handle.
+    Post([this] { FinishIfEmpty(); });
+    thread_.join();
+  }
+
+  const std::string& error() const { return error_; }
+  int port() const { return port_; }
+  RecordingEvents& events() { return events_; }
+
+  // Runs fn on the loop thread and waits for it.
+  template <typename Fn>
+  auto Call(Fn fn) -> decltype(fn()) {
+    using R = decltype(fn());
+    std::promise<R> done;
+    Post([&] {
+      if constexpr (std::is_void_v<R>) {
+        fn();
+        done.set_value();
+      } else {
+        done.set_value(fn());
+      }
+    });
+    return done.get_future().get();
+  }
+
+  proxy::ProxyCounts counts() {
+    return Call([this] { return proxy_->counts(); });
+  }
+  proxy::Proxy& proxy() { return *proxy_; }  // only inside Call()
+
+ private:
+  void Post(std::function<void()> fn) {
+    {
+      std::lock_guard lock(mu_);
+      queue_.push_back(std::move(fn));
+    }
+    uv_async_send(&async_);
+  }
+
+  static void OnAsync(uv_async_t* async) {
+    auto* self = static_cast<ProxyRunner*>(async->data);
+    std::vector<std::function<void()>> work;
+    {
+      std::lock_guard lock(self->mu_);
+      work.swap(self->queue_);
+    }
+    for (auto& fn : work) fn();
+  }
+
+  void FinishIfEmpty() {
+    if (!proxy_->empty()) {
+      // Connections die in their close callbacks: look again on the next loop turn.
+      uv_timer_init(&loop_, &retry_timer_);
+      retry_timer_.data = this;
+      uv_timer_start(
+          &retry_timer_,
+          [](uv_timer_t* t) {
+            uv_close(reinterpret_cast<uv_handle_t*>(t),
+                     [](uv_handle_t* h) { static_cast<ProxyRunner*>(h->data)->FinishIfEmpty(); });
+          },
+          1, 0);
+      return;
+    }
+    proxy_.reset();
+    uv_close(reinterpret_cast<uv_handle_t*>(&async_), nullptr);
+  }
+
+  uv_loop_t loop_;
+  uv_async_t async_;
+  uv_timer_t retry_timer_;
+  std::thread thread_;
+  std::mutex mu_;
+  std::vector<std::function<void()>> queue_;
+  RecordingEvents events_;
+  std::unique_ptr<proxy::Proxy> proxy_;
+  std::string error_;
+  int port_ = -1;
+  bool stopping_ = false;
+};
+
+}  // namespace lameduck::testing
