@@ -35,9 +35,9 @@ void EventLog::Emit(LogLevel level, std::string_view event, const nlohmann::json
     if (fields.is_object()) {
       for (const auto& [key, value] : fields.items()) {
         line += " " + key + "=" +
-                (value.is_string() ? value.get<std::string>()
-                                   : value.dump(-1, ' ', false,
-                                                nlohmann::json::error_handler_t::replace));
+                (value.is_string()
+                     ? value.get<std::string>()
+                     : value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
       }
     }
   }

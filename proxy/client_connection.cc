@@ -92,10 +92,11 @@ ClientConnection::ClientConnection(Proxy& proxy)
   parser_.data = this;
 }
 
-int ClientConnection::Accept(uv_stream_t* server, Address::Kind kind) {
+int ClientConnection::Accept(uv_stream_t* server, int fd, Address::Kind kind) {
   if (int rc = socket_.Init(proxy_.loop(), kind); rc != 0) return rc;
-  if (timer_.Init(proxy_.loop(), uv_timer_init, this) != 0 ||
-      uv_accept(server, socket_.stream()) != 0) {
+  int rc = timer_.Init(proxy_.loop(), uv_timer_init, this);
+  if (rc == 0) rc = fd >= 0 ? socket_.Open(fd) : uv_accept(server, socket_.stream());
+  if (rc != 0) {
     Close();
     return 0;
   }
@@ -216,9 +217,8 @@ void ClientConnection::ProcessInput(BlockRef block, size_t offset, size_t length
       case State::kProxying:
         if (length == 0) {
           more = false;
-        } else if (request_phase_ == RequestPhase::kComplete || upstream_ == nullptr ||
-                   upstream_->state() != UpstreamConnection::State::kActive) {
-          Stash(std::move(block), offset, length);  // the next request, or a body that must wait
+        } else if (request_phase_ == RequestPhase::kComplete || unsent_) {
+          Stash(std::move(block), offset, length);  // the next request, or more than can wait
           more = false;
         } else {
           more = ReadBody(block, offset, length);
@@ -235,6 +235,14 @@ void ClientConnection::ProcessInput(BlockRef block, size_t offset, size_t length
       case State::kClosing:
         more = false;  // discarded
         break;
+    }
+  }
+  // Only now, with what this read brought checked, does the exchange take an upstream.
+  if (state_ == State::kProxying && needs_upstream_) {
+    needs_upstream_ = false;
+    if (AttachUpstream(/*allow_pooled=*/true) &&
+        upstream_->state() == UpstreamConnection::State::kActive) {
+      OnUpstreamConnected();  // a pooled connection is ready at once
     }
   }
   UpdateReading();
@@ -311,9 +319,8 @@ void ClientConnection::StartExchange() {
     return;
   }
   state_ = State::kProxying;
+  needs_upstream_ = true;
   ArmTimer(proxy_.options().idle_timeout.count());
-  if (!AttachUpstream(/*allow_pooled=*/true)) return;
-  if (upstream_->state() == UpstreamConnection::State::kActive) SendRequestHead();
 }
 
 bool ClientConnection::AttachUpstream(bool allow_pooled) {
@@ -345,7 +352,8 @@ void ClientConnection::SendRequestHead() {
 void ClientConnection::OnUpstreamConnected() {
   if (state_ != State::kProxying || upstream_ == nullptr) return;
   SendRequestHead();
-  if (state_ == State::kProxying) ProcessPending();  // body bytes that waited for the connection
+  if (state_ == State::kProxying) ForwardUnsent();   // body bytes that waited for the connection
+  if (state_ == State::kProxying) ProcessPending();  // and any that were not parsed yet
   UpdateReading();
 }
 
@@ -355,12 +363,19 @@ bool ClientConnection::ReadBody(const BlockRef& block, size_t& offset, size_t& l
   llhttp_errno_t err = llhttp_execute(&parser_, data, length);
   size_t used = err == HPE_OK ? length : static_cast<size_t>(llhttp_get_error_pos(&parser_) - data);
   if (err != HPE_OK && !(err == HPE_PAUSED && event_ == ParseEvent::kMessageComplete)) {
-    // A broken chunked body: part of it already went upstream, so that connection is spoiled.
+    // A broken chunked body. If part of the message already went upstream, that connection is
+    // out of step for good: it closes.
     ReleaseUpstream(/*reusable=*/false);
     SendError(ProxyError::kBadRequest);
     return false;
   }
-  ForwardBody(block, offset, used);
+  if (upstream_ != nullptr && upstream_->state() == UpstreamConnection::State::kActive) {
+    ForwardBody(block, offset, used);
+  } else if (used > 0) {
+    unsent_ = block.Share();
+    unsent_offset_ = offset;
+    unsent_length_ = used;
+  }
   offset += used;
   length -= used;
   if (state_ != State::kProxying) return false;
@@ -376,6 +391,12 @@ void ClientConnection::ForwardBody(const BlockRef& block, size_t offset, size_t 
     return;
   }
   body_bytes_forwarded_ += length;
+}
+
+void ClientConnection::ForwardUnsent() {
+  if (!unsent_) return;
+  BlockRef block = std::move(unsent_);
+  ForwardBody(block, unsent_offset_, unsent_length_);
 }
 
 void ClientConnection::OnRequestComplete() {
@@ -426,10 +447,10 @@ ResponseFraming ClientConnection::OnResponseHead(UpstreamConnection& upstream,
   close_after_ = close_after_ || drain_close_ || proxy_.closing() ||
                  request_phase_ != RequestPhase::kComplete || close_delimited ||
                  framing == ResponseFraming::kDechunk || (upgrade_ && status != 101);
-  ResponseConnection connection = status == 101 ? ResponseConnection::kUpgrade
-                                   : close_after_ ? ResponseConnection::kClose
-                                   : http10_      ? ResponseConnection::kKeepAliveHttp10
-                                                  : ResponseConnection::kKeepAlive;
+  ResponseConnection connection = status == 101  ? ResponseConnection::kUpgrade
+                                  : close_after_ ? ResponseConnection::kClose
+                                  : http10_      ? ResponseConnection::kKeepAliveHttp10
+                                                 : ResponseConnection::kKeepAlive;
   WriteResponseHead(head, {status, framing, connection}, response_head_);
   response_phase_ = ResponsePhase::kStreaming;
   WriteToClient(&response_head_, nullptr, 0, BlockRef());
@@ -479,9 +500,11 @@ void ClientConnection::OnUpstreamWritable(UpstreamConnection&) {
 }
 
 void ClientConnection::MaybeFinishExchange() {
-  if (state_ == State::kProxying && request_phase_ == RequestPhase::kComplete &&
-      response_phase_ == ResponsePhase::kComplete) {
+  if (state_ != State::kProxying || response_phase_ != ResponsePhase::kComplete) return;
+  if (request_phase_ == RequestPhase::kComplete) {
     FinishExchange();
+  } else {
+    Linger();  // answered early (a 413, say): the rest of the body is read and dropped
   }
 }
 
@@ -561,6 +584,7 @@ void ClientConnection::Linger() {
   ReleaseUpstream(/*reusable=*/false);
   state_ = State::kLingering;
   pending_.Reset();
+  unsent_.Reset();
   // Shut the write side once the response is out, then read until the client's FIN: closing
   // with unread input would make the kernel send a reset, and the client could lose the
   // response it has not read yet.
@@ -579,6 +603,7 @@ void ClientConnection::Close() {
   if (state_ == State::kClosing) return;
   state_ = State::kClosing;
   pending_.Reset();
+  unsent_.Reset();
   timer_.Close();
   if (upstream_ != nullptr) {
     UpstreamConnection* upstream = upstream_;
@@ -643,8 +668,8 @@ void ClientConnection::UpdateReading() {
       want = !pending_;
       break;
     case State::kProxying:
-      want = request_phase_ == RequestPhase::kBody && !pending_ && upstream_ != nullptr &&
-             upstream_->state() == UpstreamConnection::State::kActive &&
+      want = request_phase_ == RequestPhase::kBody && !pending_ && !unsent_ &&
+             upstream_ != nullptr && upstream_->state() == UpstreamConnection::State::kActive &&
              !Congested(upstream_->write_queue_bytes(), socket_.reading());
       break;
     case State::kTunnel:

@@ -43,9 +43,10 @@ class ClientConnection final : public Socket::Owner {
   };
 
   explicit ClientConnection(Proxy& proxy);
+  // Takes the next connection from `server`, or, with fd >= 0, adopts that accepted socket.
   // Returns an error only if the socket could not even be created (then nothing needs closing);
   // any later failure closes the connection, which the Proxy erases as usual.
-  int Accept(uv_stream_t* server, Address::Kind kind);
+  int Accept(uv_stream_t* server, int fd, Address::Kind kind);
 
   // The drain (see DrainTarget).
   void CloseIfIdle();  // an idle connection closes; one with request bytes waiting serves them
@@ -90,6 +91,7 @@ class ClientConnection final : public Socket::Owner {
   bool AttachUpstream(bool allow_pooled);
   void SendRequestHead();
   void ForwardBody(const BlockRef& block, size_t offset, size_t length);
+  void ForwardUnsent();
   void OnRequestComplete();
   bool CanRetry(ProxyError error) const;
   void MaybeFinishExchange();
@@ -122,6 +124,11 @@ class ClientConnection final : public Socket::Owner {
   BlockRef pending_;
   size_t pending_offset_ = 0;
   size_t pending_length_ = 0;
+  // Body bytes already parsed (so known to be valid) that wait for the upstream connection:
+  // a request whose body is broken is refused before any of it reaches the app.
+  BlockRef unsent_;
+  size_t unsent_offset_ = 0;
+  size_t unsent_length_ = 0;
 
   // Facts about the current exchange.
   size_t head_bytes_ = 0;
@@ -130,15 +137,16 @@ class ClientConnection final : public Socket::Owner {
   bool saw_line_end_ = false;      // obs-fold scan: the previous head byte was LF
   bool obs_fold_ = false;
   bool bad_field_name_ = false;
-  bool keep_alive_ = true;      // the client allows another request after this one
-  bool close_after_ = false;    // this exchange ends the connection
+  bool keep_alive_ = true;    // the client allows another request after this one
+  bool close_after_ = false;  // this exchange ends the connection
   bool http10_ = false;
   bool upgrade_ = false;
   bool retried_ = false;
+  bool needs_upstream_ = false;       // head accepted; connect once this read's bytes are checked
   bool upstream_was_reused_ = false;  // the current upstream served an earlier exchange
-  bool drain_close_ = false;  // the drain chose this connection: close after what it serves
-  bool client_eof_ = false;     // tunnel: the client finished sending
-  bool upstream_eof_ = false;   // tunnel: the upstream finished sending
+  bool drain_close_ = false;          // the drain chose this connection: close after what it serves
+  bool client_eof_ = false;           // tunnel: the client finished sending
+  bool upstream_eof_ = false;         // tunnel: the upstream finished sending
   int status_ = 0;
   uint64_t last_activity_ms_ = 0;
   char client_ip_[INET6_ADDRSTRLEN] = {};

@@ -16,10 +16,10 @@ struct ProxyCounts {
 class DrainTarget {
  public:
   virtual ~DrainTarget() = default;
-  virtual void StopAccepting() = 0;             // close the listeners
+  virtual void StopAccepting() = 0;              // close the listeners
   virtual void CloseAfterCurrentResponse() = 0;  // every connection, from now on
-  virtual void CloseIdleConnections() = 0;      // serves bytes already received first
-  virtual size_t ForceCloseAll() = 0;  // returns the number of client connections closed
+  virtual void CloseIdleConnections() = 0;       // serves bytes already received first
+  virtual size_t ForceCloseAll() = 0;            // returns the number of client connections closed
   virtual ProxyCounts counts() const = 0;
 };
 

@@ -67,8 +67,8 @@ struct RequestRewrite {
 void WriteRequestHead(const HeadCollector& head, const RequestRewrite& rewrite, std::string& out);
 
 enum class ResponseFraming {
-  kAsIs,          // forward the body bytes as they come
-  kDechunk,       // HTTP/1.0 client, chunked response: drop Transfer-Encoding, send the data only
+  kAsIs,     // forward the body bytes as they come
+  kDechunk,  // HTTP/1.0 client, chunked response: drop Transfer-Encoding, send the data only
 };
 enum class ResponseConnection { kKeepAlive, kKeepAliveHttp10, kClose, kUpgrade };
 

@@ -47,6 +47,13 @@ uv_stream_t* Listener::stream() const {
   return reinterpret_cast<uv_stream_t*>(tcp_.get());
 }
 
+int Listener::AcceptRaw() {
+  uv_os_fd_t fd = -1;
+  uv_stream_t* server = stream();
+  if (server == nullptr || uv_fileno(reinterpret_cast<uv_handle_t*>(server), &fd) != 0) return -1;
+  return accept4(fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+}
+
 void Listener::Close() {
   bool was_open = tcp_ || pipe_;
   tcp_.Close();

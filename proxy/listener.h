@@ -26,6 +26,7 @@ class Listener {
   int port() const;  // the bound TCP port (useful with port 0); -1 for unix sockets
   const Address& address() const { return address_; }
   uv_stream_t* stream() const;
+  int AcceptRaw();  // a connection from the backlog, bypassing libuv; -1 when none is waiting
   bool waiting() const { return waiting_; }
   void set_waiting(bool waiting) { waiting_ = waiting; }
 

@@ -1,5 +1,7 @@
 #include "proxy/proxy.h"
 
+#include <unistd.h>
+
 #include "proxy/client_connection.h"
 #include "proxy/listener.h"
 #include "proxy/upstream_connection.h"
@@ -8,34 +10,52 @@ namespace lameduck::proxy {
 
 std::string_view ToString(ProxyError error) {
   switch (error) {
-    case ProxyError::kNone: return "none";
-    case ProxyError::kBadRequest: return "bad_request";
-    case ProxyError::kHeadTooLarge: return "head_too_large";
-    case ProxyError::kHeaderTimeout: return "header_timeout";
-    case ProxyError::kUpstreamConnect: return "upstream_connect";
-    case ProxyError::kUpstreamTimeout: return "upstream_timeout";
-    case ProxyError::kUpstreamBadResponse: return "upstream_bad_response";
-    case ProxyError::kUpstreamClosed: return "upstream_closed";
-    case ProxyError::kMethodNotAllowed: return "method_not_allowed";
-    case ProxyError::kVersionNotSupported: return "version_not_supported";
-    case ProxyError::kStalled: return "stalled";
+    case ProxyError::kNone:
+      return "none";
+    case ProxyError::kBadRequest:
+      return "bad_request";
+    case ProxyError::kHeadTooLarge:
+      return "head_too_large";
+    case ProxyError::kHeaderTimeout:
+      return "header_timeout";
+    case ProxyError::kUpstreamConnect:
+      return "upstream_connect";
+    case ProxyError::kUpstreamTimeout:
+      return "upstream_timeout";
+    case ProxyError::kUpstreamBadResponse:
+      return "upstream_bad_response";
+    case ProxyError::kUpstreamClosed:
+      return "upstream_closed";
+    case ProxyError::kMethodNotAllowed:
+      return "method_not_allowed";
+    case ProxyError::kVersionNotSupported:
+      return "version_not_supported";
+    case ProxyError::kStalled:
+      return "stalled";
   }
   return "unknown";
 }
 
 int StatusFor(ProxyError error) {
   switch (error) {
-    case ProxyError::kBadRequest: return 400;
-    case ProxyError::kHeadTooLarge: return 431;
-    case ProxyError::kHeaderTimeout: return 408;
-    case ProxyError::kUpstreamTimeout: return 504;
-    case ProxyError::kMethodNotAllowed: return 405;
-    case ProxyError::kVersionNotSupported: return 505;
+    case ProxyError::kBadRequest:
+      return 400;
+    case ProxyError::kHeadTooLarge:
+      return 431;
+    case ProxyError::kHeaderTimeout:
+      return 408;
+    case ProxyError::kUpstreamTimeout:
+      return 504;
+    case ProxyError::kMethodNotAllowed:
+      return 405;
+    case ProxyError::kVersionNotSupported:
+      return 505;
     case ProxyError::kUpstreamConnect:
     case ProxyError::kUpstreamBadResponse:
     case ProxyError::kUpstreamClosed:
     case ProxyError::kStalled:
-    case ProxyError::kNone: return 502;
+    case ProxyError::kNone:
+      return 502;
   }
   return 502;
 }
@@ -71,11 +91,12 @@ void Proxy::OnIncoming(Listener& listener) {
   Accept(listener);
 }
 
-void Proxy::Accept(Listener& listener) {
+void Proxy::Accept(Listener& listener, int fd) {
   auto connection = std::make_unique<ClientConnection>(*this);
   ClientConnection* raw = connection.get();
   clients_.emplace(raw, std::move(connection));
-  if (raw->Accept(listener.stream(), listener.address().kind) != 0) {
+  if (raw->Accept(listener.stream(), fd, listener.address().kind) != 0) {
+    if (fd >= 0) close(fd);
     clients_.erase(raw);  // no handle was created: nothing to close
     return;
   }
@@ -112,7 +133,17 @@ void Proxy::Remove(UpstreamConnection& connection) {
 }
 
 void Proxy::StopAccepting() {
-  for (auto& listener : listeners_) listener->Close();
+  for (auto& listener : listeners_) {
+    // Clients whose handshake the kernel already completed would be reset by the close: they
+    // were routed here before the listener closed, so serve them, over the limit if need be.
+    if (listener->waiting()) {
+      listener->set_waiting(false);
+      Accept(*listener);
+    }
+    int fd;
+    while ((fd = listener->AcceptRaw()) >= 0) Accept(*listener, fd);
+    listener->Close();
+  }
   listeners_.clear();
 }
 

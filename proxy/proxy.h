@@ -62,7 +62,7 @@ class Proxy final : public DrainTarget {
   void Remove(UpstreamConnection& connection);
 
  private:
-  void Accept(Listener& listener);
+  void Accept(Listener& listener, int fd = -1);
 
   uv_loop_t* loop_;
   ProxyOptions options_;

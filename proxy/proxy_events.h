@@ -9,16 +9,16 @@ namespace lameduck::proxy {
 
 enum class ProxyError {
   kNone,
-  kBadRequest,          // malformed or smuggling-prone request: 400
-  kHeadTooLarge,        // request head over --max-header-bytes: 431
-  kHeaderTimeout,       // request head not complete within --header-timeout: 408
-  kUpstreamConnect,     // refused, unreachable or connect timeout: 502
-  kUpstreamTimeout,     // no response head within --upstream-timeout: 504
+  kBadRequest,           // malformed or smuggling-prone request: 400
+  kHeadTooLarge,         // request head over --max-header-bytes: 431
+  kHeaderTimeout,        // request head not complete within --header-timeout: 408
+  kUpstreamConnect,      // refused, unreachable or connect timeout: 502
+  kUpstreamTimeout,      // no response head within --upstream-timeout: 504
   kUpstreamBadResponse,  // malformed upstream response: 502
-  kUpstreamClosed,      // upstream closed before or during the response: 502 or close
-  kMethodNotAllowed,    // CONNECT: 405
+  kUpstreamClosed,       // upstream closed before or during the response: 502 or close
+  kMethodNotAllowed,     // CONNECT: 405
   kVersionNotSupported,  // not HTTP/1.x: 505
-  kStalled,             // no progress either way for --idle-timeout: the connection closes
+  kStalled,              // no progress either way for --idle-timeout: the connection closes
 };
 
 std::string_view ToString(ProxyError error);

@@ -33,6 +33,11 @@ int Socket::Connect(const Address& address) {
   return uv_tcp_connect(&connect_req_, &handle_.tcp, address.sa(), &Socket::OnConnect);
 }
 
+int Socket::Open(int fd) {
+  if (handle_.handle.type == UV_NAMED_PIPE) return uv_pipe_open(&handle_.pipe, fd);
+  return uv_tcp_open(&handle_.tcp, fd);
+}
+
 void Socket::OnConnect(uv_connect_t* req, int status) {
   auto* self = static_cast<Socket*>(req->data);
   if (status == 0 && self->handle_.handle.type == UV_TCP) uv_tcp_nodelay(&self->handle_.tcp, 1);

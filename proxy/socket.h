@@ -58,6 +58,7 @@ class Socket {
 
   int Init(uv_loop_t* loop, Address::Kind kind);
   int Connect(const Address& address);  // OnSocketConnected follows, also on failure
+  int Open(int fd);                     // adopt an accepted socket (after Init)
   uv_stream_t* stream() { return &handle_.stream; }
 
   void StartReading();

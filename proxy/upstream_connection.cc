@@ -226,7 +226,8 @@ void UpstreamConnection::ParseResponse(const BlockRef& block, size_t length) {
     event_ = ParseEvent::kNone;
     dechunked_.clear();
     llhttp_errno_t err = llhttp_execute(&parser_, data + offset, length - offset);
-    size_t end = err == HPE_OK ? length : static_cast<size_t>(llhttp_get_error_pos(&parser_) - data);
+    size_t end =
+        err == HPE_OK ? length : static_cast<size_t>(llhttp_get_error_pos(&parser_) - data);
     if (err != HPE_OK && err != HPE_PAUSED) {
       Fail(ProxyError::kUpstreamBadResponse);
       return;

@@ -66,12 +66,11 @@ TEST(WriteRequestHeadTest, KeepsEndToEndFieldsAndFramingAndAddsForwardingFields)
 }
 
 TEST(WriteRequestHeadTest, MergesEveryXForwardedForIntoOneListEndingWithTheClient) {
-  HeadCollector head = Head({{"Host", "h"}, {"X-Forwarded-For", "1.1.1.1"},
-                             {"X-Forwarded-For", "2.2.2.2, 3.3.3.3"}});
+  HeadCollector head = Head(
+      {{"Host", "h"}, {"X-Forwarded-For", "1.1.1.1"}, {"X-Forwarded-For", "2.2.2.2, 3.3.3.3"}});
   std::string out;
   WriteRequestHead(head, {"GET", "4.4.4.4", false}, out);
-  EXPECT_NE(out.find("X-Forwarded-For: 1.1.1.1, 2.2.2.2, 3.3.3.3, 4.4.4.4\r\n"),
-            std::string::npos)
+  EXPECT_NE(out.find("X-Forwarded-For: 1.1.1.1, 2.2.2.2, 3.3.3.3, 4.4.4.4\r\n"), std::string::npos)
       << out;
   EXPECT_EQ(out.find("X-Forwarded-For", out.find("X-Forwarded-For") + 1), std::string::npos);
 }
@@ -93,8 +92,7 @@ TEST(WriteResponseHeadTest, SaysCloseOrKeepAliveAsTheConnectionRequires) {
   std::string out;
   WriteResponseHead(head, {200, ResponseFraming::kAsIs, ResponseConnection::kClose}, out);
   EXPECT_EQ(out, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-  WriteResponseHead(head, {200, ResponseFraming::kAsIs, ResponseConnection::kKeepAliveHttp10},
-                    out);
+  WriteResponseHead(head, {200, ResponseFraming::kAsIs, ResponseConnection::kKeepAliveHttp10}, out);
   EXPECT_EQ(out, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: keep-alive\r\n\r\n");
 }
 

@@ -1,6 +1,9 @@
 // The data plane over real loopback sockets: a ProxyRunner (the real Proxy on its own loop
 // thread) between a blocking TestClient and a scripted TestUpstream. One behaviour per test.
+#include "proxy/proxy.h"
+
 #include <arpa/inet.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -9,9 +12,6 @@
 #include <string>
 #include <thread>
 
-#include <gtest/gtest.h>
-
-#include "proxy/proxy.h"
 #include "tests/support/proxy_runner.h"
 #include "tests/support/test_client.h"
 #include "tests/support/test_upstream.h"
@@ -146,8 +146,9 @@ TEST_F(ProxyTest, StreamsAContentLengthUploadToTheUpstream) {
   });
   StartProxy();
   std::string body(3 * 1024 * 1024 + 17, 'u');
-  auto response = Exchange("POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: " +
-                           std::to_string(body.size()) + "\r\n\r\n" + body);
+  auto response =
+      Exchange("POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(body.size()) +
+               "\r\n\r\n" + body);
   ASSERT_TRUE(response);
   EXPECT_EQ(response->body, std::to_string(body.size()));
   EXPECT_EQ(upstream_.received()[0].body, body);
@@ -161,7 +162,7 @@ TEST_F(ProxyTest, ForwardsAChunkedRequestWithTrailers) {
   ASSERT_TRUE(response);
   EXPECT_EQ(response->status, 200);
   ASSERT_EQ(upstream_.received().size(), 1u);
-  const HttpRequest& seen = upstream_.received()[0];
+  const HttpRequest seen = upstream_.received()[0];
   EXPECT_TRUE(seen.chunked);
   EXPECT_EQ(seen.body, "hello world");
   EXPECT_EQ(seen.Trailer("X-Checksum"), "42");
@@ -333,9 +334,8 @@ TEST_F(ProxyTest, DropsAPooledConnectionTheAppClosed) {
   });
   auto& runner = StartProxy();
   ASSERT_TRUE(Exchange("GET /1 HTTP/1.1\r\nHost: x\r\n\r\n"));
-  ASSERT_TRUE(Eventually([&] {
-    return runner.Call([&] { return runner.proxy().idle_upstreams(); }) == 0;
-  }));
+  ASSERT_TRUE(Eventually(
+      [&] { return runner.Call([&] { return runner.proxy().idle_upstreams(); }) == 0; }));
   auto second = Exchange("GET /2 HTTP/1.1\r\nHost: x\r\n\r\n");
   ASSERT_TRUE(second);
   EXPECT_EQ(second->status, 200);
@@ -395,10 +395,10 @@ TEST_F(ProxyTest, AnswersPipelinedRequestsInOrderOneAtATime) {
   });
   StartProxy();
   auto client = Connect();
-  ASSERT_TRUE(client->Send(
-      "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n"
-      "GET /b HTTP/1.1\r\nHost: x\r\n\r\n"
-      "POST /c HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"));
+  ASSERT_TRUE(
+      client->Send("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n"
+                   "GET /b HTTP/1.1\r\nHost: x\r\n\r\n"
+                   "POST /c HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"));
   ASSERT_TRUE(upstream_.WaitForRequests(1, 2s));
   // While the first response is outstanding, the second request is not forwarded.
   EXPECT_FALSE(upstream_.WaitForRequests(2, 300ms));
@@ -423,7 +423,7 @@ TEST_F(ProxyTest, DropsHopByHopHeadersAndAddsForwardingHeaders) {
       "X-Kept: yes\r\n\r\n");
   ASSERT_TRUE(response);
   ASSERT_EQ(upstream_.received().size(), 1u);
-  const HttpRequest& seen = upstream_.received()[0];
+  const HttpRequest seen = upstream_.received()[0];
   for (const char* dropped :
        {"Connection", "X-Secret", "Keep-Alive", "Proxy-Connection", "TE", "Upgrade"}) {
     EXPECT_EQ(seen.HeaderCount(dropped), 0) << dropped;
@@ -550,9 +550,7 @@ TEST_F(ProxyTest, AnswersBadGatewayWhenTheUpstreamConnectTimesOut) {
 }
 
 TEST_F(ProxyTest, AnswersGatewayTimeoutWhenNoResponseHeadComesInTime) {
-  upstream_.SetHandler([](const HttpRequest&, UpstreamConn& conn) {
-    conn.WaitForGate("never");
-  });
+  upstream_.SetHandler([](const HttpRequest&, UpstreamConn& conn) { conn.WaitForGate("never"); });
   auto options = Options();
   options.upstream_timeout = 300ms;
   auto& runner = StartProxy(options);
@@ -619,13 +617,13 @@ TEST_F(ProxyTest, AnswersHeaderFieldsTooLargeOverTheLimit) {
   auto options = Options();
   options.max_header_bytes = 4096;
   StartProxy(options);
-  auto response = Exchange("GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(5000, 'a') +
-                           "\r\n\r\n");
+  auto response =
+      Exchange("GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(5000, 'a') + "\r\n\r\n");
   ASSERT_TRUE(response);
   EXPECT_EQ(response->status, 431);
   // Just under the limit is fine.
-  auto fits = Exchange("GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(3000, 'a') +
-                       "\r\n\r\n");
+  auto fits =
+      Exchange("GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(3000, 'a') + "\r\n\r\n");
   ASSERT_TRUE(fits);
   EXPECT_EQ(fits->status, 200);
   EXPECT_EQ(upstream_.requests(), 1);
@@ -707,8 +705,8 @@ TEST_F(ProxyTest, ABrokenChunkedBodyAfterTheHeadClosesTheUpstreamConnection) {
   });
   StartProxy();
   auto client = Connect();
-  ASSERT_TRUE(client->Send(
-      "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n"));
+  ASSERT_TRUE(
+      client->Send("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n"));
   ASSERT_TRUE(upstream_.WaitForRequests(1, 2s));
   ASSERT_TRUE(client->Send("zz\r\n"));
   auto response = client->ReadResponse();
@@ -751,6 +749,20 @@ TEST_F(ProxyTest, ClosesAKeepAliveConnectionIdleLongerThanTheIdleTimeout) {
 
 // ---- 11. the interface the drain uses ----
 
+TEST_F(ProxyTest, StopAcceptingStillServesConnectionsWaitingInTheBacklog) {
+  auto options = Options();
+  options.max_connections = 1;
+  auto& runner = StartProxy(options);
+  auto first = Connect();
+  ASSERT_TRUE(Eventually([&] { return runner.counts().connections == 1; }));
+  auto waiting = Connect();  // handshake done by the kernel; not accepted (limit)
+  ASSERT_TRUE(waiting->Send("GET /late HTTP/1.1\r\nHost: x\r\n\r\n"));
+  runner.Call([&] { runner.proxy().StopAccepting(); });
+  auto response = waiting->ReadResponse();
+  ASSERT_TRUE(response) << waiting->last_error();
+  EXPECT_EQ(response->body, "ok /late");
+}
+
 TEST_F(ProxyTest, CountsConnectionsInFlightRequestsAndIdleConnections) {
   upstream_.SetHandler([](const HttpRequest& request, UpstreamConn& conn) {
     if (request.target == "/slow") conn.WaitForGate("slow");
@@ -776,6 +788,7 @@ TEST_F(ProxyTest, CountsConnectionsInFlightRequestsAndIdleConnections) {
 TEST_F(ProxyTest, StopAcceptingRefusesNewConnectionsAndKeepsServingOpenOnes) {
   auto& runner = StartProxy();
   auto open = Connect();
+  ASSERT_TRUE(Eventually([&] { return runner.counts().connections == 1; }));
   int port = runner.port();
   runner.Call([&] { runner.proxy().StopAccepting(); });
   int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -832,12 +845,16 @@ TEST_F(ProxyTest, CloseIdleConnectionsClosesIdleOnesWithAFinAndLeavesBusyOnes) {
   EXPECT_FALSE(idle->SawReset());
   EXPECT_TRUE(fresh->WaitForClose(2s));
   EXPECT_FALSE(fresh->SawReset());
-  EXPECT_EQ(runner.counts().connections, 1u);
+  // The proxy lingers for the client's FIN, as clients send it once they read EOF.
+  idle->Close();
+  fresh->Close();
+  EXPECT_TRUE(Eventually([&] { return runner.counts().connections == 1; }));
   upstream_.OpenGate("slow");
   auto response = busy->ReadResponse();
   ASSERT_TRUE(response) << busy->last_error();
   EXPECT_EQ(response->Header("Connection"), "close");
   EXPECT_TRUE(busy->WaitForClose(2s));
+  busy->Close();
   EXPECT_TRUE(Eventually([&] { return runner.counts().connections == 0; }));
 }
 
@@ -862,9 +879,7 @@ TEST_F(ProxyTest, ARequestThatArrivedJustAsItsIdleConnectionWasClosedIsServed) {
 }
 
 TEST_F(ProxyTest, ForceCloseAllClosesEveryConnectionAndCountsThem) {
-  upstream_.SetHandler([](const HttpRequest&, UpstreamConn& conn) {
-    conn.WaitForGate("never");
-  });
+  upstream_.SetHandler([](const HttpRequest&, UpstreamConn& conn) { conn.WaitForGate("never"); });
   auto& runner = StartProxy();
   auto a = Connect();
   auto b = Connect();
@@ -875,8 +890,8 @@ TEST_F(ProxyTest, ForceCloseAllClosesEveryConnectionAndCountsThem) {
   EXPECT_EQ(closed, 2u);
   EXPECT_TRUE(a->WaitForClose(2s));
   EXPECT_TRUE(b->WaitForClose(2s));
+  upstream_.OpenGate("never");  // the handler returns and finds its connection closed
   EXPECT_TRUE(upstream_.WaitForOpenConnections(0, 2s));
-  upstream_.OpenGate("never");
 }
 
 }  // namespace

@@ -124,7 +124,8 @@ class TestUpstream {
   bool Start();                             // 127.0.0.1, port 0; then port()
   bool StartUnix(const std::string& path);  // removes a stale socket file first
   // Closes the listener and every connection (shutdown, so blocked handlers wake up), joins all
-  // threads, removes the unix socket file. Idempotent; no restart afterwards.
+  // threads, removes the unix socket file. Idempotent; no restart afterwards. Never call it
+  // from a handler (it joins the handler's own thread).
   void Stop();
   int port() const { return port_; }
   const std::string& unix_path() const { return unix_path_; }
