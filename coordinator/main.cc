@@ -112,6 +112,7 @@ int Run(const Config& config, EventLog& log) {
       for (const auto& address : config.proxy.listen) listen.push_back(address.text);
       log.Info("start", {{"version", LAMEDUCK_VERSION},
                          {"listen", listen},
+                         {"listen_ports", proxy.listening_ports()},
                          {"upstream", config.proxy.upstream.text}});
       uv_run(&loop, UV_RUN_DEFAULT);
       exit_code = runtime.exit_code;
