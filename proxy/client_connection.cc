@@ -176,7 +176,14 @@ void ClientConnection::OnSocketRead(ssize_t nread, BlockRef block) {
         Close();
         return;
       case State::kProxying:
-        Abort();  // the client went away mid-request: the upstream connection is spoiled too
+        if (nread == UV_EOF && request_phase_ == RequestPhase::kComplete) {
+          // A half-close after a whole request (RFC 9112 9.6): answer it, then close.
+          client_eof_ = true;
+          close_after_ = true;
+          UpdateReading();
+        } else {
+          Abort();  // gone mid-request, or reset: the upstream connection is spoiled too
+        }
         return;
       case State::kTunnel:
         client_eof_ = true;
@@ -453,15 +460,26 @@ ResponseFraming ClientConnection::OnResponseHead(UpstreamConnection& upstream,
                                                  : ResponseConnection::kKeepAlive;
   WriteResponseHead(head, {status, framing, connection}, response_head_);
   response_phase_ = ResponsePhase::kStreaming;
-  WriteToClient(&response_head_, nullptr, 0, BlockRef());
+  // Held back so that the head and the first body bytes, usually in the same upstream read,
+  // leave in one write.
+  head_held_ = true;
   return framing;
 }
 
 void ClientConnection::OnResponseBody(const uv_buf_t* bufs, size_t count, const BlockRef& block) {
-  WriteToClient(nullptr, bufs, count, block);
+  WriteToClient(head_held_ ? &response_head_ : nullptr, bufs, count, block);
+  head_held_ = false;
+}
+
+void ClientConnection::FlushResponseHead() {
+  if (!head_held_) return;
+  head_held_ = false;
+  WriteToClient(&response_head_, nullptr, 0, BlockRef());
 }
 
 void ClientConnection::OnResponseComplete(UpstreamConnection&, bool reusable) {
+  FlushResponseHead();
+  if (state_ == State::kClosing) return;
   if (status_ == 101) {
     StartTunnel();
     return;
@@ -668,9 +686,15 @@ void ClientConnection::UpdateReading() {
       want = !pending_;
       break;
     case State::kProxying:
-      want = request_phase_ == RequestPhase::kBody && !pending_ && !unsent_ &&
-             upstream_ != nullptr && upstream_->state() == UpstreamConnection::State::kActive &&
-             !Congested(upstream_->write_queue_bytes(), socket_.reading());
+      if (request_phase_ == RequestPhase::kComplete) {
+        // Reading on costs nothing (no epoll change per request) and notices a client that
+        // goes away; a pipelined request that arrives is stashed, and reading stops.
+        want = !pending_ && !client_eof_;
+      } else {
+        want = !pending_ && !unsent_ && upstream_ != nullptr &&
+               upstream_->state() == UpstreamConnection::State::kActive &&
+               !Congested(upstream_->write_queue_bytes(), socket_.reading());
+      }
       break;
     case State::kTunnel:
       want = !client_eof_ && upstream_ != nullptr &&

@@ -63,6 +63,7 @@ class ClientConnection final : public Socket::Owner {
   ResponseFraming OnResponseHead(UpstreamConnection& upstream, const HeadCollector& head,
                                  const llhttp_t& parser);
   void OnResponseBody(const uv_buf_t* bufs, size_t count, const BlockRef& block);
+  void FlushResponseHead();  // the upstream's read is done: send a head still held back
   void OnResponseComplete(UpstreamConnection& upstream, bool reusable);
   void OnUpstreamFailed(UpstreamConnection& upstream, ProxyError error, bool response_started);
   void OnUpstreamWritable(UpstreamConnection& upstream);
@@ -145,8 +146,9 @@ class ClientConnection final : public Socket::Owner {
   bool needs_upstream_ = false;       // head accepted; connect once this read's bytes are checked
   bool upstream_was_reused_ = false;  // the current upstream served an earlier exchange
   bool drain_close_ = false;          // the drain chose this connection: close after what it serves
-  bool client_eof_ = false;           // tunnel: the client finished sending
-  bool upstream_eof_ = false;         // tunnel: the upstream finished sending
+  bool client_eof_ = false;           // the client finished sending (half-close)
+  bool head_held_ = false;     // response_head_ built, not yet written: it goes with the body
+  bool upstream_eof_ = false;  // tunnel: the upstream finished sending
   int status_ = 0;
   uint64_t last_activity_ms_ = 0;
   char client_ip_[INET6_ADDRSTRLEN] = {};

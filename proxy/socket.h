@@ -65,10 +65,11 @@ class Socket {
   void StopReading();
   bool reading() const { return reading_; }
 
-  // Queues `head` (if not null) and then bufs, which must lie in `block` (or be empty). The head
-  // is swapped into the write request, which owns it until the write completes; the caller gets
-  // back an empty string with spare capacity. Returns 0 or a libuv error; on error nothing was
-  // queued and `head` is unchanged.
+  // Writes `head` (if not null) and then bufs, which must lie in `block` (or be empty): at once
+  // if the socket takes it all (no OnSocketWritten then), else what is left is queued and the
+  // head is swapped into the write request, which owns it until the write completes. Either
+  // way the caller gets back an empty string, with spare capacity. Returns 0 or a libuv error
+  // (then the connection is broken: part of the bytes may have been sent).
   int Write(std::string* head, const uv_buf_t* bufs, unsigned count, BlockRef block);
   size_t write_queue_bytes() const { return handle_.stream.write_queue_size; }
   size_t writes_pending() const { return writes_pending_; }
