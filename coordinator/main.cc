@@ -1,17 +1,25 @@
-// lameduck's entry point: parses the configuration, runs the proxy on one libuv loop, and on
-// SIGTERM or SIGINT stops accepting, lets in-flight requests finish (closing idle keep-alive
-// connections) and force-closes what is left at --drain-timeout.
+// lameduck's entry point. `lameduck [OPTIONS] [-- APP ARGS]` binds everything it needs first
+// (a bad option or a busy port exits 2 before anything runs), then runs the proxy, the admin
+// API, the readiness checks and the drain on one libuv loop until the DrainController says it
+// is done. `lameduck drain` and `lameduck version` are small subcommands.
 #include <signal.h>
 #include <uv.h>
 
 #include <cstdio>
-#include <cstring>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "coordinator/admin_api.h"
+#include "coordinator/admin_server.h"
+#include "coordinator/app_supervisor.h"
 #include "coordinator/config.h"
+#include "coordinator/drain_command.h"
+#include "coordinator/drain_controller.h"
 #include "coordinator/event_log.h"
+#include "coordinator/metrics.h"
+#include "coordinator/readiness_checker.h"
 #include "proxy/proxy.h"
 #include "proxy/uv_handle.h"
 
@@ -20,11 +28,7 @@ extern char** environ;
 namespace lameduck::coordinator {
 namespace {
 
-constexpr int kExitOk = 0;
 constexpr int kExitBadConfig = 2;
-constexpr int kExitForced = 3;
-
-class NullEvents : public proxy::ProxyEvents {};
 
 std::map<std::string, std::string> Environment() {
   std::map<std::string, std::string> env;
@@ -36,95 +40,107 @@ std::map<std::string, std::string> Environment() {
   return env;
 }
 
+int Fail(const std::string& option, const std::string& error) {
+  std::fprintf(stderr, "lameduck: %s: %s\n", option.c_str(), error.c_str());
+  return kExitBadConfig;
+}
+
+// Everything that runs on the loop, in the order it must be built; destroyed in reverse.
 struct Runtime {
-  Runtime(uv_loop_t* l, EventLog* g, proxy::Proxy* p, const Config* c)
-      : loop(l), log(g), proxy(p), config(c) {}
-  uv_loop_t* loop;
-  EventLog* log;
-  proxy::Proxy* proxy;
-  const Config* config;
+  Runtime(uv_loop_t* loop, const Config& config, EventLog& log)
+      : proxy(loop, config.proxy, metrics),
+        app(loop, config, log),
+        controller(loop, config, proxy, metrics, log, app),
+        api(config, controller, proxy, metrics, log, uv_now(loop)),
+        checker(loop, config, [this](bool healthy) { controller.OnUpstreamCheck(healthy); }),
+        admin(loop, api, controller) {}
+
+  Metrics metrics;
+  proxy::Proxy proxy;
+  AppSupervisor app;
+  DrainController controller;
+  AdminApi api;
+  ReadinessChecker checker;
   proxy::UvHandle<uv_signal_t> sigterm;
   proxy::UvHandle<uv_signal_t> sigint;
-  proxy::UvHandle<uv_timer_t> poll;
-  uint64_t drain_started_ms = 0;
-  bool draining = false;
-  int exit_code = kExitOk;
-
-  void StartDrain(const char* trigger) {
-    if (draining) {
-      log->Info("signal.ignored", {{"signal", trigger}, {"reason", "drain already running"}});
-      return;
-    }
-    draining = true;
-    drain_started_ms = uv_now(loop);
-    proxy::ProxyCounts counts = proxy->counts();
-    log->Info("drain.start", {{"trigger", trigger},
-                              {"connections", counts.connections},
-                              {"in_flight", counts.in_flight}});
-    proxy->StopAccepting();
-    proxy->CloseAfterCurrentResponse();
-    proxy->CloseIdleConnections();
-    poll.Init(loop, uv_timer_init, this);
-    uv_timer_start(poll.get(), &Runtime::OnPoll, 0, 20);
-  }
-
-  static void OnSignal(uv_signal_t* handle, int signum) {
-    auto* self = static_cast<Runtime*>(handle->data);
-    if (self != nullptr) self->StartDrain(signum == SIGTERM ? "SIGTERM" : "SIGINT");
-  }
-
-  static void OnPoll(uv_timer_t* timer) {
-    auto* self = static_cast<Runtime*>(timer->data);
-    if (self == nullptr) return;
-    uint64_t elapsed = uv_now(self->loop) - self->drain_started_ms;
-    size_t forced = 0;
-    if (self->proxy->counts().connections > 0) {
-      if (elapsed < static_cast<uint64_t>(self->config->drain_timeout.count())) return;
-      forced = self->proxy->ForceCloseAll();
-      self->log->Warn("drain.forced", {{"count", forced}});
-      self->exit_code = kExitForced;
-    }
-    self->log->Info("drain.complete", {{"duration_ms", elapsed}, {"forced", forced}});
-    self->proxy->ForceCloseAll();  // the upstream pool
-    self->poll.Close();
-    self->sigterm.Close();
-    self->sigint.Close();
-  }
+  AdminServer admin;  // last: its connections' type is complete only in admin_server.cc
 };
 
-int Run(const Config& config, EventLog& log) {
+void OnSignal(uv_signal_t* handle, int signum) {
+  if (auto* runtime = static_cast<Runtime*>(handle->data)) {
+    runtime->controller.OnTrigger(signum == SIGINT ? Trigger::kSigint : Trigger::kSigterm);
+  }
+}
+
+int Run(const Config& config) {
+  EventLog log(stdout, config.log_format, config.log_level);
   uv_loop_t loop;
   uv_loop_init(&loop);
-  NullEvents events;
-  int exit_code = kExitOk;
+  int exit_status = 0;
   {
-    proxy::Proxy proxy(&loop, config.proxy, events);
-    if (std::string error = proxy.Start(); !error.empty()) {
-      std::fprintf(stderr, "lameduck: --listen: %s\n", error.c_str());
-      exit_code = kExitBadConfig;
-    } else {
-      Runtime runtime(&loop, &log, &proxy, &config);
+    Runtime runtime(&loop, config, log);
+    // Bind everything before starting anything: bad configuration never half-starts.
+    std::string error = runtime.proxy.Start();
+    if (!error.empty()) exit_status = Fail("--listen", error);
+    if (error.empty() && !(error = runtime.admin.ListenTcp(config.admin)).empty()) {
+      exit_status = Fail("--admin", error);
+    }
+    if (error.empty() && config.admin_socket &&
+        !(error = runtime.admin.ListenUnix(*config.admin_socket)).empty()) {
+      exit_status = Fail("--admin-socket", error);
+    }
+    std::optional<int> app_pid;
+    if (error.empty() && !config.app_command.empty()) {
+      Result<int> launched = runtime.app.Launch();
+      if (launched.ok()) {
+        app_pid = launched.value();
+      } else {
+        error = launched.error();
+        exit_status = Fail("APP", error);
+      }
+    }
+    if (error.empty()) {
+      runtime.app.set_on_app_exit([&](const AppExit& exit) { runtime.controller.OnAppExit(exit); });
+      runtime.metrics.set_on_connection_closed([&] { runtime.controller.OnConnectionClosed(); });
+      runtime.controller.set_on_exit([&](int status) {
+        exit_status = status;
+        uv_stop(&loop);
+      });
       runtime.sigterm.Init(&loop, uv_signal_init, &runtime);
       runtime.sigint.Init(&loop, uv_signal_init, &runtime);
-      uv_signal_start(runtime.sigterm.get(), &Runtime::OnSignal, SIGTERM);
-      uv_signal_start(runtime.sigint.get(), &Runtime::OnSignal, SIGINT);
+      uv_signal_start(runtime.sigterm.get(), &OnSignal, SIGTERM);
+      uv_signal_start(runtime.sigint.get(), &OnSignal, SIGINT);
+      runtime.checker.Start();
       nlohmann::json listen = nlohmann::json::array();
       for (const auto& address : config.proxy.listen) listen.push_back(address.text);
-      log.Info("start", {{"version", LAMEDUCK_VERSION},
-                         {"listen", listen},
-                         {"listen_ports", proxy.listening_ports()},
-                         {"upstream", config.proxy.upstream.text}});
+      nlohmann::json fields = {{"version", LAMEDUCK_VERSION},
+                               {"listen", listen},
+                               {"listen_ports", runtime.proxy.listening_ports()},
+                               {"upstream", config.proxy.upstream.text},
+                               {"admin", config.admin.text},
+                               {"admin_port", runtime.admin.tcp_port()},
+                               {"drain_delay_ms", config.drain_delay.count()},
+                               {"drain_timeout_ms", config.drain_timeout.count()}};
+      if (config.admin_socket) fields["admin_socket"] = *config.admin_socket;
+      if (app_pid) fields["app_pid"] = *app_pid;
+      log.Info("start", fields);
       uv_run(&loop, UV_RUN_DEFAULT);
-      exit_code = runtime.exit_code;
-      log.Info("exit", {{"status", exit_code}});
     }
-    proxy.ForceCloseAll();
-    proxy.StopAccepting();
-    while (!proxy.empty()) uv_run(&loop, UV_RUN_ONCE);
+    // Close what is left; the loop then runs the close callbacks before the objects go.
+    runtime.checker.Stop();
+    runtime.admin.Close();
+    runtime.proxy.StopAccepting();
+    runtime.proxy.ForceCloseAll();
+    runtime.sigterm.Close();
+    runtime.sigint.Close();
+    while (!runtime.proxy.empty() || !runtime.admin.empty()) {
+      runtime.admin.CloseAll();
+      uv_run(&loop, UV_RUN_ONCE);
+    }
   }
   uv_run(&loop, UV_RUN_DEFAULT);
   uv_loop_close(&loop);
-  return exit_code;
+  return exit_status;
 }
 
 }  // namespace
@@ -141,6 +157,9 @@ int main(int argc, char** argv) {
     std::fwrite(UsageText().data(), 1, UsageText().size(), stdout);
     return 0;
   }
+  if (!args.empty() && args[0] == "drain") {
+    return RunDrainCommand({args.begin() + 1, args.end()}, Environment(), stdout, stderr);
+  }
   Config config;
   try {
     config = ParseConfig(args, Environment());
@@ -149,6 +168,5 @@ int main(int argc, char** argv) {
     return kExitBadConfig;
   }
   signal(SIGPIPE, SIG_IGN);  // a peer that went away is an error value, not a signal
-  EventLog log(stdout, config.log_format, config.log_level);
-  return Run(config, log);
+  return Run(config);
 }

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
@@ -97,6 +98,7 @@ int ClientConnection::Accept(uv_stream_t* server, int fd, Address::Kind kind) {
   int rc = timer_.Init(proxy_.loop(), uv_timer_init, this);
   if (rc == 0) rc = fd >= 0 ? socket_.Open(fd) : uv_accept(server, socket_.stream());
   if (rc != 0) {
+    if (fd >= 0) close(fd);  // not adopted: still ours
     Close();
     return 0;
   }
@@ -169,16 +171,24 @@ void ClientConnection::OnTimer(uv_timer_t* timer) {
 
 void ClientConnection::OnSocketRead(ssize_t nread, BlockRef block) {
   if (nread < 0) {
+    client_eof_ = true;
     switch (state_) {
       case State::kIdle:
       case State::kReadingHead:
+        // Closing now would cancel a response still queued for the client.
+        if (socket_.writes_pending() > 0) {
+          Linger();
+        } else {
+          Close();
+        }
+        return;
       case State::kLingering:
-        Close();
+        if (shutdown_done_) Close();  // else OnSocketShutdown closes, once the response is out
+        UpdateReading();
         return;
       case State::kProxying:
         if (nread == UV_EOF && request_phase_ == RequestPhase::kComplete) {
           // A half-close after a whole request (RFC 9112 9.6): answer it, then close.
-          client_eof_ = true;
           close_after_ = true;
           UpdateReading();
         } else {
@@ -186,11 +196,10 @@ void ClientConnection::OnSocketRead(ssize_t nread, BlockRef block) {
         }
         return;
       case State::kTunnel:
-        client_eof_ = true;
-        if (upstream_eof_ || upstream_ == nullptr) {
+        if (upstream_ == nullptr) {
           Close();
         } else {
-          upstream_->ShutdownWrite();  // pass the half-close on
+          upstream_->ShutdownWrite();  // pass the half-close on, after what is queued
           UpdateReading();
         }
         return;
@@ -277,7 +286,12 @@ bool ClientConnection::ReadHead(const BlockRef& block, size_t& offset, size_t& l
   // so that what follows in this read is known to be the next request, not this one's body.
   llhttp_resume(&parser_);
   event_ = ParseEvent::kNone;
-  llhttp_execute(&parser_, block.data() + offset, 0);
+  err = llhttp_execute(&parser_, block.data() + offset, 0);
+  // llhttp checks Transfer-Encoding only here, after the head ("gzip" without chunked).
+  if (err != HPE_OK && !(err == HPE_PAUSED && event_ == ParseEvent::kMessageComplete)) {
+    SendError(ProxyError::kBadRequest);
+    return false;
+  }
   request_phase_ =
       event_ == ParseEvent::kMessageComplete ? RequestPhase::kComplete : RequestPhase::kBody;
   StartExchange();
@@ -348,6 +362,7 @@ void ClientConnection::SendRequestHead() {
   rewrite.method = llhttp_method_name(static_cast<llhttp_method_t>(parser_.method));
   rewrite.client_ip = client_ip_;
   rewrite.upgrade = upgrade_;
+  rewrite.default_host = proxy_.upstream_host();
   WriteRequestHead(request_, rewrite, upstream_head_);
   if (upstream_->Write(&upstream_head_, nullptr, 0, BlockRef()) != 0) {
     OnUpstreamFailed(*upstream_, ProxyError::kUpstreamClosed, /*response_started=*/false);
@@ -358,9 +373,14 @@ void ClientConnection::SendRequestHead() {
 
 void ClientConnection::OnUpstreamConnected() {
   if (state_ != State::kProxying || upstream_ == nullptr) return;
+  UpstreamConnection* upstream = upstream_;
   SendRequestHead();
-  if (state_ == State::kProxying) ForwardUnsent();   // body bytes that waited for the connection
-  if (state_ == State::kProxying) ProcessPending();  // and any that were not parsed yet
+  // A failed head write may have ended the exchange, or started a retry on a new connection
+  // that is not connected yet: then nothing more goes out now.
+  if (state_ != State::kProxying || upstream_ != upstream) return;
+  ForwardUnsent();  // body bytes that waited for the connection
+  if (state_ != State::kProxying || upstream_ != upstream) return;
+  ProcessPending();  // and any that were not parsed yet
   UpdateReading();
 }
 
@@ -390,20 +410,21 @@ bool ClientConnection::ReadBody(const BlockRef& block, size_t& offset, size_t& l
   return state_ == State::kProxying && length > 0;
 }
 
-void ClientConnection::ForwardBody(const BlockRef& block, size_t offset, size_t length) {
-  if (length == 0 || upstream_ == nullptr) return;
+bool ClientConnection::ForwardBody(const BlockRef& block, size_t offset, size_t length) {
+  if (length == 0 || upstream_ == nullptr) return true;
   uv_buf_t buf = uv_buf_init(block.data() + offset, static_cast<unsigned>(length));
   if (upstream_->Write(nullptr, &buf, 1, block.Share()) != 0) {
     OnUpstreamFailed(*upstream_, ProxyError::kUpstreamClosed, upstream_->response_started());
-    return;
+    return false;
   }
   body_bytes_forwarded_ += length;
+  return true;
 }
 
 void ClientConnection::ForwardUnsent() {
   if (!unsent_) return;
-  BlockRef block = std::move(unsent_);
-  ForwardBody(block, unsent_offset_, unsent_length_);
+  // Kept until written: if the write fails and the request is retried, it is still here.
+  if (ForwardBody(unsent_, unsent_offset_, unsent_length_)) unsent_.Reset();
 }
 
 void ClientConnection::OnRequestComplete() {
@@ -467,8 +488,13 @@ ResponseFraming ClientConnection::OnResponseHead(UpstreamConnection& upstream,
 }
 
 void ClientConnection::OnResponseBody(const uv_buf_t* bufs, size_t count, const BlockRef& block) {
-  WriteToClient(head_held_ ? &response_head_ : nullptr, bufs, count, block);
-  head_held_ = false;
+  // De-chunked reads can hold many spans; a write takes a bounded number.
+  constexpr size_t kMaxSpansPerWrite = 32;
+  for (size_t i = 0; i < count && state_ != State::kClosing; i += kMaxSpansPerWrite) {
+    WriteToClient(head_held_ ? &response_head_ : nullptr, bufs + i,
+                  std::min(kMaxSpansPerWrite, count - i), block);
+    head_held_ = false;
+  }
 }
 
 void ClientConnection::FlushResponseHead() {
@@ -558,6 +584,7 @@ void ClientConnection::StartTunnel() {
   response_phase_ = ResponsePhase::kComplete;
   proxy_.events().OnResponseComplete(101);
   upstream_->StartTunnel();
+  if (client_eof_) upstream_->ShutdownWrite();  // the client half-closed before the 101
   ArmTimer(proxy_.options().idle_timeout.count());
   ProcessPending();  // bytes the client sent after its upgrade request belong to the tunnel
   UpdateReading();
@@ -572,12 +599,22 @@ void ClientConnection::OnTunnelData(UpstreamConnection&, const BlockRef& block, 
 
 void ClientConnection::OnTunnelEof(UpstreamConnection&) {
   upstream_eof_ = true;
-  if (client_eof_) {
+  socket_.Shutdown();  // pass the half-close on, after what is queued for the client
+}
+
+void ClientConnection::OnUpstreamShutdown(UpstreamConnection&, int status) {
+  if (status != 0) {
     Close();
     return;
   }
-  if (upstream_ != nullptr) upstream_->SetReadPaused(true);
-  socket_.Shutdown();  // pass the half-close on; the client's FIN ends the tunnel
+  upstream_shutdown_done_ = true;
+  MaybeEndTunnel();
+}
+
+void ClientConnection::MaybeEndTunnel() {
+  // Both directions saw their FIN and everything queued before it was written: nothing is
+  // left to lose by closing.
+  if (state_ == State::kTunnel && shutdown_done_ && upstream_shutdown_done_) Close();
 }
 
 void ClientConnection::SendError(ProxyError error) {
@@ -605,14 +642,30 @@ void ClientConnection::Linger() {
   unsent_.Reset();
   // Shut the write side once the response is out, then read until the client's FIN: closing
   // with unread input would make the kernel send a reset, and the client could lose the
-  // response it has not read yet.
+  // response it has not read yet. Until the shutdown completes, the response is still being
+  // written: a stalled reader gets --idle-timeout, as any stalled transfer.
   socket_.Shutdown();
-  ArmTimer(std::min<uint64_t>(kLingerMs, proxy_.options().idle_timeout.count()));
+  ArmTimer(proxy_.options().idle_timeout.count());
   UpdateReading();
 }
 
 void ClientConnection::OnSocketShutdown(int status) {
-  if (status != 0) Close();
+  if (state_ == State::kClosing) return;
+  if (status != 0) {
+    Close();
+    return;
+  }
+  shutdown_done_ = true;
+  if (state_ == State::kTunnel) {
+    MaybeEndTunnel();
+  } else if (state_ == State::kLingering) {
+    if (client_eof_) {
+      Close();
+    } else {
+      ArmTimer(std::min<uint64_t>(kLingerMs, proxy_.options().idle_timeout.count()));
+      proxy_.events().OnConnectionFinished();
+    }
+  }
 }
 
 void ClientConnection::Abort() { Close(); }
@@ -683,7 +736,7 @@ void ClientConnection::UpdateReading() {
     case State::kIdle:
     case State::kReadingHead:
     case State::kLingering:
-      want = !pending_;
+      want = !pending_ && !client_eof_;
       break;
     case State::kProxying:
       if (request_phase_ == RequestPhase::kComplete) {

@@ -53,6 +53,8 @@ class ClientConnection final : public Socket::Owner {
   void Close();        // now, whatever it is doing
 
   State state() const { return state_; }
+  // The last response is written; only the client's FIN is awaited.
+  bool finished() const { return state_ == State::kLingering && shutdown_done_; }
   bool in_flight() const {
     return state_ == State::kProxying && response_phase_ != ResponsePhase::kComplete;
   }
@@ -70,6 +72,7 @@ class ClientConnection final : public Socket::Owner {
   void OnTunnelData(UpstreamConnection& upstream, const BlockRef& block, size_t offset,
                     size_t length);
   void OnTunnelEof(UpstreamConnection& upstream);
+  void OnUpstreamShutdown(UpstreamConnection& upstream, int status);
 
  private:
   enum class ParseEvent { kNone, kHeadComplete, kMessageComplete };
@@ -91,7 +94,7 @@ class ClientConnection final : public Socket::Owner {
   void StartExchange();
   bool AttachUpstream(bool allow_pooled);
   void SendRequestHead();
-  void ForwardBody(const BlockRef& block, size_t offset, size_t length);
+  bool ForwardBody(const BlockRef& block, size_t offset, size_t length);  // false: failed
   void ForwardUnsent();
   void OnRequestComplete();
   bool CanRetry(ProxyError error) const;
@@ -99,6 +102,7 @@ class ClientConnection final : public Socket::Owner {
   void FinishExchange();
   void ReleaseUpstream(bool reusable);
   void StartTunnel();
+  void MaybeEndTunnel();
   void SendError(ProxyError error);
   void Linger();
   void Abort();
@@ -147,8 +151,10 @@ class ClientConnection final : public Socket::Owner {
   bool upstream_was_reused_ = false;  // the current upstream served an earlier exchange
   bool drain_close_ = false;          // the drain chose this connection: close after what it serves
   bool client_eof_ = false;           // the client finished sending (half-close)
-  bool head_held_ = false;     // response_head_ built, not yet written: it goes with the body
-  bool upstream_eof_ = false;  // tunnel: the upstream finished sending
+  bool head_held_ = false;      // response_head_ built, not yet written: it goes with the body
+  bool upstream_eof_ = false;   // tunnel: the upstream finished sending
+  bool shutdown_done_ = false;  // our FIN went out, after everything queued before it
+  bool upstream_shutdown_done_ = false;  // tunnel: the same towards the upstream
   int status_ = 0;
   uint64_t last_activity_ms_ = 0;
   char client_ip_[INET6_ADDRSTRLEN] = {};

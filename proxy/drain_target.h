@@ -7,10 +7,13 @@
 namespace lameduck::proxy {
 
 struct ProxyCounts {
-  size_t connections = 0;  // open client connections (including idle and upgraded ones)
-  size_t in_flight = 0;    // requests whose head arrived and whose response is not yet complete
-  size_t idle = 0;         // keep-alive client connections waiting for a next request
-  size_t upgraded = 0;     // tunnels (WebSocket) after a 101
+  // Open client connections that still owe something (idle and upgraded ones included); not
+  // those whose last response is written and that only wait for the client's FIN.
+  size_t connections = 0;
+  size_t finishing = 0;  // those: closed at once by ForceCloseAll, not counted as forced
+  size_t in_flight = 0;  // requests whose head arrived and whose response is not yet complete
+  size_t idle = 0;       // keep-alive client connections waiting for a next request
+  size_t upgraded = 0;   // tunnels (WebSocket) after a 101
 };
 
 class DrainTarget {
@@ -19,7 +22,7 @@ class DrainTarget {
   virtual void StopAccepting() = 0;              // close the listeners
   virtual void CloseAfterCurrentResponse() = 0;  // every connection, from now on
   virtual void CloseIdleConnections() = 0;       // serves bytes already received first
-  virtual size_t ForceCloseAll() = 0;            // returns the number of client connections closed
+  virtual size_t ForceCloseAll() = 0;            // how many client connections it cut short
   virtual ProxyCounts counts() const = 0;
 };
 

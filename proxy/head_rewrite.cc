@@ -8,7 +8,6 @@ namespace {
 
 constexpr size_t kInitialHeadBytes = 2048;
 constexpr size_t kInitialFields = 32;
-constexpr size_t kMaxConnectionTokens = 16;
 
 char Lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
 
@@ -30,29 +29,27 @@ void ForEachToken(std::string_view list, Fn fn) {
   }
 }
 
-// The field names a message's Connection header lists: hop-by-hop by declaration.
+// The field names a message's Connection header lists: hop-by-hop by declaration. Framing and
+// Host are never dropped this way, whatever is listed: the proxy framed the message by them, and
+// a request whose Content-Length vanished on the way would smuggle its body in as a request.
 class ConnectionTokens {
  public:
-  explicit ConnectionTokens(const HeadCollector& head) {
-    for (size_t i = 0; i < head.field_count(); ++i) {
-      if (!EqualsIgnoreCase(head.name(i), "connection")) continue;
-      ForEachToken(head.value(i), [&](std::string_view token) {
-        if (count_ < tokens_.size()) tokens_[count_++] = token;
-      });
-    }
-  }
+  explicit ConnectionTokens(const HeadCollector& head) : head_(head) {}
   bool Has(std::string_view name) const {
-    for (size_t i = 0; i < count_; ++i) {
-      if (EqualsIgnoreCase(tokens_[i], name)) return true;
+    if (EqualsIgnoreCase(name, "content-length") || EqualsIgnoreCase(name, "transfer-encoding") ||
+        EqualsIgnoreCase(name, "host")) {
+      return false;
+    }
+    for (size_t i = 0; i < head_.field_count(); ++i) {
+      if (EqualsIgnoreCase(head_.name(i), "connection") && ListHasToken(head_.value(i), name)) {
+        return true;
+      }
     }
     return false;
   }
-  // More tokens than we keep: treat every unknown field as possibly listed is too much; the
-  // overflow is simply not honoured (a client naming 17+ fields in Connection is not sane).
 
  private:
-  std::array<std::string_view, kMaxConnectionTokens> tokens_;
-  size_t count_ = 0;
+  const HeadCollector& head_;
 };
 
 // RFC 9110 section 7.6.1, plus Proxy-Connection (a pre-standard alias that clients still send).
@@ -180,6 +177,10 @@ void WriteRequestHead(const HeadCollector& head, const RequestRewrite& rewrite, 
       continue;
     }
     AppendField(out, name, value);
+  }
+  if (host.empty() && !rewrite.default_host.empty()) {
+    // HTTP/1.0 allows a request without Host; HTTP/1.1, which the app gets, does not.
+    AppendField(out, "Host", rewrite.default_host);
   }
   if (!forwarded_for_done && !rewrite.client_ip.empty()) {
     AppendField(out, "X-Forwarded-For", rewrite.client_ip);

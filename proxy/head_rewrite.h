@@ -57,8 +57,9 @@ bool ListHasToken(std::string_view value, std::string_view token);
 // Everything the request head writer needs besides the head itself.
 struct RequestRewrite {
   std::string_view method;
-  std::string_view client_ip;  // empty for unix-socket clients: no X-Forwarded-For entry
-  bool upgrade = false;        // keep Upgrade and send Connection: upgrade
+  std::string_view client_ip;     // empty for unix-socket clients: no X-Forwarded-For entry
+  bool upgrade = false;           // keep Upgrade and send Connection: upgrade
+  std::string_view default_host;  // sent as Host when the request has none (HTTP/1.0)
 };
 
 // Writes the request head for the upstream into `out` (cleared first). Always HTTP/1.1; keeps

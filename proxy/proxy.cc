@@ -61,7 +61,10 @@ int StatusFor(ProxyError error) {
 }
 
 Proxy::Proxy(uv_loop_t* loop, ProxyOptions options, ProxyEvents& events)
-    : loop_(loop), options_(std::move(options)), events_(events) {}
+    : loop_(loop), options_(std::move(options)), events_(events) {
+  upstream_host_ =
+      options_.upstream.kind == Address::Kind::kUnix ? "localhost" : options_.upstream.text;
+}
 
 Proxy::~Proxy() = default;
 
@@ -158,8 +161,9 @@ size_t Proxy::ForceCloseAll() {
   size_t closed = 0;
   for (auto& [raw, connection] : clients_) {
     if (connection->state() == ClientConnection::State::kClosing) continue;
+    // A finished connection was served in full; it only waits for the client's FIN.
+    if (!connection->finished()) ++closed;
     connection->Close();
-    ++closed;
   }
   pool_.CloseAll();
   for (auto& [raw, connection] : upstreams_) connection->Close();
@@ -168,8 +172,12 @@ size_t Proxy::ForceCloseAll() {
 
 ProxyCounts Proxy::counts() const {
   ProxyCounts counts;
-  counts.connections = clients_.size();
   for (const auto& [raw, connection] : clients_) {
+    if (connection->finished()) {
+      ++counts.finishing;
+      continue;
+    }
+    ++counts.connections;
     counts.in_flight += connection->in_flight();
     counts.idle += connection->state() == ClientConnection::State::kIdle;
     counts.upgraded += connection->state() == ClientConnection::State::kTunnel;

@@ -56,6 +56,8 @@ class Proxy final : public DrainTarget {
   WriteReqPool& write_reqs() { return write_reqs_; }
   UpstreamPool& pool() { return pool_; }
   bool closing() const { return closing_; }
+  // Host for requests that have none (HTTP/1.0): the upstream's address, or "localhost".
+  std::string_view upstream_host() const { return upstream_host_; }
   UpstreamConnection* NewUpstream();  // connecting; nullptr if that failed at once
   void OnIncoming(Listener& listener);
   void Remove(ClientConnection& connection);
@@ -74,6 +76,7 @@ class Proxy final : public DrainTarget {
   std::unordered_map<ClientConnection*, std::unique_ptr<ClientConnection>> clients_;
   std::unordered_map<UpstreamConnection*, std::unique_ptr<UpstreamConnection>> upstreams_;
   bool closing_ = false;
+  std::string upstream_host_;
 };
 
 }  // namespace lameduck::proxy

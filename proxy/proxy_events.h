@@ -29,6 +29,9 @@ class ProxyEvents {
   virtual ~ProxyEvents() = default;
   virtual void OnConnectionOpened() {}
   virtual void OnConnectionClosed() {}
+  // A connection has nothing left to do: its last response is written and it only waits for
+  // the client's FIN (see DrainTarget's counts).
+  virtual void OnConnectionFinished() {}
   virtual void OnResponseComplete(int /*status*/) {}  // every final response sent in full
   virtual void OnProxyError(ProxyError /*error*/) {}
 };

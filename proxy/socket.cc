@@ -125,10 +125,8 @@ void Socket::Shutdown() {
   if (shutting_down_ || closing_) return;
   shutting_down_ = true;
   shutdown_req_.data = this;
-  if (uv_shutdown(&shutdown_req_, &handle_.stream, &Socket::OnShutdown) != 0) {
-    // Not connected or already shut: report it as a failed shutdown, from the loop, not here.
-    shutting_down_ = false;
-    Close();
+  if (int rc = uv_shutdown(&shutdown_req_, &handle_.stream, &Socket::OnShutdown); rc != 0) {
+    owner_.OnSocketShutdown(rc);  // the owner closes, through its own Close()
   }
 }
 

@@ -82,12 +82,12 @@ int UpstreamConnection::Connect() {
   state_ = State::kConnecting;
   uv_loop_t* loop = proxy_.loop();
   if (int rc = socket_.Init(loop, proxy_.options().upstream.kind); rc != 0) return rc;
-  if (int rc = timer_.Init(loop, uv_timer_init, this); rc != 0) {
-    socket_.Close();
-    return rc;
-  }
-  if (int rc = socket_.Connect(proxy_.options().upstream); rc != 0) {
-    socket_.Close();
+  // From here on the socket exists: any failure closes it through Close(), and the Proxy
+  // erases this connection in OnSocketClosed, never before.
+  int rc = timer_.Init(loop, uv_timer_init, this);
+  if (rc == 0) rc = socket_.Connect(proxy_.options().upstream);
+  if (rc != 0) {
+    Close();
     return rc;
   }
   uv_timer_start(timer_.get(), &UpstreamConnection::OnTimer,
@@ -112,6 +112,7 @@ void UpstreamConnection::Attach(ClientConnection& client, bool head_request) {
   head_request_ = head_request;
   dechunk_ = false;
   in_body_ = false;
+  final_head_seen_ = false;
   response_bytes_ = 0;
   ++exchanges_;
   llhttp_reset(&parser_);
@@ -119,7 +120,7 @@ void UpstreamConnection::Attach(ClientConnection& client, bool head_request) {
 }
 
 void UpstreamConnection::ArmResponseTimeout() {
-  if (state_ != State::kActive || response_started()) return;
+  if (state_ != State::kActive || final_head_seen_) return;
   uv_timer_start(timer_.get(), &UpstreamConnection::OnTimer,
                  proxy_.options().upstream_timeout.count(), 0);
 }
@@ -215,6 +216,13 @@ void UpstreamConnection::OnSocketRead(ssize_t nread, BlockRef block) {
 }
 
 void UpstreamConnection::ParseResponse(const BlockRef& block, size_t length) {
+  ParseResponseBytes(block, length);
+  // A head held back for the first body bytes must not wait for a later read: an app may send
+  // the head and stream the body much later (server-sent events, long polls).
+  if (client_ != nullptr && state_ == State::kActive) client_->FlushResponseHead();
+}
+
+void UpstreamConnection::ParseResponseBytes(const BlockRef& block, size_t length) {
   const char* data = block.data();
   size_t offset = 0;
   if (client_ != nullptr) client_->Touch();
@@ -251,10 +259,13 @@ void UpstreamConnection::ParseResponse(const BlockRef& block, size_t length) {
     bool interim = status >= 100 && status < 200 && status != 101;
     if (!head_delivered_) {
       head_delivered_ = true;
-      if (!interim) uv_timer_stop(timer_.get());  // the response-head clock
+      if (!interim) {
+        final_head_seen_ = true;
+        uv_timer_stop(timer_.get());  // the response-head clock
+      }
       dechunk_ = client_->OnResponseHead(*this, head_, parser_) == ResponseFraming::kDechunk;
       if (client_ == nullptr || state_ != State::kActive) return;
-      in_body_ = event_ == ParseEvent::kHeadComplete;
+      in_body_ = event_ == ParseEvent::kHeadComplete && !interim;  // 1xx have no body
     }
     if (event_ == ParseEvent::kMessageComplete) {
       in_body_ = false;
@@ -282,9 +293,12 @@ void UpstreamConnection::DeliverBody(const BlockRef& block, size_t begin, size_t
 }
 
 void UpstreamConnection::OnEof(ssize_t nread) {
-  (void)nread;
   if (client_ == nullptr) {
     Close();
+    return;
+  }
+  if (nread != UV_EOF) {
+    Fail(ProxyError::kUpstreamClosed);  // a reset is never the end of a body
     return;
   }
   // A close-delimited body ends here (RFC 9112 6.3, rule 8): llhttp_finish completes it.
@@ -306,7 +320,7 @@ void UpstreamConnection::OnSocketWritten(int status) {
     // EPIPE/ECONNRESET on write: the app closed. A response may still be readable (an early
     // answer); let the read side decide unless nothing can come.
     if (state_ == State::kTunnel) {
-      client_->OnTunnelEof(*this);
+      Fail(ProxyError::kUpstreamClosed);  // the app's end of the tunnel is gone
     } else if (!response_started()) {
       Fail(ProxyError::kUpstreamClosed);
     }
@@ -315,7 +329,9 @@ void UpstreamConnection::OnSocketWritten(int status) {
   client_->OnUpstreamWritable(*this);
 }
 
-void UpstreamConnection::OnSocketShutdown(int) {}
+void UpstreamConnection::OnSocketShutdown(int status) {
+  if (state_ == State::kTunnel && client_ != nullptr) client_->OnUpstreamShutdown(*this, status);
+}
 
 void UpstreamConnection::OnSocketClosed() { proxy_.Remove(*this); }
 

@@ -76,6 +76,7 @@ class UpstreamConnection final : public Socket::Owner {
   void OnSocketClosed() override;
 
   void ParseResponse(const BlockRef& block, size_t length);
+  void ParseResponseBytes(const BlockRef& block, size_t length);
   void OnEof(ssize_t nread);
   void DeliverBody(const BlockRef& block, size_t begin, size_t end);
   void Fail(ProxyError error);
@@ -93,6 +94,7 @@ class UpstreamConnection final : public Socket::Owner {
   bool head_request_ = false;
   bool head_delivered_ = false;  // the final or interim head now being parsed went to the client
   bool in_body_ = false;
+  bool final_head_seen_ = false;  // a final (not 1xx) head arrived: the head clock is stopped
   bool dechunk_ = false;
   bool in_head_ = true;  // parser is inside a head: header callbacks are the head's, not trailers
   size_t head_bytes_ = 0;

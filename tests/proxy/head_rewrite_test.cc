@@ -59,7 +59,7 @@ TEST(WriteRequestHeadTest, KeepsEndToEndFieldsAndFramingAndAddsForwardingFields)
                              {"Accept", "*/*"}},
                             "/p?q=1");
   std::string out;
-  WriteRequestHead(head, {"POST", "10.0.0.1", false}, out);
+  WriteRequestHead(head, {"POST", "10.0.0.1", false, ""}, out);
   EXPECT_EQ(out,
             "POST /p?q=1 HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nAccept: */*\r\n"
             "X-Forwarded-For: 10.0.0.1\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: h\r\n\r\n");
@@ -69,7 +69,7 @@ TEST(WriteRequestHeadTest, MergesEveryXForwardedForIntoOneListEndingWithTheClien
   HeadCollector head = Head(
       {{"Host", "h"}, {"X-Forwarded-For", "1.1.1.1"}, {"X-Forwarded-For", "2.2.2.2, 3.3.3.3"}});
   std::string out;
-  WriteRequestHead(head, {"GET", "4.4.4.4", false}, out);
+  WriteRequestHead(head, {"GET", "4.4.4.4", false, ""}, out);
   EXPECT_NE(out.find("X-Forwarded-For: 1.1.1.1, 2.2.2.2, 3.3.3.3, 4.4.4.4\r\n"), std::string::npos)
       << out;
   EXPECT_EQ(out.find("X-Forwarded-For", out.find("X-Forwarded-For") + 1), std::string::npos);
@@ -78,12 +78,12 @@ TEST(WriteRequestHeadTest, MergesEveryXForwardedForIntoOneListEndingWithTheClien
 TEST(WriteRequestHeadTest, KeepsUpgradeOnlyForAnUpgrade) {
   HeadCollector head = Head({{"Host", "h"}, {"Connection", "Upgrade"}, {"Upgrade", "websocket"}});
   std::string upgrade;
-  WriteRequestHead(head, {"GET", "", true}, upgrade);
+  WriteRequestHead(head, {"GET", "", true, ""}, upgrade);
   EXPECT_NE(upgrade.find("Upgrade: websocket\r\n"), std::string::npos);
   EXPECT_NE(upgrade.find("Connection: upgrade\r\n"), std::string::npos);
   EXPECT_EQ(upgrade.find("X-Forwarded-For"), std::string::npos);  // unix client: no address
   std::string plain;
-  WriteRequestHead(head, {"GET", "", false}, plain);
+  WriteRequestHead(head, {"GET", "", false, ""}, plain);
   EXPECT_EQ(plain.find("Upgrade"), std::string::npos);
 }
 

@@ -896,3 +896,153 @@ TEST_F(ProxyTest, ForceCloseAllClosesEveryConnectionAndCountsThem) {
 
 }  // namespace
 }  // namespace lameduck::testing
+
+namespace lameduck::testing {
+namespace {
+
+// ---- regressions from review ----
+
+TEST_F(ProxyTest, AConnectionHeaderNamingContentLengthCannotSmuggleARequest) {
+  StartProxy();
+  std::string smuggled = "GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n";
+  auto client = Connect();
+  ASSERT_TRUE(
+      client->Send("POST /a HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, Content-Length\r\n"
+                   "Content-Length: " +
+                   std::to_string(smuggled.size()) + "\r\n\r\n" + smuggled));
+  auto response = client->ReadResponse();
+  ASSERT_TRUE(response) << client->last_error();
+  EXPECT_EQ(response->body, "ok /a");
+  // The app saw one POST carrying the bytes as its body, and no second request.
+  ASSERT_TRUE(upstream_.WaitForRequests(1, 2s));
+  EXPECT_FALSE(upstream_.WaitForRequests(2, 300ms));
+  auto seen = upstream_.received();
+  EXPECT_EQ(seen[0].Header("Content-Length"), std::to_string(smuggled.size()));
+  EXPECT_EQ(seen[0].body, smuggled);
+}
+
+TEST_F(ProxyTest, AnUpstreamConnectThatFailsAtOnceIsABadGatewayNotACrash) {
+  auto options = Options();
+  options.upstream = Addr("224.0.0.1:80");  // multicast: connect() fails synchronously
+  auto& runner = StartProxy(options);
+  for (int i = 0; i < 3; ++i) {
+    auto response = Exchange("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    ASSERT_TRUE(response);
+    EXPECT_EQ(response->status, 502);
+  }
+  EXPECT_EQ(runner.events().error_count(ProxyError::kUpstreamConnect), 3);
+}
+
+TEST_F(ProxyTest, TheResponseHeadTimeoutStillAppliesAfterA100Continue) {
+  upstream_.set_call_handler_on_headers(true);
+  upstream_.SetHandler([](const HttpRequest&, UpstreamConn& conn) {
+    conn.Send("HTTP/1.1 100 Continue\r\n\r\n");
+    conn.ReadBody();
+    conn.WaitForGate("never");  // and no final response
+  });
+  auto options = Options();
+  options.upstream_timeout = 300ms;
+  StartProxy(options);
+  auto client = Connect();
+  ASSERT_TRUE(client->Send(
+      "PUT /f HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n"));
+  auto interim = client->ReadResponse();
+  ASSERT_TRUE(interim);
+  EXPECT_EQ(interim->status, 100);
+  ASSERT_TRUE(client->Send("ok"));
+  auto response = client->ReadResponse();
+  ASSERT_TRUE(response) << client->last_error();
+  EXPECT_EQ(response->status, 504);
+  upstream_.OpenGate("never");
+}
+
+TEST_F(ProxyTest, AClientThatHalfClosesAfterItsRequestGetsAllOfALargeResponse) {
+  const size_t size = 20 * 1024 * 1024;
+  upstream_.SetHandler([&](const HttpRequest&, UpstreamConn& conn) {
+    conn.SendResponse(200, std::string(size, 'b'));
+  });
+  StartProxy();
+  auto client = Connect();
+  client->set_timeout(10s);
+  ASSERT_TRUE(client->Send("GET /big HTTP/1.1\r\nHost: x\r\n\r\n"));
+  client->ShutdownWrite();
+  auto response = client->ReadResponse();
+  ASSERT_TRUE(response) << client->last_error();
+  EXPECT_EQ(response->body.size(), size);
+  EXPECT_TRUE(client->WaitForClose(5s));
+}
+
+TEST_F(ProxyTest, TheResponseHeadIsSentBeforeASlowBodyArrives) {
+  upstream_.SetHandler([](const HttpRequest&, UpstreamConn& conn) {
+    conn.SendHead(200, {{"Content-Type", "text/event-stream"}, {"Transfer-Encoding", "chunked"}});
+    conn.WaitForGate("body");
+    conn.SendChunk("data: 1\n\n");
+    conn.SendLastChunk();
+  });
+  StartProxy();
+  auto client = Connect();
+  ASSERT_TRUE(client->Send("GET /events HTTP/1.1\r\nHost: x\r\n\r\n"));
+  std::string head = client->ReadRaw(4096, 2s);
+  EXPECT_NE(head.find("HTTP/1.1 200"), std::string::npos) << "head withheld until the body";
+  upstream_.OpenGate("body");
+}
+
+TEST_F(ProxyTest, DechunksManySmallChunksForAnHttp10Client) {
+  upstream_.SetHandler([](const HttpRequest&, UpstreamConn& conn) {
+    std::string raw = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+    for (int i = 0; i < 200; ++i) raw += "1\r\nx\r\n";
+    raw += "0\r\n\r\n";
+    conn.Send(raw);  // one write: one read at the proxy, 200 spans
+  });
+  StartProxy();
+  auto response = Exchange("GET / HTTP/1.0\r\n\r\n");
+  ASSERT_TRUE(response);
+  EXPECT_EQ(response->body, std::string(200, 'x'));
+}
+
+TEST_F(ProxyTest, RejectsATransferEncodingThatIsNotChunked) {
+  StartProxy();
+  auto response = Exchange("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\nabc");
+  ASSERT_TRUE(response);
+  EXPECT_EQ(response->status, 400);
+  EXPECT_EQ(upstream_.accepted_connections(), 0);
+}
+
+TEST_F(ProxyTest, AnHttp10RequestWithoutHostReachesTheAppWithOne) {
+  StartProxy();
+  auto response = Exchange("GET /old HTTP/1.0\r\n\r\n");
+  ASSERT_TRUE(response);
+  ASSERT_EQ(upstream_.received().size(), 1u);
+  EXPECT_EQ(upstream_.received()[0].Header("Host"),
+            "127.0.0.1:" + std::to_string(upstream_.port()));
+}
+
+TEST_F(ProxyTest, ATunnelDeliversEverythingBeforeTheAppsCloseToTheClient) {
+  const size_t size = 6 * 1000 * 1000;
+  upstream_.SetRawConnHandler([&](UpstreamConn& conn) {
+    std::string head;
+    while (head.find("\r\n\r\n") == std::string::npos) {
+      std::string more = conn.ReadRaw(4096, 2s);
+      if (more.empty()) return;
+      head += more;
+    }
+    conn.Send("HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: Upgrade\r\n\r\n");
+    conn.Send(std::string(size, 't'));
+    conn.Close();  // FIN right after the bytes
+    conn.WaitForClose(5s);
+  });
+  StartProxy();
+  auto client = Connect();
+  ASSERT_TRUE(
+      client->Send("GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: x\r\n\r\n"));
+  auto response = client->ReadResponse();
+  ASSERT_TRUE(response);
+  ASSERT_EQ(response->status, 101);
+  client->ShutdownWrite();
+  std::string got = client->ReadRawExactly(size, 10s);
+  EXPECT_EQ(got.size(), size);
+  EXPECT_TRUE(client->WaitForClose(5s));
+}
+
+}  // namespace
+}  // namespace lameduck::testing

@@ -113,6 +113,7 @@ long ChildProcess::PeakRssKib() const {
 }
 
 std::string LameduckBinary() { return LAMEDUCK_BINARY; }
+std::string SampleAppBinary() { return SAMPLE_APP_BINARY; }
 
 int FreePort() {
   int fd = socket(AF_INET, SOCK_STREAM, 0);

@@ -42,8 +42,9 @@ class ChildProcess {
   std::optional<int> status_;
 };
 
-// Path of the lameduck binary under test (set by CMake).
+// Paths of the binaries under test (set by CMake).
 std::string LameduckBinary();
+std::string SampleAppBinary();
 // A TCP port on 127.0.0.1 that was free a moment ago.
 int FreePort();
 

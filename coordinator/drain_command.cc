@@ -1,0 +1,501 @@
+// `lameduck drain`: its options, one HTTP/1.1 exchange with the admin API over a blocking socket
+// under one deadline, and the answer turned into output and an exit status.
+//
+// Not a general HTTP client: one request, `Connection: close`, the answer read to its end (by
+// Content-Length, chunked, or the server closing) and parsed by llhttp.
+#include "coordinator/drain_command.h"
+
+#include <arpa/inet.h>
+#include <llhttp.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <optional>
+
+#include "coordinator/config.h"
+#include "proxy/address.h"
+#include "proxy/result.h"
+
+namespace lameduck::coordinator {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+constexpr int kExitOk = 0;
+constexpr int kExitFailed = 1;
+constexpr int kExitUsage = 2;
+
+constexpr std::string_view kDefaultAdmin = "127.0.0.1:9901";
+constexpr milliseconds kDefaultTimeout{30'000};
+// A drain takes --drain-delay plus up to --drain-timeout (5s + 25s by default) plus the app's
+// exit, so waiting for it needs longer than just starting it.
+constexpr milliseconds kDefaultWaitTimeout{120'000};
+constexpr size_t kMaxErrorBodyChars = 300;
+constexpr size_t kReadChunkBytes = 16 * 1024;
+
+constexpr std::string_view kUsage =
+    "Usage: lameduck drain [--admin ADDR | --admin-socket PATH] [--token T] [--wait] "
+    "[--timeout DUR]\n"
+    "\n"
+    "Asks a running lameduck to drain (POST /drain) and prints its answer.\n"
+    "\n"
+    "  --admin ADDR         its admin API over TCP: HOST:PORT or [V6]:PORT (default\n"
+    "                       127.0.0.1:9901; 0.0.0.0 and [::] mean this host's loopback)\n"
+    "  --admin-socket PATH  its admin API on a unix socket; needs no token\n"
+    "  --token T            sent as Authorization: Bearer T; needed over TCP from beyond\n"
+    "                       loopback (prefer LAMEDUCK_ADMIN_TOKEN: arguments are visible to ps)\n"
+    "  --wait               wait until the drain is complete; prints its summary as JSON\n"
+    "  --timeout DUR        give up after DUR, e.g. 250ms, 5s, 2m (default 30s, 120s with\n"
+    "                       --wait; 0 means no limit)\n"
+    "\n"
+    "Options are --name VALUE or --name=VALUE. LAMEDUCK_ADMIN, LAMEDUCK_ADMIN_SOCKET and\n"
+    "LAMEDUCK_ADMIN_TOKEN are the defaults of --admin, --admin-socket and --token.\n"
+    "Exit status: 0 when lameduck accepted (2xx), 1 when it refused, could not be reached or\n"
+    "did not answer in time, 2 for bad usage.\n";
+
+enum class WaitMode { kStartOnly, kUntilDrained };
+
+// The command line as given, before the environment and defaults fill it in.
+struct Args {
+  std::optional<std::string> admin;
+  std::optional<std::string> admin_socket;
+  std::optional<std::string> token;
+  std::optional<std::string> timeout;
+  WaitMode wait = WaitMode::kStartOnly;
+  bool help = false;
+};
+
+struct DrainOptions {
+  proxy::Address admin;  // kTcp or kUnix; text is how messages name it
+  std::optional<std::string> token;
+  WaitMode wait = WaitMode::kStartOnly;
+  std::optional<milliseconds> timeout;  // none: no limit
+};
+
+struct Answer {
+  int status = 0;
+  std::string reason;  // the reason phrase as sent, possibly empty
+  std::string body;
+};
+
+std::string Quote(std::string_view text) { return "\"" + std::string(text) + "\""; }
+
+std::string FormatDuration(milliseconds duration) {
+  if (duration.count() % 1000 == 0) return std::to_string(duration.count() / 1000) + "s";
+  return std::to_string(duration.count()) + "ms";
+}
+
+Result<Args> ReadArgs(const std::vector<std::string>& args) {
+  Args parsed;
+  for (size_t i = 0; i < args.size(); ++i) {
+    std::string_view arg = args[i];
+    if (arg == "--help" || arg == "-h") {
+      parsed.help = true;
+      return parsed;
+    }
+    if (!arg.starts_with("--")) {
+      return Error{"unexpected argument " + Quote(arg) + " (options start with --)"};
+    }
+    std::string name(arg.substr(2));
+    std::optional<std::string> value;
+    if (size_t eq = name.find('='); eq != std::string::npos) {
+      value = name.substr(eq + 1);
+      name.resize(eq);
+    }
+    if (name == "wait") {
+      if (value) return Error{"--wait takes no value"};
+      parsed.wait = WaitMode::kUntilDrained;
+      continue;
+    }
+    std::optional<std::string>* slot = name == "admin"          ? &parsed.admin
+                                       : name == "admin-socket" ? &parsed.admin_socket
+                                       : name == "token"        ? &parsed.token
+                                       : name == "timeout"      ? &parsed.timeout
+                                                                : nullptr;
+    if (slot == nullptr) return Error{"unknown option --" + name};
+    if (!value) {
+      if (i + 1 == args.size()) return Error{"--" + name + " needs a value"};
+      value = args[++i];
+    }
+    *slot = std::move(value);
+  }
+  return parsed;
+}
+
+// `source` names where the text came from ("--admin", "LAMEDUCK_ADMIN"), for the error.
+Result<proxy::Address> ParseAdmin(std::string_view source, std::string_view text) {
+  auto address = proxy::ParseAddress(text);
+  if (!address) return Error{std::string(source) + ": " + address.error()};
+  proxy::Address admin = std::move(address).value();
+  if (admin.kind == proxy::Address::Kind::kUnix) {
+    admin.text = admin.path;
+    return admin;
+  }
+  if (admin.port() == 0) return Error{std::string(source) + ": port 0 in " + Quote(text)};
+  // The server's default, 0.0.0.0:9901, is a bind address: it answers on loopback.
+  auto* v4 = reinterpret_cast<sockaddr_in*>(&admin.sockaddr);
+  auto* v6 = reinterpret_cast<sockaddr_in6*>(&admin.sockaddr);
+  if (v4->sin_family == AF_INET && v4->sin_addr.s_addr == htonl(INADDR_ANY)) {
+    v4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    admin.text = "127.0.0.1:" + std::to_string(admin.port());
+  } else if (v6->sin6_family == AF_INET6 && IN6_IS_ADDR_UNSPECIFIED(&v6->sin6_addr)) {
+    v6->sin6_addr = in6addr_loopback;
+    admin.text = "[::1]:" + std::to_string(admin.port());
+  }
+  return admin;
+}
+
+Result<proxy::Address> ParseAdminSocket(std::string_view source, std::string_view text) {
+  std::string_view path = text.starts_with("unix:") ? text.substr(5) : text;
+  return ParseAdmin(source, "unix:" + std::string(path));
+}
+
+Result<std::string> CheckToken(std::string_view source, std::string_view token) {
+  // It goes verbatim into a header line, where whitespace could never match (RFC 6750 section
+  // 2.1) and CR or LF would inject headers.
+  bool bad = token.empty();
+  for (char c : token) bad = bad || static_cast<unsigned char>(c) <= ' ' || c == '\x7f';
+  if (bad) {
+    return Error{std::string(source) +
+                 ": invalid token (empty, or has whitespace or control characters; value not "
+                 "shown)"};
+  }
+  return std::string(token);
+}
+
+const std::string* Lookup(const std::map<std::string, std::string>& env, const std::string& name) {
+  auto it = env.find(name);
+  return it == env.end() || it->second.empty() ? nullptr : &it->second;
+}
+
+// The command line wins over the environment. The server may have both a TCP and a unix admin
+// address; given both in the environment, the socket is used, since it needs no token.
+Result<DrainOptions> ResolveOptions(const Args& args,
+                                    const std::map<std::string, std::string>& env) {
+  if (args.admin && args.admin_socket) {
+    return Error{"--admin and --admin-socket: give one of them, not both"};
+  }
+  const std::string* env_socket = Lookup(env, "LAMEDUCK_ADMIN_SOCKET");
+  const std::string* env_admin = Lookup(env, "LAMEDUCK_ADMIN");
+  Result<proxy::Address> admin = Error{};
+  if (args.admin_socket) {
+    admin = ParseAdminSocket("--admin-socket", *args.admin_socket);
+  } else if (args.admin) {
+    admin = ParseAdmin("--admin", *args.admin);
+  } else if (env_socket != nullptr) {
+    admin = ParseAdminSocket("LAMEDUCK_ADMIN_SOCKET", *env_socket);
+  } else if (env_admin != nullptr) {
+    admin = ParseAdmin("LAMEDUCK_ADMIN", *env_admin);
+  } else {
+    admin = ParseAdmin("--admin", kDefaultAdmin);
+  }
+  if (!admin) return Error{admin.error()};
+  DrainOptions options;
+  options.admin = std::move(admin).value();
+  options.wait = args.wait;
+
+  const std::string* env_token = Lookup(env, "LAMEDUCK_ADMIN_TOKEN");
+  if (args.token || env_token) {
+    auto token = args.token ? CheckToken("--token", *args.token)
+                            : CheckToken("LAMEDUCK_ADMIN_TOKEN", *env_token);
+    if (!token) return Error{token.error()};
+    options.token = std::move(token).value();
+  }
+
+  options.timeout = args.wait == WaitMode::kUntilDrained ? kDefaultWaitTimeout : kDefaultTimeout;
+  if (args.timeout) {
+    // ParseDuration wants a unit, but a bare "0" is unambiguous.
+    auto timeout =
+        *args.timeout == "0" ? Result<milliseconds>(milliseconds(0)) : ParseDuration(*args.timeout);
+    if (!timeout) return Error{"--timeout: " + timeout.error()};
+    options.timeout = *timeout;
+    if (timeout->count() == 0) options.timeout.reset();
+  }
+  return options;
+}
+
+std::string BuildRequest(const DrainOptions& options) {
+  std::string request = options.wait == WaitMode::kUntilDrained ? "POST /drain?wait=1 HTTP/1.1\r\n"
+                                                                : "POST /drain HTTP/1.1\r\n";
+  request += "Host: lameduck\r\nContent-Length: 0\r\nConnection: close\r\n";
+  if (options.token) request += "Authorization: Bearer " + *options.token + "\r\n";
+  request += "\r\n";
+  return request;
+}
+
+class Deadline {
+ public:
+  explicit Deadline(std::optional<milliseconds> timeout) {
+    if (timeout) at_ = Clock::now() + *timeout;
+  }
+  // poll()'s timeout: -1 without a limit, else what is left, rounded up (0 once passed).
+  int PollTimeoutMs() const {
+    if (!at_) return -1;
+    auto left = std::chrono::ceil<milliseconds>(*at_ - Clock::now());
+    return static_cast<int>(std::max<int64_t>(left.count(), 0));
+  }
+
+ private:
+  std::optional<Clock::time_point> at_;
+};
+
+class Socket {
+ public:
+  explicit Socket(int fd) : fd_(fd) {}
+  Socket(const Socket&) = delete;
+  Socket& operator=(const Socket&) = delete;
+  ~Socket() {
+    if (fd_ >= 0) close(fd_);
+  }
+  int fd() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+enum class Readiness { kReady, kTimedOut, kFailed };
+
+// Waits for `events` on fd until the deadline; kFailed leaves errno set.
+Readiness WaitFor(int fd, short events, const Deadline& deadline) {
+  pollfd entry{fd, events, 0};
+  while (true) {
+    int rc = poll(&entry, 1, deadline.PollTimeoutMs());
+    if (rc > 0) return Readiness::kReady;
+    if (rc == 0) return Readiness::kTimedOut;
+    if (errno != EINTR) return Readiness::kFailed;
+  }
+}
+
+Result<bool> Connect(const Socket& socket, const proxy::Address& admin, const Deadline& deadline,
+                     std::string_view timeout_text) {
+  sockaddr_un unix_address{};
+  const sockaddr* address = admin.sa();
+  socklen_t length =
+      admin.sockaddr.ss_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
+  if (admin.kind == proxy::Address::Kind::kUnix) {
+    unix_address.sun_family = AF_UNIX;
+    std::memcpy(unix_address.sun_path, admin.path.data(), admin.path.size());  // length checked
+    address = reinterpret_cast<const sockaddr*>(&unix_address);
+    length = sizeof(unix_address);
+  }
+  int error = 0;
+  if (connect(socket.fd(), address, length) != 0) {
+    error = errno;
+    if (error == EINPROGRESS) {
+      Readiness ready = WaitFor(socket.fd(), POLLOUT, deadline);
+      if (ready == Readiness::kTimedOut) {
+        return Error{"cannot connect to " + admin.text + " within " + std::string(timeout_text)};
+      }
+      socklen_t size = sizeof(error);
+      if (ready == Readiness::kFailed) {
+        error = errno;
+      } else if (getsockopt(socket.fd(), SOL_SOCKET, SO_ERROR, &error, &size) != 0) {
+        error = errno;
+      }
+    }
+  }
+  if (error == 0) return true;
+  std::string hint = admin.kind == proxy::Address::Kind::kUnix
+                         ? "is lameduck running with --admin-socket " + admin.text + "?"
+                         : "is lameduck running with --admin " + admin.text + "?";
+  // The server makes its socket mode 0600.
+  if (error == EACCES) hint = "run this as the user lameduck runs as";
+  return Error{"cannot connect to " + admin.text + ": " + std::strerror(error) + " (" + hint + ")"};
+}
+
+Result<bool> SendAll(const Socket& socket, std::string_view bytes, const Deadline& deadline,
+                     std::string_view timeout_text) {
+  while (!bytes.empty()) {
+    ssize_t sent = send(socket.fd(), bytes.data(), bytes.size(), MSG_NOSIGNAL);
+    if (sent > 0) {
+      bytes.remove_prefix(static_cast<size_t>(sent));
+      continue;
+    }
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) {
+      return Error{std::string("sending the request: ") + std::strerror(errno)};
+    }
+    Readiness ready = WaitFor(socket.fd(), POLLOUT, deadline);
+    if (ready == Readiness::kTimedOut)
+      return Error{"no answer within " + std::string(timeout_text)};
+    if (ready == Readiness::kFailed) {
+      return Error{std::string("sending the request: ") + std::strerror(errno)};
+    }
+  }
+  return true;
+}
+
+// Parses one HTTP response, skipping interim 1xx ones. Callbacks only record; the caller looks at
+// complete() after each Feed.
+class AnswerParser {
+ public:
+  AnswerParser() {
+    llhttp_settings_init(&settings_);
+    settings_.on_status = [](llhttp_t* parser, const char* at, size_t length) {
+      Self(parser).answer_.reason.append(at, length);
+      return 0;
+    };
+    settings_.on_body = [](llhttp_t* parser, const char* at, size_t length) {
+      Self(parser).answer_.body.append(at, length);
+      return 0;
+    };
+    settings_.on_message_complete = [](llhttp_t* parser) {
+      AnswerParser& self = Self(parser);
+      if (parser->status_code >= 100 && parser->status_code < 200) {
+        self.answer_ = Answer{};  // 100 Continue and the like: the real answer follows
+        return 0;
+      }
+      self.answer_.status = parser->status_code;
+      self.complete_ = true;
+      return static_cast<int>(HPE_PAUSED);  // anything after the answer is ignored
+    };
+    llhttp_init(&parser_, HTTP_RESPONSE, &settings_);
+    parser_.data = this;
+  }
+  AnswerParser(const AnswerParser&) = delete;
+  AnswerParser& operator=(const AnswerParser&) = delete;
+
+  // An error message for a malformed answer.
+  Result<bool> Feed(std::string_view bytes) {
+    received_bytes_ += bytes.size();
+    return Check(llhttp_execute(&parser_, bytes.data(), bytes.size()));
+  }
+  // The server closed: completes an answer delimited by the close.
+  Result<bool> Finish() {
+    if (received_bytes_ == 0) return Error{"closed the connection without answering"};
+    llhttp_errno_t error = llhttp_finish(&parser_);
+    if (error == HPE_INVALID_EOF_STATE || (error == HPE_OK && !complete_)) {
+      return Error{"closed the connection in the middle of the answer"};
+    }
+    if (auto ok = Check(error); !ok) return ok;
+    return true;
+  }
+  bool complete() const { return complete_; }
+  const Answer& answer() const { return answer_; }
+
+ private:
+  static AnswerParser& Self(llhttp_t* parser) { return *static_cast<AnswerParser*>(parser->data); }
+  Result<bool> Check(llhttp_errno_t error) {
+    if (error == HPE_OK || (error == HPE_PAUSED && complete_)) return true;
+    return Error{std::string("sent a malformed answer (") + llhttp_errno_name(error) + ": " +
+                 llhttp_get_error_reason(&parser_) + ")"};
+  }
+
+  llhttp_settings_t settings_;
+  llhttp_t parser_;
+  Answer answer_;
+  size_t received_bytes_ = 0;
+  bool complete_ = false;
+};
+
+// One request, one answer. Errors are worded for `lameduck drain: ` to precede them.
+Result<Answer> Exchange(const DrainOptions& options) {
+  const Deadline deadline(options.timeout);
+  const std::string timeout_text = options.timeout ? FormatDuration(*options.timeout) : "";
+  int family = options.admin.kind == proxy::Address::Kind::kUnix ? AF_UNIX
+                                                                 : options.admin.sockaddr.ss_family;
+  Socket socket(::socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (socket.fd() < 0) return Error{std::string("cannot create a socket: ") + std::strerror(errno)};
+  if (auto ok = Connect(socket, options.admin, deadline, timeout_text); !ok)
+    return Error{ok.error()};
+  if (auto ok = SendAll(socket, BuildRequest(options), deadline, timeout_text); !ok) {
+    return Error{ok.error() + " (to " + options.admin.text + ")"};
+  }
+  AnswerParser parser;
+  std::string buffer(kReadChunkBytes, '\0');
+  while (!parser.complete()) {
+    Readiness ready = WaitFor(socket.fd(), POLLIN, deadline);
+    if (ready == Readiness::kTimedOut) return Error{"no answer within " + timeout_text};
+    ssize_t received =
+        ready == Readiness::kReady ? recv(socket.fd(), buffer.data(), buffer.size(), 0) : -1;
+    if (received < 0) {
+      if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK) continue;
+      return Error{"reading the answer from " + options.admin.text + ": " + std::strerror(errno)};
+    }
+    // After the server closed, Finish either completes the answer or says what is missing.
+    auto ok = received == 0
+                  ? parser.Finish()
+                  : parser.Feed(std::string_view(buffer.data(), static_cast<size_t>(received)));
+    if (!ok) return Error{options.admin.text + " " + ok.error()};
+  }
+  return parser.answer();
+}
+
+// A body on one line for an error message: whitespace runs become one space, the rest is cut.
+std::string OneLine(std::string_view body) {
+  std::string line;
+  for (char c : body) {
+    bool space = static_cast<unsigned char>(c) < ' ' || c == ' ' || c == '\x7f';
+    if (space) {
+      if (!line.empty() && line.back() != ' ') line += ' ';
+    } else {
+      line += c;
+    }
+  }
+  while (!line.empty() && line.back() == ' ') line.pop_back();
+  if (line.size() > kMaxErrorBodyChars) line = line.substr(0, kMaxErrorBodyChars) + "...";
+  return line;
+}
+
+std::string RefusalLine(const Answer& answer, const DrainOptions& options) {
+  std::string line = std::to_string(answer.status);
+  if (!answer.reason.empty()) line += " " + OneLine(answer.reason);
+  if (std::string body = OneLine(answer.body); !body.empty()) line += ": " + body;
+  if (answer.status == 401 || answer.status == 403) {
+    line += options.token ? " (is the token the one lameduck was given with --admin-token?)"
+                          : " (give lameduck's admin token with LAMEDUCK_ADMIN_TOKEN or --token, "
+                            "or use --admin-socket)";
+  }
+  return line;
+}
+
+void PrintError(std::FILE* err, std::string_view message) {
+  std::fprintf(err, "lameduck drain: %.*s\n", static_cast<int>(message.size()), message.data());
+  std::fflush(err);
+}
+
+}  // namespace
+
+std::string_view DrainUsageText() { return kUsage; }
+
+int RunDrainCommand(const std::vector<std::string>& args,
+                    const std::map<std::string, std::string>& env, std::FILE* out, std::FILE* err) {
+  auto parsed = ReadArgs(args);
+  if (!parsed) {
+    PrintError(err, parsed.error() + " (see lameduck drain --help)");
+    return kExitUsage;
+  }
+  if (parsed->help) {
+    std::fwrite(kUsage.data(), 1, kUsage.size(), out);
+    std::fflush(out);
+    return kExitOk;
+  }
+  auto options = ResolveOptions(*parsed, env);
+  if (!options) {
+    PrintError(err, options.error() + " (see lameduck drain --help)");
+    return kExitUsage;
+  }
+  auto answer = Exchange(*options);
+  if (!answer) {
+    PrintError(err, answer.error());
+    return kExitFailed;
+  }
+  if (answer->status < 200 || answer->status > 299) {
+    PrintError(err, RefusalLine(*answer, *options));
+    return kExitFailed;
+  }
+  const std::string& body = answer->body;
+  std::fwrite(body.data(), 1, body.size(), out);
+  if (!body.empty() && body.back() != '\n') std::fputc('\n', out);
+  std::fflush(out);
+  return kExitOk;
+}
+
+}  // namespace lameduck::coordinator

@@ -1,0 +1,310 @@
+#include "coordinator/drain_controller.h"
+
+namespace lameduck::coordinator {
+namespace {
+
+constexpr uint64_t kProgressIntervalMs = 500;
+constexpr int kExitOk = 0;
+constexpr int kExitForced = 3;
+
+bool IsSignal(Trigger trigger) {
+  return trigger == Trigger::kSigterm || trigger == Trigger::kSigint ||
+         trigger == Trigger::kAppExit;
+}
+
+}  // namespace
+
+std::string_view ToString(State state) {
+  switch (state) {
+    case State::kStarting:
+      return "starting";
+    case State::kReady:
+      return "ready";
+    case State::kDraining:
+      return "draining";
+    case State::kDrained:
+      return "drained";
+    case State::kAppExiting:
+      return "app_exiting";
+    case State::kExited:
+      return "exited";
+  }
+  return "unknown";
+}
+
+std::string_view ToString(DrainPhase phase) {
+  switch (phase) {
+    case DrainPhase::kNone:
+      return "none";
+    case DrainPhase::kAcceptGrace:
+      return "accept_grace";
+    case DrainPhase::kListenersClosed:
+      return "listeners_closed";
+    case DrainPhase::kIdleClosed:
+      return "waiting_for_in_flight";
+    case DrainPhase::kForced:
+      return "forced";
+    case DrainPhase::kComplete:
+      return "complete";
+  }
+  return "unknown";
+}
+
+std::string_view ToString(Trigger trigger) {
+  switch (trigger) {
+    case Trigger::kSigterm:
+      return "SIGTERM";
+    case Trigger::kSigint:
+      return "SIGINT";
+    case Trigger::kAdminPost:
+      return "admin_post";
+    case Trigger::kAdminWait:
+      return "admin_wait";
+    case Trigger::kCommand:
+      return "drain_command";
+    case Trigger::kAppExit:
+      return "app_exit";
+  }
+  return "unknown";
+}
+
+nlohmann::json DrainSummary::ToJson() const {
+  return {{"trigger", ToString(trigger)},
+          {"duration_ms", duration_ms},
+          {"accept_grace_ms", accept_grace_ms},
+          {"in_flight_wait_ms", in_flight_wait_ms},
+          {"connections_at_start", connections_at_start},
+          {"in_flight_at_start", in_flight_at_start},
+          {"served_during_drain", served_during_drain},
+          {"idle_closed", idle_closed},
+          {"forced", forced},
+          {"exit_status", exit_status}};
+}
+
+DrainController::DrainController(uv_loop_t* loop, const Config& config, proxy::DrainTarget& proxy,
+                                 Metrics& metrics, EventLog& log, AppSupervisor& app)
+    : loop_(loop), config_(config), proxy_(proxy), metrics_(metrics), log_(log), app_(app) {
+  delay_timer_.Init(loop, uv_timer_init, this);
+  deadline_timer_.Init(loop, uv_timer_init, this);
+  progress_timer_.Init(loop, uv_timer_init, this);
+}
+
+std::string_view DrainController::readiness() const {
+  switch (state_) {
+    case State::kStarting:
+      return "starting";
+    case State::kReady:
+      return upstream_healthy_ ? "ready" : "upstream_unready";
+    default:
+      return "draining";
+  }
+}
+
+void DrainController::OnUpstreamCheck(bool healthy) {
+  if (state_ == State::kStarting && healthy) {
+    state_ = State::kReady;
+    upstream_healthy_ = true;
+    log_.Info("ready", {{"upstream", config_.proxy.upstream.text}});
+    return;
+  }
+  if (state_ != State::kReady || healthy == upstream_healthy_) return;
+  upstream_healthy_ = healthy;
+  if (healthy) {
+    log_.Info("ready", {{"upstream", config_.proxy.upstream.text}});
+  } else {
+    log_.Warn("upstream.unready",
+              {{"upstream", config_.proxy.upstream.text},
+               {"error", "the app stopped answering readiness checks; /ready says 503"}});
+  }
+}
+
+void DrainController::OnTrigger(Trigger trigger) {
+  bool signal = IsSignal(trigger);
+  switch (state_) {
+    case State::kStarting:
+    case State::kReady:
+      exit_when_done_ = signal;
+      StartDrain(trigger);
+      return;
+    case State::kDraining:
+    case State::kAppExiting:
+      if (signal && !exit_when_done_) {
+        exit_when_done_ = true;  // lameduck exits when this drain is done
+        log_.Info("drain.join", {{"trigger", ToString(trigger)}, {"running", ToString(trigger_)}});
+      } else if (signal) {
+        log_.Info("signal.ignored",
+                  {{"signal", ToString(trigger)}, {"reason", "a drain is already running"}});
+      } else {
+        log_.Info("drain.join", {{"trigger", ToString(trigger)}, {"running", ToString(trigger_)}});
+      }
+      return;
+    case State::kDrained:
+      // Drained by the admin API and waiting for kubelet's SIGTERM: that ends lameduck now.
+      if (signal) Exit();
+      return;
+    case State::kExited:
+      return;
+  }
+}
+
+void DrainController::StartDrain(Trigger trigger) {
+  state_ = State::kDraining;
+  trigger_ = trigger;
+  drain_start_ms_ = uv_now(loop_);
+  listeners_closed_ms_ = 0;
+  responses_at_start_ = metrics_.responses_total();
+  proxy::ProxyCounts counts = proxy_.counts();
+  summary_ = DrainSummary{};
+  summary_.trigger = trigger;
+  summary_.connections_at_start = counts.connections;
+  summary_.in_flight_at_start = counts.in_flight;
+  // The app is gone already: no straggler can be served, so no accept grace.
+  uint64_t delay_ms = trigger == Trigger::kAppExit ? 0 : config_.drain_delay.count();
+  log_.Info("drain.start", {{"trigger", ToString(trigger)},
+                            {"connections", counts.connections},
+                            {"in_flight", counts.in_flight},
+                            {"idle", counts.idle},
+                            {"drain_delay_ms", delay_ms},
+                            {"drain_timeout_ms", config_.drain_timeout.count()}});
+  proxy_.CloseAfterCurrentResponse();
+  phase_ = DrainPhase::kAcceptGrace;
+  uv_timer_start(
+      deadline_timer_.get(),
+      [](uv_timer_t* timer) {
+        auto* self = static_cast<DrainController*>(timer->data);
+        if (self == nullptr || self->state_ != State::kDraining) return;
+        if (self->phase_ == DrainPhase::kAcceptGrace) {
+          self->proxy_.StopAccepting();
+          self->log_.Info("listener.closed", {{"after_ms", self->ElapsedMs()}});
+        }
+        size_t forced = self->proxy_.ForceCloseAll();
+        self->phase_ = DrainPhase::kForced;
+        self->log_.Warn("drain.forced", {{"count", forced}, {"after_ms", self->ElapsedMs()}});
+        self->Finish(forced);
+      },
+      config_.drain_timeout.count(), 0);
+  uv_timer_start(
+      progress_timer_.get(),
+      [](uv_timer_t* timer) {
+        if (auto* self = static_cast<DrainController*>(timer->data)) self->LogProgress();
+      },
+      kProgressIntervalMs, kProgressIntervalMs);
+  if (delay_ms == 0) {
+    EndAcceptGrace();
+    return;
+  }
+  uv_timer_start(
+      delay_timer_.get(),
+      [](uv_timer_t* timer) {
+        if (auto* self = static_cast<DrainController*>(timer->data)) self->EndAcceptGrace();
+      },
+      delay_ms, 0);
+}
+
+void DrainController::EndAcceptGrace() {
+  if (state_ != State::kDraining || phase_ != DrainPhase::kAcceptGrace) return;
+  proxy_.StopAccepting();
+  listeners_closed_ms_ = uv_now(loop_);
+  summary_.accept_grace_ms = ElapsedMs();
+  phase_ = DrainPhase::kListenersClosed;
+  log_.Info("listener.closed", {{"after_ms", summary_.accept_grace_ms}});
+  summary_.idle_closed = proxy_.counts().idle;
+  proxy_.CloseIdleConnections();
+  log_.Info("idle.closed", {{"count", summary_.idle_closed}});
+  phase_ = DrainPhase::kIdleClosed;
+  CheckDone();
+}
+
+void DrainController::OnConnectionClosed() { CheckDone(); }
+
+void DrainController::CheckDone() {
+  // Never sleeps longer than it must: the drain ends the moment the last connection closes.
+  if (state_ == State::kDraining && phase_ == DrainPhase::kIdleClosed &&
+      proxy_.counts().connections == 0) {
+    Finish(0);
+  }
+}
+
+void DrainController::LogProgress() {
+  if (state_ != State::kDraining) return;
+  proxy::ProxyCounts counts = proxy_.counts();
+  log_.Info("drain.progress", {{"phase", ToString(phase_)},
+                               {"elapsed_ms", ElapsedMs()},
+                               {"connections", counts.connections},
+                               {"in_flight", counts.in_flight},
+                               {"idle", counts.idle},
+                               {"upgraded", counts.upgraded}});
+}
+
+void DrainController::Finish(uint64_t forced) {
+  uv_timer_stop(delay_timer_.get());
+  uv_timer_stop(deadline_timer_.get());
+  uv_timer_stop(progress_timer_.get());
+  if (phase_ != DrainPhase::kForced) phase_ = DrainPhase::kComplete;
+  uint64_t now = uv_now(loop_);
+  summary_.duration_ms = now - drain_start_ms_;
+  summary_.in_flight_wait_ms = listeners_closed_ms_ == 0 ? 0 : now - listeners_closed_ms_;
+  summary_.served_during_drain = metrics_.responses_total() - responses_at_start_;
+  summary_.forced = forced;
+  ++drains_total_;
+  forced_total_ += forced;
+  exit_status_ = forced > 0 ? kExitForced : kExitOk;
+  summary_.exit_status = exit_status_;
+  last_drain_ = summary_;
+  state_ = State::kAppExiting;
+  nlohmann::json fields = summary_.ToJson();
+  fields.erase("exit_status");  // known only once the app has been told (launch mode)
+  log_.Info("drain.complete", fields);
+  if (app_exit_) {
+    // The launched app is gone already: nothing to tell.
+    AppSupervisor::Outcome outcome;
+    outcome.exited_seen = true;
+    outcome.status = app_exit_->status;
+    OnAppTold(outcome);
+    return;
+  }
+  app_.TellAppToExit([this](const AppSupervisor::Outcome& outcome) { OnAppTold(outcome); });
+}
+
+void DrainController::OnAppTold(const AppSupervisor::Outcome& outcome) {
+  if (state_ != State::kAppExiting) return;
+  bool launched = !config_.app_command.empty();
+  if (launched && outcome.status) exit_status_ = *outcome.status;  // the APP's own status
+  summary_.exit_status = exit_status_;
+  last_drain_ = summary_;
+  state_ = State::kDrained;
+  auto waiters = std::move(waiters_);
+  waiters_.clear();
+  for (auto& waiter : waiters) waiter(summary_);
+  if (exit_when_done_ || launched) Exit();
+}
+
+void DrainController::OnAppExit(const AppExit& exit) {
+  app_exit_ = exit;
+  if (state_ == State::kStarting || state_ == State::kReady) {
+    // The app died on its own: finish what can be finished, then exit with its status.
+    exit_when_done_ = true;
+    StartDrain(Trigger::kAppExit);
+  }
+}
+
+void DrainController::WhenDrained(std::function<void(const DrainSummary&)> callback) {
+  if ((state_ == State::kDrained || state_ == State::kExited) && last_drain_) {
+    callback(*last_drain_);
+    return;
+  }
+  waiters_.push_back(std::move(callback));
+}
+
+void DrainController::Exit() {
+  if (state_ == State::kExited) return;
+  if (!config_.app_command.empty() && app_exit_) exit_status_ = app_exit_->status;
+  state_ = State::kExited;
+  delay_timer_.Close();
+  deadline_timer_.Close();
+  progress_timer_.Close();
+  log_.Info("exit", {{"status", exit_status_}});
+  if (on_exit_) on_exit_(exit_status_);
+}
+
+}  // namespace lameduck::coordinator

@@ -1,0 +1,129 @@
+// DrainController: the one owner of lameduck's lifecycle. It decides readiness, runs the drain
+// of DESIGN.md ("The drain", steps 1 to 8) against the proxy's DrainTarget, has the app told to
+// exit, and says when lameduck is done and with which status. The admin API, the signals and
+// main only ask it and tell it things; nothing else changes the state.
+#pragma once
+
+#include <uv.h>
+
+#include <chrono>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "coordinator/app_supervisor.h"
+#include "coordinator/config.h"
+#include "coordinator/event_log.h"
+#include "coordinator/metrics.h"
+#include "proxy/drain_target.h"
+#include "proxy/uv_handle.h"
+
+namespace lameduck::coordinator {
+
+enum class State {
+  kStarting,    // the upstream has not answered yet: /ready 503 "starting"
+  kReady,       // /ready 200 (or 503 "upstream_unready" while the upstream stops answering)
+  kDraining,    // a drain runs (see DrainPhase); /ready 503 "draining"
+  kDrained,     // nothing open any more; the app is being told to exit
+  kAppExiting,  // the app was told; waiting where its exit can be seen
+  kExited,      // done: main stops the loop and exits with exit_status()
+};
+enum class DrainPhase {
+  kNone,
+  kAcceptGrace,      // --drain-delay: still accepting; every response says Connection: close
+  kListenersClosed,  // no new connections (a moment: idle ones are closed right after)
+  kIdleClosed,       // idle keep-alive connections closed; in-flight requests finishing
+  kForced,           // --drain-timeout passed: what was left was closed
+  kComplete,
+};
+enum class Trigger { kSigterm, kSigint, kAdminPost, kAdminWait, kCommand, kAppExit };
+
+std::string_view ToString(State state);
+std::string_view ToString(DrainPhase phase);
+std::string_view ToString(Trigger trigger);
+
+// What a drain did; the body of /drain?wait=1 and of the drain.complete event.
+struct DrainSummary {
+  Trigger trigger = Trigger::kSigterm;
+  uint64_t duration_ms = 0;          // drain start to the last connection closing (or forcing)
+  uint64_t accept_grace_ms = 0;      // phase durations
+  uint64_t in_flight_wait_ms = 0;    // listeners closed to the last connection closing
+  uint64_t served_during_drain = 0;  // responses completed from drain start to its end
+  uint64_t in_flight_at_start = 0;
+  uint64_t connections_at_start = 0;
+  uint64_t idle_closed = 0;
+  uint64_t forced = 0;
+  int exit_status = 0;
+  nlohmann::json ToJson() const;
+};
+
+class DrainController {
+ public:
+  DrainController(uv_loop_t* loop, const Config& config, proxy::DrainTarget& proxy,
+                  Metrics& metrics, EventLog& log, AppSupervisor& app);
+
+  // Readiness of the upstream, from the ReadinessChecker.
+  void OnUpstreamCheck(bool healthy);
+  // A drain trigger. A drain already running is joined, never restarted. A signal while the
+  // admin API's drain is done (kDrained, waiting for kubelet) ends lameduck at once.
+  void OnTrigger(Trigger trigger);
+  // The proxy closed a client connection: the drain may be over.
+  void OnConnectionClosed();
+  // The launched app exited (on its own, or after being told).
+  void OnAppExit(const AppExit& exit);
+
+  // Called once the drain is complete and the app has been told (every /drain?wait=1 waiter).
+  void WhenDrained(std::function<void(const DrainSummary&)> callback);
+  // Called once, when lameduck should exit.
+  void set_on_exit(std::function<void(int status)> callback) { on_exit_ = std::move(callback); }
+
+  State state() const { return state_; }
+  DrainPhase phase() const { return phase_; }
+  std::string_view readiness() const;  // "ready", "starting", "upstream_unready", "draining"
+  bool ready() const { return readiness() == "ready"; }
+  const std::optional<DrainSummary>& last_drain() const { return last_drain_; }
+  uint64_t drains_total() const { return drains_total_; }
+  uint64_t forced_total() const { return forced_total_; }
+  int exit_status() const { return exit_status_; }
+
+ private:
+  void StartDrain(Trigger trigger);
+  void EndAcceptGrace();
+  void CheckDone();
+  void Finish(uint64_t forced);
+  void OnAppTold(const AppSupervisor::Outcome& outcome);
+  void Exit();
+  void LogProgress();
+  uint64_t ElapsedMs() const { return uv_now(loop_) - drain_start_ms_; }
+
+  uv_loop_t* loop_;
+  const Config& config_;
+  proxy::DrainTarget& proxy_;
+  Metrics& metrics_;
+  EventLog& log_;
+  AppSupervisor& app_;
+  proxy::UvHandle<uv_timer_t> delay_timer_;
+  proxy::UvHandle<uv_timer_t> deadline_timer_;
+  proxy::UvHandle<uv_timer_t> progress_timer_;
+
+  State state_ = State::kStarting;
+  DrainPhase phase_ = DrainPhase::kNone;
+  bool upstream_healthy_ = false;
+  bool exit_when_done_ = false;      // a signal asked for the drain, or arrived during it
+  std::optional<AppExit> app_exit_;  // the launched app's exit, once seen
+  Trigger trigger_ = Trigger::kSigterm;
+  uint64_t drain_start_ms_ = 0;
+  uint64_t listeners_closed_ms_ = 0;
+  uint64_t responses_at_start_ = 0;
+  DrainSummary summary_;
+  std::optional<DrainSummary> last_drain_;
+  uint64_t drains_total_ = 0;
+  uint64_t forced_total_ = 0;
+  int exit_status_ = 0;
+  std::vector<std::function<void(const DrainSummary&)>> waiters_;
+  std::function<void(int)> on_exit_;
+};
+
+}  // namespace lameduck::coordinator

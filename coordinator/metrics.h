@@ -1,0 +1,55 @@
+// Metrics: counts what the proxy reports (it is the proxy's ProxyEvents) and renders everything
+// lameduck knows as Prometheus text exposition format 0.0.4. Counters only grow; gauges are read
+// when rendered. No labels beyond status class and error kind: cardinality stays fixed.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "proxy/drain_target.h"
+#include "proxy/proxy_events.h"
+
+namespace lameduck::coordinator {
+
+class Metrics : public proxy::ProxyEvents {
+ public:
+  // proxy::ProxyEvents
+  void OnConnectionOpened() override { ++connections_total_; }
+  void OnConnectionClosed() override;
+  void OnConnectionFinished() override { OnConnectionClosed(); }
+  void OnResponseComplete(int status) override;
+  void OnProxyError(proxy::ProxyError error) override;
+  void set_on_connection_closed(std::function<void()> callback) {
+    on_connection_closed_ = std::move(callback);
+  }
+
+  uint64_t responses_total() const { return responses_total_; }
+  uint64_t connections_total() const { return connections_total_; }
+  uint64_t errors(proxy::ProxyError error) const { return errors_[static_cast<size_t>(error)]; }
+
+  // What the coordinator adds to the proxy's own counters.
+  struct Gauges {
+    proxy::ProxyCounts counts;
+    std::string_view state;  // starting, ready, draining, drained, ...
+    bool ready = false;
+    double uptime_seconds = 0;
+    uint64_t drains_total = 0;
+    uint64_t forced_total = 0;
+    double last_drain_seconds = 0;  // 0 before the first drain
+    uint64_t last_drain_forced = 0;
+  };
+  std::string Render(const Gauges& gauges) const;
+
+ private:
+  void ErrorSamples(std::string& out, const char* family, bool upstream) const;
+  static constexpr size_t kErrorKinds = static_cast<size_t>(proxy::ProxyError::kStalled) + 1;
+  uint64_t connections_total_ = 0;
+  uint64_t responses_total_ = 0;
+  std::array<uint64_t, 6> by_class_{};  // index 1..5 for 1xx..5xx
+  std::array<uint64_t, kErrorKinds> errors_{};
+  std::function<void()> on_connection_closed_;
+};
+
+}  // namespace lameduck::coordinator
