@@ -62,8 +62,9 @@ class AppSupervisor {
   }
   // Tells the app to exit and calls done exactly once with what happened: when the launched APP
   // has been reaped, when every signalled process is gone or app_exit_timeout passed, when the
-  // exit URL answered or failed, or at once when there is nothing to tell. A call while another
-  // is in progress joins it. Callbacks may destroy the supervisor.
+  // exit URL answered or failed, or at once when there is nothing to tell (done may then run
+  // before this returns). A call while another is in progress joins it. Callbacks may destroy
+  // the supervisor.
   void TellAppToExit(std::function<void(const Outcome&)> done);
 
   std::optional<int> app_pid() const { return app_pid_; }

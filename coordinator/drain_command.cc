@@ -85,7 +85,12 @@ struct Answer {
   std::string body;
 };
 
-std::string Quote(std::string_view text) { return "\"" + std::string(text) + "\""; }
+std::string Quote(std::string_view text) {
+  std::string quoted;
+  quoted.reserve(text.size() + 2);
+  quoted.append(1, '"').append(text).append(1, '"');
+  return quoted;
+}
 
 std::string FormatDuration(milliseconds duration) {
   if (duration.count() % 1000 == 0) return std::to_string(duration.count() / 1000) + "s";
@@ -224,7 +229,8 @@ Result<DrainOptions> ResolveOptions(const Args& args,
 std::string BuildRequest(const DrainOptions& options) {
   std::string request = options.wait == WaitMode::kUntilDrained ? "POST /drain?wait=1 HTTP/1.1\r\n"
                                                                 : "POST /drain HTTP/1.1\r\n";
-  request += "Host: lameduck\r\nContent-Length: 0\r\nConnection: close\r\n";
+  request += "Host: lameduck\r\nUser-Agent: lameduck-drain/" LAMEDUCK_VERSION
+             "\r\nContent-Length: 0\r\nConnection: close\r\n";
   if (options.token) request += "Authorization: Bearer " + *options.token + "\r\n";
   request += "\r\n";
   return request;
@@ -446,8 +452,8 @@ std::string OneLine(std::string_view body) {
 
 std::string RefusalLine(const Answer& answer, const DrainOptions& options) {
   std::string line = std::to_string(answer.status);
-  if (!answer.reason.empty()) line += " " + OneLine(answer.reason);
-  if (std::string body = OneLine(answer.body); !body.empty()) line += ": " + body;
+  if (!answer.reason.empty()) line.append(" ").append(OneLine(answer.reason));
+  if (std::string body = OneLine(answer.body); !body.empty()) line.append(": ").append(body);
   if (answer.status == 401 || answer.status == 403) {
     line += options.token ? " (is the token the one lameduck was given with --admin-token?)"
                           : " (give lameduck's admin token with LAMEDUCK_ADMIN_TOKEN or --token, "

@@ -153,6 +153,7 @@ TEST(DrainCommandTest, PostsDrainWithoutAuthorizationAndPrintsTheAnswer) {
   std::string request = admin.request();
   EXPECT_TRUE(request.starts_with("POST /drain HTTP/1.1\r\n")) << request;
   EXPECT_TRUE(Contains(request, "\r\nHost: lameduck\r\n"));
+  EXPECT_TRUE(Contains(request, "\r\nUser-Agent: lameduck-drain/"));  // the drain.start trigger
   EXPECT_TRUE(Contains(request, "\r\nContent-Length: 0\r\n"));
   EXPECT_TRUE(Contains(request, "\r\nConnection: close\r\n"));
   EXPECT_FALSE(Contains(request, "Authorization"));
