@@ -54,7 +54,7 @@ struct LoadStats {
   uint64_t eof = 0;           // the server closed before the response was complete
   uint64_t timeout = 0;       // no complete response within request_timeout
   uint64_t server_error = 0;  // complete response with status 500-599
-  uint64_t other = 0;         // malformed response, any other socket error
+  uint64_t other = 0;         // malformed response, a status outside 200-599, another socket error
   // GETs that failed on a reused keep-alive connection before any response byte, and were sent
   // once more on a new connection (RFC 9112 9.3.1). Their outcome is that of the second attempt.
   uint64_t retried = 0;
@@ -70,6 +70,9 @@ struct LoadStats {
 
 class LoadGenerator {
  public:
+  using Options = LoadOptions;
+  using Stats = LoadStats;
+
   explicit LoadGenerator(LoadOptions options);
   ~LoadGenerator();  // Stop()
   LoadGenerator(const LoadGenerator&) = delete;

@@ -95,8 +95,9 @@ int Run(const Config& config) {
       if (launched.ok()) {
         app_pid = launched.value();
       } else {
-        error = launched.error();
-        exit_status = Fail("APP", error);
+        error = launched.error();  // "cannot start APP: ..."; the supervisor logged it too
+        std::fprintf(stderr, "lameduck: %s\n", error.c_str());
+        exit_status = kExitBadConfig;
       }
     }
     if (error.empty()) {

@@ -529,9 +529,7 @@ TEST_F(LoadGeneratorTest, StopLetsTheRequestInFlightFinish) {
   LoadGenerator generator(options);
   generator.Start();
   ASSERT_TRUE(Eventually([&] { return generator.stats().sent == 1; }, 5s));
-  Clock::time_point stop_asked = Clock::now();
-  generator.Stop();
-  EXPECT_GE(Clock::now() - stop_asked, 100ms);  // it waited for the answer
+  generator.Stop();  // asked at most a few ms into the 300 ms the answer takes
   LoadStats stats = generator.stats();
   EXPECT_EQ(stats.sent, 1u);
   EXPECT_EQ(stats.ok, 1u);
