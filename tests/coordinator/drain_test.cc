@@ -406,6 +406,58 @@ TEST_F(DrainTest, MetricsUseThePrometheusTextFormat) {
   }
 }
 
+TEST(ReadinessTest, FollowsTheUpstreamReadyPathAndTheDrain) {
+  std::atomic<int> health{503};
+  TestUpstream upstream;
+  upstream.SetHandler([&](const HttpRequest& request, UpstreamConn& conn) {
+    conn.SendResponse(request.target == "/healthz" ? health.load() : 200, "h");
+  });
+  ASSERT_TRUE(upstream.Start());
+  LameduckProcess lameduck;
+  ASSERT_TRUE(lameduck.Start({"--upstream", "127.0.0.1:" + std::to_string(upstream.port()),
+                              "--upstream-ready", "/healthz", "--drain-delay", "0s"}));
+  auto starting = lameduck.Admin("GET", "/ready");
+  ASSERT_TRUE(starting);
+  EXPECT_EQ(starting->status, 503);
+  EXPECT_EQ(nlohmann::json::parse(starting->body)["status"], "starting");
+  health = 200;
+  EXPECT_TRUE(lameduck.WaitForReady(200, 5s));
+  ASSERT_TRUE(lameduck.WaitForEvent("ready", 1s));
+  health = 500;
+  ASSERT_TRUE(lameduck.WaitForReady(503, 5s));
+  auto unready = lameduck.Admin("GET", "/ready");
+  ASSERT_TRUE(unready);
+  EXPECT_EQ(nlohmann::json::parse(unready->body)["status"], "upstream_unready");
+  EXPECT_TRUE(lameduck.WaitForEvent("upstream.unready", 1s));
+  health = 200;
+  EXPECT_TRUE(lameduck.WaitForReady(200, 5s));
+  ASSERT_TRUE(lameduck.Signal(SIGTERM));
+  EXPECT_EQ(lameduck.Wait(5s), 0);
+}
+
+TEST(ReadinessTest, LogsTextWhenAskedAndNothingBelowTheLevel) {
+  TestUpstream upstream;
+  ASSERT_TRUE(upstream.Start());
+  ChildProcess lameduck;
+  ASSERT_TRUE(
+      lameduck.Start({LameduckBinary(), "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0",
+                      "--upstream", "127.0.0.1:" + std::to_string(upstream.port()), "--log-format",
+                      "text", "--log-level", "warn", "--drain-delay", "0s"}));
+  // Nothing at info: no start line. A drain of nothing forces nothing: silence, then exit 0.
+  EXPECT_FALSE(lameduck.ReadLine(300ms));
+  ASSERT_TRUE(lameduck.Signal(SIGTERM));
+  EXPECT_EQ(lameduck.Wait(5s), 0);
+  EXPECT_TRUE(lameduck.output().empty());
+  ChildProcess text;
+  ASSERT_TRUE(text.Start({LameduckBinary(), "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0",
+                          "--upstream", "127.0.0.1:" + std::to_string(upstream.port()),
+                          "--log-format", "text"}));
+  auto line = text.ReadLine(5s);
+  ASSERT_TRUE(line);
+  EXPECT_NE(line->find(" info start "), std::string::npos) << *line;
+  EXPECT_EQ(line->find('{'), std::string::npos) << *line;
+}
+
 // ---- launch mode ----
 
 class LaunchTest : public ::testing::Test {};
