@@ -57,12 +57,7 @@ class AdminServer::Connection {
       int length = sizeof(peer);
       char text[INET6_ADDRSTRLEN] = "?";
       if (uv_tcp_getpeername(&socket_.tcp, reinterpret_cast<sockaddr*>(&peer), &length) == 0) {
-        if (peer.ss_family == AF_INET) {
-          inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(&peer)->sin_addr, text, sizeof(text));
-        } else {
-          inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(&peer)->sin6_addr, text,
-                    sizeof(text));
-        }
+        proxy::PeerIp(peer, text, sizeof(text));
       }
       peer_ = text;
       trusted_ = IsLoopback(peer_);
@@ -169,7 +164,7 @@ class AdminServer::Connection {
     if (answered_ || closing_) return;
     answered_ = true;
     out_ = "HTTP/1.1 " + std::to_string(status) + " ";
-    out_ += StatusText(status);
+    out_ += proxy::ReasonPhrase(status);
     out_ += "\r\nContent-Type: ";
     out_ += content_type;
     out_ += "\r\nContent-Length: " + std::to_string(body.size());
@@ -191,33 +186,6 @@ class AdminServer::Connection {
           }
         }) != 0) {
       Close();
-    }
-  }
-
-  static std::string_view StatusText(int status) {
-    switch (status) {
-      case 200:
-        return "OK";
-      case 202:
-        return "Accepted";
-      case 400:
-        return "Bad Request";
-      case 401:
-        return "Unauthorized";
-      case 403:
-        return "Forbidden";
-      case 404:
-        return "Not Found";
-      case 405:
-        return "Method Not Allowed";
-      case 408:
-        return "Request Timeout";
-      case 431:
-        return "Request Header Fields Too Large";
-      case 503:
-        return "Service Unavailable";
-      default:
-        return "Status";
     }
   }
 

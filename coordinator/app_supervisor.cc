@@ -47,25 +47,8 @@ json ExitFields(const AppExit& app_exit, int wait_status) {
   return fields;
 }
 
-Result<std::string> ReadSmallFile(const std::string& path) {
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return Error{ErrnoText(errno)};
-  std::string text;
-  char chunk[4096];
-  for (;;) {
-    ssize_t n = read(fd, chunk, sizeof(chunk));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      int error = errno;
-      close(fd);
-      return Error{ErrnoText(error)};
-    }
-    if (n == 0 || text.size() > 65536) break;  // a pidfile or /proc/PID/cmdline; no more needed
-    text.append(chunk, static_cast<size_t>(n));
-  }
-  close(fd);
-  return text;
-}
+// A pidfile or a /proc entry; /proc/PID/cmdline is bounded by the kernel's argument limit.
+constexpr size_t kMaxProcFileBytes = 4 * 1024 * 1024;
 
 std::string_view Trim(std::string_view text) {
   constexpr std::string_view kSpace = " \t\r\n\v\f";
@@ -91,7 +74,7 @@ struct ProcStat {
 
 ProcStat ReadProcStat(int pid) {
   ProcStat stat;
-  auto text = ReadSmallFile("/proc/" + std::to_string(pid) + "/stat");
+  auto text = ReadFile("/proc/" + std::to_string(pid) + "/stat", kMaxProcFileBytes);
   // The command name before the state is in parentheses and may itself hold them (proc(5)).
   size_t close = text ? text->rfind(')') : std::string::npos;
   if (close == std::string::npos) return stat;
@@ -124,12 +107,12 @@ std::vector<int> FindProcesses(const std::string& name) {
     if (!pid || *pid == self || *pid == 1) continue;
     std::string dir = "/proc/" + std::to_string(*pid);
     bool matches = false;
-    if (auto comm = ReadSmallFile(dir + "/comm")) {
+    if (auto comm = ReadFile(dir + "/comm", kMaxProcFileBytes)) {
       std::string_view text(*comm);
       if (text.ends_with('\n')) text.remove_suffix(1);
       matches = text == name;  // the kernel truncates comm to 15 bytes: argv[0] catches longer
     }
-    if (auto cmdline = ReadSmallFile(dir + "/cmdline"); !matches && cmdline) {
+    if (auto cmdline = ReadFile(dir + "/cmdline", kMaxProcFileBytes); !matches && cmdline) {
       std::string_view argv0(cmdline->c_str());                    // up to the first NUL
       std::string_view base = argv0.substr(argv0.rfind('/') + 1);  // npos + 1 == 0
       matches = !base.empty() && base == name;
@@ -390,7 +373,7 @@ void AppSupervisor::TellProcesses() {
   }
   if (config_.app_pidfile) {
     std::string label = "--app-pidfile " + *config_.app_pidfile;
-    auto text = ReadSmallFile(*config_.app_pidfile);
+    auto text = ReadFile(*config_.app_pidfile, kMaxProcFileBytes);
     std::optional<int> pid;
     if (!text) {
       outcome_.error = label + ": cannot read (" + text.error() + ")";

@@ -223,30 +223,6 @@ Result<std::string> CheckConfigPath(std::string_view text) {
   return std::string(text);
 }
 
-Result<std::string> ReadFile(const std::string& path, size_t max_bytes) {
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return Error{std::generic_category().message(errno)};
-  std::string text;
-  char chunk[4096];
-  for (;;) {
-    ssize_t n = read(fd, chunk, sizeof(chunk));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      int error = errno;
-      close(fd);
-      return Error{std::generic_category().message(error)};
-    }
-    if (n == 0) break;
-    text.append(chunk, static_cast<size_t>(n));
-    if (text.size() > max_bytes) {
-      close(fd);
-      return Error{"larger than " + FormatSize(max_bytes)};
-    }
-  }
-  close(fd);
-  return text;
-}
-
 // How one option's text becomes part of a Config, and how that part is shown.
 struct Binding {
   // Parses values (one, or several for a repeatable option) into the config. The error does not
@@ -851,6 +827,30 @@ std::string BuildUsage() {
 }
 
 }  // namespace
+
+Result<std::string> ReadFile(const std::string& path, size_t max_bytes) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Error{std::generic_category().message(errno)};
+  std::string text;
+  char chunk[4096];
+  for (;;) {
+    ssize_t n = read(fd, chunk, sizeof(chunk));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int error = errno;
+      close(fd);
+      return Error{std::generic_category().message(error)};
+    }
+    if (n == 0) break;
+    text.append(chunk, static_cast<size_t>(n));
+    if (text.size() > max_bytes) {
+      close(fd);
+      return Error{"larger than " + FormatSize(max_bytes)};
+    }
+  }
+  close(fd);
+  return text;
+}
 
 std::string_view ToString(LogFormat format) {
   switch (format) {

@@ -79,6 +79,9 @@ struct Config {
 Config ParseConfig(const std::vector<std::string>& args,
                    const std::map<std::string, std::string>& env);
 
+// A whole small file (a token, a config, a pidfile, a /proc entry); an error over max_bytes.
+Result<std::string> ReadFile(const std::string& path, size_t max_bytes);
+
 // `lameduck --help`: usage and every option with its default.
 std::string_view UsageText();
 

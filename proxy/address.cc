@@ -17,6 +17,20 @@ int Address::port() const {
   return -1;
 }
 
+bool PeerIp(const sockaddr_storage& peer, char* out, size_t size) {
+  out[0] = '\0';
+  if (peer.ss_family == AF_INET) {
+    return inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(&peer)->sin_addr, out,
+                     static_cast<socklen_t>(size)) != nullptr;
+  }
+  if (peer.ss_family != AF_INET6) return false;
+  const in6_addr& address = reinterpret_cast<const sockaddr_in6*>(&peer)->sin6_addr;
+  if (IN6_IS_ADDR_V4MAPPED(&address)) {
+    return inet_ntop(AF_INET, &address.s6_addr[12], out, static_cast<socklen_t>(size)) != nullptr;
+  }
+  return inet_ntop(AF_INET6, &address, out, static_cast<socklen_t>(size)) != nullptr;
+}
+
 Result<Address> ParseAddress(std::string_view text) {
   Address address;
   address.text = std::string(text);

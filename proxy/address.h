@@ -23,6 +23,10 @@ struct Address {
   int port() const;  // kTcp only; the bound port after a listener on port 0 started is not here
 };
 
+// The peer's IP as text into out (at least INET6_ADDRSTRLEN bytes); an IPv4-mapped IPv6 address
+// (a dual-stack listener) as plain IPv4. False, and out empty, if it cannot be read.
+bool PeerIp(const struct sockaddr_storage& peer, char* out, size_t size);
+
 // "127.0.0.1:8080", "0.0.0.0:80", "[::1]:8080", "[::]:80", "localhost:3000", "unix:/run/x.sock".
 Result<Address> ParseAddress(std::string_view text);
 

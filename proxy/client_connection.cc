@@ -108,17 +108,7 @@ int ClientConnection::Accept(uv_stream_t* server, int fd, Address::Kind kind) {
     sockaddr_storage peer{};
     int length = sizeof(peer);
     if (uv_tcp_getpeername(tcp, reinterpret_cast<sockaddr*>(&peer), &length) == 0) {
-      if (peer.ss_family == AF_INET) {
-        inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(&peer)->sin_addr, client_ip_,
-                  sizeof(client_ip_));
-      } else if (peer.ss_family == AF_INET6) {
-        const in6_addr& address = reinterpret_cast<sockaddr_in6*>(&peer)->sin6_addr;
-        if (IN6_IS_ADDR_V4MAPPED(&address)) {  // a dual-stack listener: report the IPv4 address
-          inet_ntop(AF_INET, &address.s6_addr[12], client_ip_, sizeof(client_ip_));
-        } else {
-          inet_ntop(AF_INET6, &address, client_ip_, sizeof(client_ip_));
-        }
-      }
+      PeerIp(peer, client_ip_, sizeof(client_ip_));
     }
   }
   Touch();

@@ -230,6 +230,16 @@ void WriteResponseHead(const HeadCollector& head, const ResponseRewrite& rewrite
 
 std::string_view ReasonPhrase(int status) {
   switch (status) {
+    case 200:
+      return "OK";
+    case 202:
+      return "Accepted";
+    case 401:
+      return "Unauthorized";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "Not Found";
     case 400:
       return "Bad Request";
     case 405:

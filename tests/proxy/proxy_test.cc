@@ -12,6 +12,7 @@
 #include <string>
 #include <thread>
 
+#include "tests/support/child_process.h"
 #include "tests/support/proxy_runner.h"
 #include "tests/support/test_client.h"
 #include "tests/support/test_upstream.h"
@@ -26,19 +27,6 @@ proxy::Address Addr(const std::string& text) {
   auto parsed = proxy::ParseAddress(text);
   EXPECT_TRUE(parsed.ok()) << parsed.error();
   return parsed.value();
-}
-
-// A port with nothing listening on it (bound, then closed).
-int ClosedPort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa));
-  socklen_t len = sizeof(sa);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len);
-  close(fd);
-  return ntohs(sa.sin_port);
 }
 
 class ProxyTest : public ::testing::Test {
@@ -508,7 +496,7 @@ TEST_F(ProxyTest, AnUpgradeTheUpstreamRefusesIsAnsweredAndClosed) {
 
 TEST_F(ProxyTest, AnswersBadGatewayWhenTheUpstreamRefuses) {
   auto options = Options();
-  options.upstream = Addr("127.0.0.1:" + std::to_string(ClosedPort()));
+  options.upstream = Addr("127.0.0.1:" + std::to_string(FreePort()));
   auto& runner = StartProxy(options);
   auto client = Connect();
   ASSERT_TRUE(client->Send("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
