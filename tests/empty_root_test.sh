@@ -73,6 +73,7 @@ echo "static: $(stat -c %s "$binary") bytes, no interpreter, no NEEDED ($(echo "
 # --- The empty root: /lameduck and nothing else.
 root=$(mktemp -d "${TMPDIR:-/tmp}/lameduck-empty-root.XXXXXX")
 logs=$(mktemp -d "${TMPDIR:-/tmp}/lameduck-empty-root-logs.XXXXXX")
+touch "$logs/out" "$logs/err"  # polled before the background lameduck's redirections exist
 pid=
 cleanup() {
   if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid" 2>/dev/null || true; fi
@@ -102,7 +103,7 @@ done
 [[ -n "$upstream_port" ]] || fail "no refusing loopback port found for the upstream"
 
 "${in_root[@]}" "$root" /lameduck --listen 127.0.0.1:0 --admin 127.0.0.1:0 \
-  --upstream "127.0.0.1:$upstream_port" --drain-delay 0 >"$logs/out" 2>"$logs/err" &
+  --upstream "127.0.0.1:$upstream_port" --drain-delay 0s >"$logs/out" 2>"$logs/err" &
 pid=$!
 show_logs() {
   echo "--- lameduck stdout:" >&2
@@ -128,6 +129,7 @@ expect() {
   body=$(curl -sS --max-time 5 -o - -w '\n%{http_code}' "$url") || { show_logs; fail "curl $url"; }
   got=${body##*$'\n'}
   body=${body%$'\n'*}
+  body=${body%$'\n'}
   if [[ "$got" != "$status" || "$body" != *"$part"* ]]; then
     show_logs
     fail "$url: $got $body (expected $status${part:+ with $part})"

@@ -127,7 +127,7 @@ TEST(RolloutTest, ThreePodsRolledUnderLoadLoseNoRequest) {
                 terminations[i].drain.dump().c_str());
   }
   EXPECT_EQ(stats.failed, 0u) << bench::FormatSummary(stats);
-  EXPECT_GT(stats.ok, 1000u);
+  EXPECT_GT(stats.ok, 500u);  // about 2,000 on an idle machine
   EXPECT_GT(stats.slow_sent, 0u);
   EXPECT_EQ(stats.slow_ok, stats.slow_sent);
   for (const auto& termination : terminations) {

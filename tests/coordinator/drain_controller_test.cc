@@ -1,0 +1,188 @@
+// The drain's state machine against a fake DrainTarget: which calls the proxy gets, in which
+// order, and when the drain ends; no sockets. Timing is real (a libuv loop) but short.
+#include "coordinator/drain_controller.h"
+
+#include <gtest/gtest.h>
+#include <uv.h>
+
+#include <chrono>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+namespace lameduck::coordinator {
+namespace {
+
+using namespace std::chrono_literals;
+
+class FakeTarget : public proxy::DrainTarget {
+ public:
+  void StopAccepting() override { calls.push_back("stop_accepting"); }
+  void CloseAfterCurrentResponse() override { calls.push_back("close_after_response"); }
+  void CloseIdleConnections() override {
+    calls.push_back("close_idle");
+    open.connections -= open.idle;
+    open.idle = 0;
+  }
+  size_t ForceCloseAll() override {
+    calls.push_back("force_close");
+    size_t forced = open.connections;
+    open = {};
+    return forced;
+  }
+  proxy::ProxyCounts counts() const override { return open; }
+
+  proxy::ProxyCounts open;
+  std::vector<std::string> calls;
+};
+
+class DrainControllerTest : public ::testing::Test {
+ protected:
+  DrainControllerTest() {
+    uv_loop_init(&loop_);
+    config_.drain_delay = 50ms;
+    config_.drain_timeout = 2s;
+    log_file_ = std::tmpfile();
+  }
+  ~DrainControllerTest() override {
+    controller_.reset();
+    app_.reset();
+    uv_run(&loop_, UV_RUN_DEFAULT);
+    uv_loop_close(&loop_);
+    std::fclose(log_file_);
+  }
+  DrainController& Make() {
+    log_ = std::make_unique<EventLog>(log_file_, LogFormat::kJson, LogLevel::kDebug);
+    app_ = std::make_unique<AppSupervisor>(&loop_, config_, *log_);
+    controller_ =
+        std::make_unique<DrainController>(&loop_, config_, target_, metrics_, *log_, *app_);
+    controller_->set_on_exit([this](int status) { exit_status_ = status; });
+    return *controller_;
+  }
+  // Runs the loop until cond holds or the deadline passes.
+  template <typename Cond>
+  bool RunUntil(Cond cond, std::chrono::milliseconds timeout = 3s) {
+    uv_timer_t timer;
+    uv_timer_init(&loop_, &timer);
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    uv_timer_start(
+        &timer, [](uv_timer_t*) {}, 5, 5);  // keeps the loop turning
+    while (!cond() && std::chrono::steady_clock::now() < deadline) uv_run(&loop_, UV_RUN_ONCE);
+    uv_close(reinterpret_cast<uv_handle_t*>(&timer), nullptr);
+    uv_run(&loop_, UV_RUN_NOWAIT);
+    return cond();
+  }
+
+  uv_loop_t loop_;
+  Config config_;
+  FakeTarget target_;
+  Metrics metrics_;
+  std::FILE* log_file_;
+  std::unique_ptr<EventLog> log_;
+  std::unique_ptr<AppSupervisor> app_;
+  std::unique_ptr<DrainController> controller_;
+  std::optional<int> exit_status_;
+};
+
+TEST_F(DrainControllerTest, IsStartingUntilTheUpstreamAnswersThenReady) {
+  DrainController& controller = Make();
+  EXPECT_EQ(controller.readiness(), "starting");
+  controller.OnUpstreamCheck(false);
+  EXPECT_EQ(controller.readiness(), "starting");
+  controller.OnUpstreamCheck(true);
+  EXPECT_EQ(controller.readiness(), "ready");
+  controller.OnUpstreamCheck(false);
+  EXPECT_EQ(controller.readiness(), "upstream_unready");
+}
+
+TEST_F(DrainControllerTest, RunsTheStepsInOrderAndEndsWhenTheLastConnectionCloses) {
+  DrainController& controller = Make();
+  controller.OnUpstreamCheck(true);
+  target_.open = {.connections = 3, .in_flight = 1, .idle = 2};
+  controller.OnTrigger(Trigger::kSigterm);
+  EXPECT_EQ(controller.readiness(), "draining");  // at once
+  EXPECT_EQ(target_.calls, (std::vector<std::string>{"close_after_response"}));
+  ASSERT_TRUE(RunUntil([&] { return controller.phase() == DrainPhase::kIdleClosed; }));
+  EXPECT_EQ(target_.calls,
+            (std::vector<std::string>{"close_after_response", "stop_accepting", "close_idle"}));
+  EXPECT_EQ(controller.state(), State::kDraining);  // one request still in flight
+  target_.open = {};
+  controller.OnConnectionClosed();
+  EXPECT_EQ(controller.state(), State::kExited);  // no sleep between the last close and the end
+  EXPECT_EQ(exit_status_, 0);
+  ASSERT_TRUE(controller.last_drain());
+  EXPECT_EQ(controller.last_drain()->idle_closed, 2u);
+  EXPECT_EQ(controller.last_drain()->forced, 0u);
+}
+
+TEST_F(DrainControllerTest, ForcesWhatIsLeftAtTheDeadlineAndExits3) {
+  config_.drain_timeout = 200ms;
+  DrainController& controller = Make();
+  target_.open = {.connections = 2, .in_flight = 2};
+  controller.OnTrigger(Trigger::kSigterm);
+  ASSERT_TRUE(RunUntil([&] { return exit_status_.has_value(); }));
+  EXPECT_EQ(exit_status_, 3);
+  EXPECT_EQ(controller.last_drain()->forced, 2u);
+  EXPECT_EQ(target_.calls.back(), "force_close");
+}
+
+TEST_F(DrainControllerTest, ADeadlineInsideTheAcceptGraceStillClosesTheListeners) {
+  config_.drain_delay = 5s;
+  config_.drain_timeout = 100ms;
+  DrainController& controller = Make();
+  target_.open = {.connections = 1, .in_flight = 1};
+  controller.OnTrigger(Trigger::kSigterm);
+  ASSERT_TRUE(RunUntil([&] { return exit_status_.has_value(); }));
+  EXPECT_EQ(target_.calls,
+            (std::vector<std::string>{"close_after_response", "stop_accepting", "force_close"}));
+}
+
+TEST_F(DrainControllerTest, AnAdminDrainStaysDrainedUntilASignalThenExitsAtOnce) {
+  DrainController& controller = Make();
+  controller.OnTrigger(Trigger::kAdminPost);
+  bool answered = false;
+  controller.WhenDrained([&](const DrainSummary& summary) {
+    answered = true;
+    EXPECT_EQ(summary.trigger, Trigger::kAdminPost);
+  });
+  ASSERT_TRUE(RunUntil([&] { return controller.state() == State::kDrained; }));
+  EXPECT_TRUE(answered);
+  EXPECT_FALSE(exit_status_.has_value());
+  // A later waiter is answered at once with the same summary.
+  bool late = false;
+  controller.WhenDrained([&](const DrainSummary&) { late = true; });
+  EXPECT_TRUE(late);
+  controller.OnTrigger(Trigger::kSigterm);
+  EXPECT_EQ(exit_status_, 0);
+}
+
+TEST_F(DrainControllerTest, TriggersDuringADrainJoinItInsteadOfRestartingIt) {
+  DrainController& controller = Make();
+  target_.open = {.connections = 1, .in_flight = 1};
+  controller.OnTrigger(Trigger::kAdminPost);
+  controller.OnTrigger(Trigger::kAdminWait);
+  controller.OnTrigger(Trigger::kSigterm);  // joins; lameduck now exits when done
+  controller.OnTrigger(Trigger::kSigterm);  // ignored
+  ASSERT_TRUE(RunUntil([&] { return controller.phase() == DrainPhase::kIdleClosed; }));
+  int close_after = 0;
+  for (const auto& call : target_.calls) close_after += call == "close_after_response";
+  EXPECT_EQ(close_after, 1);
+  target_.open = {};
+  controller.OnConnectionClosed();
+  EXPECT_EQ(exit_status_, 0);
+  EXPECT_EQ(controller.last_drain()->trigger, Trigger::kAdminPost);
+}
+
+TEST_F(DrainControllerTest, AnAppThatDiesSkipsTheAcceptGraceAndExitsWithItsStatus) {
+  config_.drain_delay = 5s;
+  config_.app_command = {"/bin/true"};  // launch mode, as far as the controller is concerned
+  DrainController& controller = Make();
+  controller.OnUpstreamCheck(true);
+  controller.OnAppExit({.pid = 42, .status = 7});
+  EXPECT_EQ(controller.state(), State::kExited);
+  EXPECT_EQ(exit_status_, 7);
+  EXPECT_EQ(controller.last_drain()->trigger, Trigger::kAppExit);
+}
+
+}  // namespace
+}  // namespace lameduck::coordinator
