@@ -2,6 +2,9 @@
 // connection, the upstream pool and the buffer pools, and is what the coordinator drives
 // through DrainTarget. It does not log and does not decide when to drain.
 //
+// The process must ignore SIGPIPE (lameduck's main does): libuv writes with write(2), and a peer
+// that went away must be an EPIPE, not a signal.
+//
 // Lifetime: before destroying a Proxy, call ForceCloseAll() and StopAccepting() and run the loop
 // until empty() holds (the connections die in their close callbacks).
 #pragma once

@@ -4,6 +4,7 @@
 // leaked handle makes it hang, and the test time out) and joins the thread.
 #pragma once
 
+#include <signal.h>
 #include <uv.h>
 
 #include <atomic>
@@ -55,6 +56,9 @@ class ProxyRunner {
  public:
   // Starts the proxy; check error() (empty on success) and port().
   explicit ProxyRunner(proxy::ProxyOptions options) {
+    // As in lameduck's main: libuv writes with write(2), so a client that went away must be an
+    // EPIPE, not a signal that ends the test process.
+    signal(SIGPIPE, SIG_IGN);
     std::promise<void> started;
     thread_ = std::thread([this, options = std::move(options), &started]() mutable {
       uv_loop_init(&loop_);
