@@ -88,7 +88,7 @@ TEST_F(DrainTest, SigtermUnderLoadLosesNoRequestAndExitsZero) {
         }
         ++ok;
         if (response->Header("Connection") == "close") {
-          if (draining) ++close_after_drain;
+          ++close_after_drain;  // only a draining lameduck says close to these clients
           return;
         }
         if (draining) ++keep_alive_after_drain;  // sent before the drain was seen: allowed once

@@ -646,6 +646,8 @@ struct SmugglingCase {
   const char* request;
 };
 
+void PrintTo(const SmugglingCase& c, std::ostream* os) { *os << c.name; }
+
 class SmugglingTest : public ProxyTest, public ::testing::WithParamInterface<SmugglingCase> {};
 
 TEST_P(SmugglingTest, IsRejectedWith400AndNothingReachesTheUpstream) {
