@@ -796,6 +796,8 @@ std::string BuildUsage() {
       "it\n"
       "  lameduck drain [--admin ADDR | --admin-socket PATH] [--token T] [--wait] [--timeout "
       "DUR]\n"
+      "  lameduck inject [--mode native|classic] [--port N] [--app-port N] ... < in.json > "
+      "out.json\n"
       "  lameduck version\n\n";
   AppendWrapped(usage,
                 "Options are --name VALUE or --name=VALUE. Each can also come from the "

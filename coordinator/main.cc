@@ -6,6 +6,7 @@
 #include <uv.h>
 
 #include <cstdio>
+#include <iostream>
 #include <map>
 #include <memory>
 #include <string>
@@ -18,6 +19,7 @@
 #include "coordinator/drain_command.h"
 #include "coordinator/drain_controller.h"
 #include "coordinator/event_log.h"
+#include "coordinator/inject.h"
 #include "coordinator/metrics.h"
 #include "coordinator/readiness_checker.h"
 #include "proxy/proxy.h"
@@ -160,6 +162,12 @@ int main(int argc, char** argv) {
   }
   if (!args.empty() && args[0] == "drain") {
     return RunDrainCommand({args.begin() + 1, args.end()}, Environment(), stdout, stderr);
+  }
+  if (!args.empty() && args[0] == "inject") {
+    return RunInject({args.begin() + 1, args.end()}, std::cin, std::cout, std::cerr);
+  }
+  if (!args.empty() && args[0] == "install") {
+    return RunInstall({args.begin() + 1, args.end()}, std::cerr);
   }
   Config config;
   try {

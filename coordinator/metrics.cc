@@ -1,6 +1,6 @@
 #include "coordinator/metrics.h"
 
-#include <cstdio>
+#include <charconv>
 
 namespace lameduck::coordinator {
 namespace {
@@ -18,8 +18,9 @@ void Family(std::string& out, const char* name, const char* type, const char* he
 }
 
 void Sample(std::string& out, const char* name, std::string_view labels, double value) {
-  char number[64];
-  std::snprintf(number, sizeof(number), "%.17g", value);
+  // The shortest text that reads back as the same double: 6.69, not 6.6900000000000004.
+  char number[32];
+  auto [end, ec] = std::to_chars(number, number + sizeof(number), value);
   out += name;
   if (!labels.empty()) {
     out += '{';
@@ -27,7 +28,7 @@ void Sample(std::string& out, const char* name, std::string_view labels, double 
     out += '}';
   }
   out += ' ';
-  out += number;
+  out.append(number, end);
   out += '\n';
 }
 

@@ -3,14 +3,18 @@
 #
 # The image is `FROM scratch` plus one file: /lameduck. Nothing else is needed because the
 # binary is fully static (glibc, libstdc++ and Debian's libuv_a.a linked in; no ELF
-# interpreter, no .so) and at run time it opens no file of its own: addresses are numeric
-# (inet_pton, no getaddrinfo, so no /etc/hosts, /etc/nsswitch.conf or NSS modules), it looks up
-# no user, logs UTC timestamps to stdout, and needs no /tmp. The one NSS function linked in is
+# interpreter, no .so) and at run time it needs no file but those its options name (--config,
+# --admin-token-file, --app-pidfile; --app-process reads /proc, which a container has): numeric
+# addresses (inet_pton, no getaddrinfo: no /etc/hosts, /etc/nsswitch.conf or NSS modules), no
+# user lookups, UTC timestamps, logs to stdout, no /tmp. The one NSS function linked in is
 # getpwuid_r, from libuv's uv_os_get_passwd()/uv_os_homedir(), which lameduck never calls;
 # that is the linker's "Using 'getpwuid_r' in statically linked applications" warning.
 #
 # This root is stricter than a container: no /proc, /dev, /sys or /etc at all (a container
-# runtime mounts /proc, /dev and /sys and bind-mounts /etc/hosts and /etc/resolv.conf).
+# runtime mounts /proc, /dev and /sys and bind-mounts /etc/hosts and /etc/resolv.conf). strace
+# shows three paths looked for, all optional: /proc/self/exe (glibc's static start-up, for
+# dlopen's $ORIGIN), /dev/null (libuv's spare fd against EMFILE; it falls back to "/") and
+# /etc/localtime (strftime's tzset; lameduck formats UTC from gmtime_r anyway).
 # `chroot ROOT /lameduck ...` shares the host's network namespace, so it is tested from outside
 # with curl: `version`; a proxy with no upstream (/live 200, /ready 503 "starting", 502 through
 # the proxy) that exits 0 on SIGTERM; and `install`, if this build has it, without /proc.
@@ -56,7 +60,7 @@ binary=$build_dir/$binary_path
 
 # --- Static: no program interpreter, no shared libraries.
 if readelf -lW "$binary" | grep -q 'INTERP'; then
-  fail "$binary has an ELF interpreter (a dynamic executable): $(readelf -lW "$binary" | grep -A1 INTERP)"
+  fail "$binary is dynamic: $(readelf -lW "$binary" | grep -A1 INTERP)"
 fi
 if readelf -dW "$binary" | grep -q 'NEEDED'; then
   fail "$binary needs shared libraries: $(readelf -dW "$binary" | grep NEEDED)"
@@ -87,7 +91,7 @@ contents=$(cd "$root" && find . -mindepth 1 | sort | xargs)
 
 # --- version
 out=$("${in_root[@]}" "$root" /lameduck version)
-[[ "$out" == "lameduck $version" ]] || fail "version printed \"$out\", expected \"lameduck $version\""
+[[ "$out" == "lameduck $version" ]] || fail "version printed \"$out\", not \"lameduck $version\""
 echo "version: $out"
 
 # --- A proxy with no upstream. Ports 0: lameduck logs the ports it bound in its start line.
@@ -166,9 +170,9 @@ if [[ "$out" == *"options start with --"* ]]; then
 else
   if ((status != 0)); then
     fail "\`lameduck install /copy\` in a root without /proc exited $status: $out" \
-      "(if it reads /proc/self/exe, it needs a fallback such as argv[0] when /proc is absent)"
+      "(without /proc, /proc/self/exe is missing: fall back to getauxval(AT_EXECFN) or argv[0])"
   fi
-  [[ -f "$root/copy" && -x "$root/copy" ]] || fail "install exited 0 but /copy is not an executable file"
+  [[ -f "$root/copy" && -x "$root/copy" ]] || fail "install exited 0; /copy is not an executable"
   cmp -s "$root/lameduck" "$root/copy" || fail "/copy differs from /lameduck"
   out=$("${in_root[@]}" "$root" /copy version)
   [[ "$out" == "lameduck $version" ]] || fail "/copy version printed \"$out\""
