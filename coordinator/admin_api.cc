@@ -8,7 +8,8 @@ namespace {
 AdminResponse Json(int status, const nlohmann::json& body) {
   AdminResponse response;
   response.status = status;
-  response.body = body.dump() + "\n";
+  // Configuration strings need not be UTF-8 (a path, an APP argument): replaced, never thrown.
+  response.body = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
   return response;
 }
 

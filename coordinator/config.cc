@@ -719,6 +719,8 @@ void ReadConfigFile(const Given& config_option, Gathered& gathered) {
     document = Json::parse(*text);
   } catch (const Json::parse_error& error) {
     throw ConfigError(origin + ": invalid JSON at " + DescribePosition(*text, error.byte));
+  } catch (const Json::exception& error) {  // {"max-connections": 1e400} (fuzz_config)
+    throw ConfigError(origin + ": unusable JSON (" + error.what() + ")");
   }
   if (!document.is_object()) {
     throw ConfigError(origin +

@@ -857,6 +857,9 @@ int RunInject(const std::vector<std::string>& args, std::istream& in, std::ostre
               "stdin is not JSON (at byte " + std::to_string(error.byte) +
                   "; YAML is not read): pipe in kubectl get ... -o json");
     return kExitRefused;
+  } catch (const Json::exception& error) {  // a number out of range (fuzz_inject)
+    PrintLine(err, "inject", std::string("stdin is not usable JSON: ") + error.what());
+    return kExitRefused;
   }
   try {
     auto wired = InjectDocument(document, usage->options);

@@ -678,3 +678,17 @@ TEST(UsageTextTest, FitsIn100Columns) {
 
 }  // namespace
 }  // namespace lameduck::coordinator
+
+namespace lameduck::coordinator {
+namespace {
+
+// Found by fuzz_config (tests/fuzz/regressions/fuzz_config/config-number-overflow).
+TEST_F(ConfigFileTest, ANumberTooLargeForJsonIsAnErrorNamingTheFileNotACrash) {
+  std::string path = Write("huge.json", R"({"max-connections": 1e400})");
+  std::string error = ErrorOf({"--config", path});
+  EXPECT_TRUE(Contains(error, "--config " + path)) << error;
+  EXPECT_EQ(error.find('\n'), std::string::npos);
+}
+
+}  // namespace
+}  // namespace lameduck::coordinator

@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "coordinator/admin_api.h"
+
 namespace lameduck::coordinator {
 namespace {
 
@@ -182,6 +184,22 @@ TEST_F(DrainControllerTest, AnAppThatDiesSkipsTheAcceptGraceAndExitsWithItsStatu
   EXPECT_EQ(controller.state(), State::kExited);
   EXPECT_EQ(exit_status_, 7);
   EXPECT_EQ(controller.last_drain()->trigger, Trigger::kAppExit);
+}
+
+// Found by fuzz_config (tests/fuzz/regressions/fuzz_config/status-non-utf8-app-command): a
+// configuration string that is not UTF-8 made /status throw, which ended lameduck.
+TEST_F(DrainControllerTest, StatusSurvivesConfigurationThatIsNotUtf8) {
+  config_.upstream_ready = std::string("/\xb4");
+  DrainController& controller = Make();
+  AdminApi api(config_, controller, target_, metrics_, *log_, 0);
+  AdminRequest request;
+  request.method = "GET";
+  request.target = "/status";
+  request.peer = "127.0.0.1";
+  request.trusted_peer = true;
+  AdminResponse response = api.Handle(request, 1000);
+  EXPECT_EQ(response.status, 200);
+  EXPECT_NO_THROW(nlohmann::json::parse(response.body));
 }
 
 }  // namespace

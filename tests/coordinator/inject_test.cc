@@ -606,3 +606,17 @@ TEST_F(InstallTest, NeedsExactlyOnePath) {
 
 }  // namespace
 }  // namespace lameduck::coordinator
+
+namespace lameduck::coordinator {
+namespace {
+
+// Found by fuzz_inject (tests/fuzz/regressions/fuzz_inject/number-overflow-out-of-range).
+TEST(InjectTest, ANumberTooLargeForJsonIsRefusedNotACrash) {
+  Outcome outcome = Inject("2312e1116");
+  EXPECT_EQ(outcome.status, 1);
+  EXPECT_NE(outcome.err.find("lameduck inject"), std::string::npos) << outcome.err;
+  EXPECT_EQ(outcome.out, "");
+}
+
+}  // namespace
+}  // namespace lameduck::coordinator
