@@ -34,26 +34,6 @@ constexpr size_t kMaxConfigFileBytes = 1 << 20;
 constexpr size_t kMaxTokenFileBytes = 64 << 10;
 constexpr size_t kUsageWidth = 100;
 
-// Quoted for a message, escaped so that a value holding a newline cannot break the one-line
-// promise of ConfigError.
-std::string Quote(std::string_view text) {
-  std::string quoted = "\"";
-  for (unsigned char c : text) {
-    if (c == '"' || c == '\\') {
-      quoted += '\\';
-      quoted += static_cast<char>(c);
-    } else if (c < 0x20 || c == 0x7f) {
-      constexpr char kHex[] = "0123456789abcdef";
-      quoted += "\\x";
-      quoted += kHex[c >> 4];
-      quoted += kHex[c & 0xf];
-    } else {
-      quoted += static_cast<char>(c);
-    }
-  }
-  return quoted + "\"";
-}
-
 Error Invalid(std::string_view what, std::string_view text, std::string_view why) {
   return Error{"invalid " + std::string(what) + " " + Quote(text) + " (" + std::string(why) + ")"};
 }
@@ -831,6 +811,36 @@ std::string BuildUsage() {
 }
 
 }  // namespace
+
+// Quoted for a message, escaped so that a value holding a newline cannot break the one-line
+// promise of ConfigError.
+std::string Quote(std::string_view text) {
+  std::string quoted = "\"";
+  for (unsigned char c : text) {
+    if (c == '"' || c == '\\') {
+      quoted += '\\';
+      quoted += static_cast<char>(c);
+    } else if (c < 0x20 || c == 0x7f) {
+      constexpr char kHex[] = "0123456789abcdef";
+      quoted += "\\x";
+      quoted += kHex[c >> 4];
+      quoted += kHex[c & 0xf];
+    } else {
+      quoted += static_cast<char>(c);
+    }
+  }
+  return quoted + "\"";
+}
+
+OptionArg SplitOption(std::string_view arg) {
+  OptionArg split;
+  split.name = std::string(arg.substr(2));
+  if (size_t eq = split.name.find('='); eq != std::string::npos) {
+    split.value = split.name.substr(eq + 1);
+    split.name.resize(eq);
+  }
+  return split;
+}
 
 Result<std::string> ReadFile(const std::string& path, size_t max_bytes) {
   int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);

@@ -79,6 +79,18 @@ struct Config {
 Config ParseConfig(const std::vector<std::string>& args,
                    const std::map<std::string, std::string>& env);
 
+// For one-line messages: quoted, with quotes, backslashes and control characters escaped, so a
+// value holding a newline cannot break the line.
+std::string Quote(std::string_view text);
+
+// "--name=value" or "--name" (arg starts with "--"): the name without dashes, and the value if
+// it was given with '='. Shared by the subcommands' option loops.
+struct OptionArg {
+  std::string name;
+  std::optional<std::string> value;
+};
+OptionArg SplitOption(std::string_view arg);
+
 // A whole small file (a token, a config, a pidfile, a /proc entry); an error over max_bytes.
 Result<std::string> ReadFile(const std::string& path, size_t max_bytes);
 

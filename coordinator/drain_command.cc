@@ -85,13 +85,6 @@ struct Answer {
   std::string body;
 };
 
-std::string Quote(std::string_view text) {
-  std::string quoted;
-  quoted.reserve(text.size() + 2);
-  quoted.append(1, '"').append(text).append(1, '"');
-  return quoted;
-}
-
 std::string FormatDuration(milliseconds duration) {
   if (duration.count() % 1000 == 0) return std::to_string(duration.count() / 1000) + "s";
   return std::to_string(duration.count()) + "ms";
@@ -108,12 +101,7 @@ Result<Args> ReadArgs(const std::vector<std::string>& args) {
     if (!arg.starts_with("--")) {
       return Error{"unexpected argument " + Quote(arg) + " (options start with --)"};
     }
-    std::string name(arg.substr(2));
-    std::optional<std::string> value;
-    if (size_t eq = name.find('='); eq != std::string::npos) {
-      value = name.substr(eq + 1);
-      name.resize(eq);
-    }
+    auto [name, value] = SplitOption(arg);
     if (name == "wait") {
       if (value) return Error{"--wait takes no value"};
       parsed.wait = WaitMode::kUntilDrained;

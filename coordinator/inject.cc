@@ -124,14 +124,6 @@ struct InjectOptions {
   std::optional<std::string> container;
 };
 
-// Appends rather than `"\"" + text`, which trips GCC 12's false -Wrestrict (PR 105329).
-std::string Quote(std::string_view text) {
-  std::string quoted;
-  quoted.reserve(text.size() + 2);
-  quoted.append(1, '"').append(text).append(1, '"');
-  return quoted;
-}
-
 // Whole seconds when exact ("5s"), milliseconds otherwise, as lameduck's own options take them.
 std::string FormatDuration(milliseconds duration) {
   if (duration.count() % 1000 == 0) return std::to_string(duration.count() / 1000) + "s";
@@ -171,12 +163,7 @@ Result<Usage> ReadArgs(const std::vector<std::string>& args) {
     if (!arg.starts_with("--")) {
       return Error{"unexpected argument " + Quote(arg) + " (the object comes on stdin)"};
     }
-    std::string name(arg.substr(2));
-    std::optional<std::string> value;
-    if (size_t eq = name.find('='); eq != std::string::npos) {
-      value = name.substr(eq + 1);
-      name.resize(eq);
-    }
+    auto [name, value] = SplitOption(arg);
     constexpr std::string_view kKnown[] = {"port",        "app-port",      "image",
                                            "drain-delay", "drain-timeout", "app-exit-timeout",
                                            "mode",        "container"};
