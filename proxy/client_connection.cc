@@ -1,6 +1,8 @@
 #include "proxy/client_connection.h"
 
 #include <arpa/inet.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -143,20 +145,49 @@ void ClientConnection::OnTimer(uv_timer_t* timer) {
         return;
       }
       uint64_t idle = uv_now(self->proxy_.loop()) - self->last_activity_ms_;
-      if (idle >= idle_limit) {
+      if (idle < idle_limit) {
+        self->ArmTimer(idle_limit - idle);
+      } else if (uint64_t still = self->QueuesStillFor(); still < idle_limit) {
+        self->ArmTimer(idle_limit - still);  // a slow peer is draining the kernel's buffers
+      } else {
         self->proxy_.events().OnProxyError(ProxyError::kStalled);
         self->Abort();
-      } else {
-        self->ArmTimer(idle_limit - idle);
       }
       return;
     }
     case State::kLingering:
+      // Still writing the last response to a slow reader: not stalled while it drains.
+      if (uint64_t still = self->QueuesStillFor();
+          !self->shutdown_done_ && still < static_cast<uint64_t>(options.idle_timeout.count())) {
+        self->ArmTimer(options.idle_timeout.count() - still);
+        return;
+      }
       self->Close();
       return;
     case State::kClosing:
       return;
   }
+}
+
+// Progress that no libuv callback reports: a peer reading slowly drains the kernel's send
+// buffer long before libuv's next write completes (that needs the buffer half empty). Returns
+// for how long (ms) the bytes still queued, ours and the kernel's in both directions of the
+// exchange, have not changed; called only when the timer finds no other activity, so it costs
+// a couple of ioctls per --idle-timeout, never one per byte.
+uint64_t ClientConnection::QueuesStillFor() {
+  auto queued = [](int fd) -> uint64_t {
+    int bytes = 0;
+    if (fd < 0 || ioctl(fd, SIOCOUTQ, &bytes) != 0) return 0;
+    return static_cast<uint64_t>(bytes);
+  };
+  uint64_t bytes = queued(socket_.fd()) + socket_.write_queue_bytes();
+  if (upstream_ != nullptr) bytes += queued(upstream_->fd()) + upstream_->write_queue_bytes();
+  uint64_t now = uv_now(proxy_.loop());
+  if (bytes != queued_bytes_) {
+    queued_bytes_ = bytes;
+    queued_since_ms_ = now;
+  }
+  return now - queued_since_ms_;
 }
 
 void ClientConnection::OnSocketRead(ssize_t nread, BlockRef block) {

@@ -108,6 +108,7 @@ class ClientConnection final : public Socket::Owner {
   void Abort();
   int WriteToClient(std::string* head, const uv_buf_t* bufs, size_t count, const BlockRef& block);
   void UpdateReading();
+  uint64_t QueuesStillFor();
   void ArmTimer(uint64_t timeout_ms);
   static void OnTimer(uv_timer_t* timer);
 
@@ -157,6 +158,8 @@ class ClientConnection final : public Socket::Owner {
   bool upstream_shutdown_done_ = false;  // tunnel: the same towards the upstream
   int status_ = 0;
   uint64_t last_activity_ms_ = 0;
+  uint64_t queued_bytes_ = 0;     // QueuesStillFor: the bytes queued at its last look,
+  uint64_t queued_since_ms_ = 0;  // and since when they have been that many
   char client_ip_[INET6_ADDRSTRLEN] = {};
 };
 

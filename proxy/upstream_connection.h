@@ -49,6 +49,7 @@ class UpstreamConnection final : public Socket::Owner {
   void ShutdownWrite() { socket_.Shutdown(); }
   size_t write_queue_bytes() const { return socket_.write_queue_bytes(); }
   size_t writes_pending() const { return socket_.writes_pending(); }
+  int fd() const { return socket_.fd(); }
 
   // The pool's side.
   void EnterPool(std::chrono::milliseconds idle_limit);
