@@ -285,8 +285,16 @@ TEST_F(SupportTest, ResetFromHandlerIsSeenByClient) {
 }
 
 TEST_F(SupportTest, RawHandlerCanResetByLingerZero) {
-  upstream_.SetRawHandler([](int fd) { SetLingerZero(fd); });
+  // The reset waits for a byte from the client: a reset right after accept can reach the client
+  // while its connect() is still completing, and then it never had a connection to see reset.
+  upstream_.SetRawHandler([](int fd) {
+    char byte;
+    RecvWithTimeout(fd, &byte, 1, 5s);
+    SetLingerZero(fd);
+  });
   auto client = Connect();
+  ASSERT_NE(client, nullptr);
+  ASSERT_TRUE(client->Send("x"));
   EXPECT_TRUE(client->WaitForClose(5s));
   EXPECT_TRUE(client->SawReset());
 }
