@@ -42,14 +42,8 @@ const std::string& Chunk() {
 
 // Reads until the end of a head; returns what followed it.
 std::string ReadHead(int fd) {
-  std::string head;
-  char buf[4096];
-  while (head.find("\r\n\r\n") == std::string::npos) {
-    ssize_t n = RecvWithTimeout(fd, buf, sizeof(buf), 5s);
-    if (n <= 0) return "";
-    head.append(buf, static_cast<size_t>(n));
-  }
-  return head.substr(head.find("\r\n\r\n") + 4);
+  std::string bytes = ReadThroughHead(fd, 5s);
+  return bytes.empty() ? "" : bytes.substr(bytes.find("\r\n\r\n") + 4);
 }
 
 // Reads `total` bytes, stalling kStall every kStallEveryBytes; returns the count read.

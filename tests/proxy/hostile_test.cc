@@ -286,16 +286,7 @@ class FixedPortApp {
 };
 
 // Reads until the end of a request head; "" on EOF or timeout.
-std::string ReadHead(int fd) {
-  std::string head;
-  char buf[4096];
-  while (head.find("\r\n\r\n") == std::string::npos) {
-    ssize_t n = RecvWithTimeout(fd, buf, sizeof(buf), 5s);
-    if (n <= 0) return "";
-    head.append(buf, static_cast<size_t>(n));
-  }
-  return head;
-}
+std::string ReadHead(int fd) { return ReadThroughHead(fd, 5s); }
 
 const std::string& MiB() {
   static const std::string chunk(1 << 20, 'x');

@@ -333,4 +333,15 @@ std::optional<HttpResponse> Get(int port, std::string_view path) {
   return response;
 }
 
+std::string ReadThroughHead(int fd, std::chrono::milliseconds timeout) {
+  std::string bytes;
+  char buf[4096];
+  while (bytes.find("\r\n\r\n") == std::string::npos) {
+    ssize_t n = RecvWithTimeout(fd, buf, sizeof(buf), timeout);
+    if (n <= 0) return "";
+    bytes.append(buf, static_cast<size_t>(n));
+  }
+  return bytes;
+}
+
 }  // namespace lameduck::testing

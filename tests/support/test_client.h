@@ -92,6 +92,10 @@ std::optional<HttpResponse> Get(int port, std::string_view path);
 ssize_t RecvWithTimeout(int fd, char* buf, size_t max, std::chrono::milliseconds timeout);
 // Writes every byte; false with errno set (ETIMEDOUT when the peer stopped reading).
 bool SendAllWithTimeout(int fd, std::string_view bytes, std::chrono::milliseconds timeout);
+// Reads until a message head has ended (a blank line); returns every byte read, which may go on
+// past the head. "" on EOF, error or when a single wait exceeds timeout. For raw handlers.
+std::string ReadThroughHead(int fd, std::chrono::milliseconds timeout);
+
 // SO_LINGER {on, 0}: the next close() of fd sends an RST instead of a FIN.
 void SetLingerZero(int fd);
 
