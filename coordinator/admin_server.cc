@@ -1,6 +1,7 @@
 #include "coordinator/admin_server.h"
 
 #include <arpa/inet.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -75,8 +76,8 @@ class AdminServer::Connection {
     uv_read_start(
         &socket_.stream,
         [](uv_handle_t* h, size_t, uv_buf_t* buf) {
-          auto* self = static_cast<Connection*>(h->data);
-          *buf = uv_buf_init(self->read_buffer_, sizeof(self->read_buffer_));
+          auto& server = static_cast<Connection*>(h->data)->server_;
+          *buf = uv_buf_init(server.read_buffer_, sizeof(server.read_buffer_));
         },
         [](uv_stream_t* s, ssize_t nread, const uv_buf_t*) {
           static_cast<Connection*>(s->data)->OnRead(nread);
@@ -89,9 +90,23 @@ class AdminServer::Connection {
     if (!closing_) Answer(200, AdminApi::SummaryBody(summary));
   }
 
+  // Still reading its request head: the kind of connection a flood is made of.
+  bool AwaitingHead() const { return !answered_ && !waiting_ && !closing_; }
+
+  // Has sent nothing yet, not even bytes not read so far (a probe accepted in the same batch as a
+  // flood has its request waiting in the socket already).
+  bool Silent() const {
+    if (received_any_) return false;
+    uv_os_fd_t fd;
+    int pending = 0;
+    return uv_fileno(&socket_.handle, &fd) != 0 || ioctl(fd, FIONREAD, &pending) != 0 ||
+           pending == 0;
+  }
+
   void Close() {
     if (closing_) return;
     closing_ = true;
+    server_.closing_.splice(server_.closing_.end(), server_.connections_, position_);
     timer_.Close();
     uv_close(&socket_.handle, [](uv_handle_t* h) {
       auto* self = static_cast<Connection*>(h->data);
@@ -121,7 +136,8 @@ class AdminServer::Connection {
       return;
     }
     if (answered_ || waiting_ || nread == 0) return;  // later bytes are not read
-    llhttp_errno_t err = llhttp_execute(&parser_, read_buffer_, static_cast<size_t>(nread));
+    received_any_ = true;
+    llhttp_errno_t err = llhttp_execute(&parser_, server_.read_buffer_, static_cast<size_t>(nread));
     if (err == HPE_OK) {
       if (head_bytes_ > kMaxHeadBytes)
         Answer(431, R"({"error":"request head too large"})"
@@ -192,6 +208,8 @@ class AdminServer::Connection {
  public:
   ~Connection() { *alive_ = false; }
 
+  std::list<std::unique_ptr<Connection>>::iterator position_;  // in connections_ or closing_
+
  private:
   AdminServer& server_;
   bool unix_;
@@ -204,7 +222,6 @@ class AdminServer::Connection {
   proxy::UvHandle<uv_timer_t> timer_;
   llhttp_settings_t settings_;
   llhttp_t parser_;
-  char read_buffer_[4096];
   std::string target_, field_, authorization_, user_agent_, out_;
   std::string* value_target_ = nullptr;
   std::string peer_;
@@ -213,6 +230,7 @@ class AdminServer::Connection {
   bool last_was_value_ = false;
   bool head_complete_ = false;
   bool head_request_ = false;
+  bool received_any_ = false;
   bool answered_ = false;
   bool waiting_ = false;
   bool closing_ = false;
@@ -273,21 +291,36 @@ void AdminServer::OnUnixConnection(uv_stream_t* server, int status) {
 }
 
 void AdminServer::Accept(uv_stream_t* server, bool unix_socket) {
-  auto connection = std::make_unique<Connection>(*this, unix_socket);
-  Connection* raw = connection.get();
-  connections_.emplace(raw, std::move(connection));
-  if (raw->Start(server) != 0) {
-    connections_.erase(raw);
+  connections_.push_back(std::make_unique<Connection>(*this, unix_socket));
+  Connection& connection = *connections_.back();
+  connection.position_ = std::prev(connections_.end());
+  if (connection.Start(server) != 0) {  // no socket to close
+    connections_.pop_back();
     return;
   }
-  // Over the cap: the newest connection is closed at once, so a flood cannot pile up memory.
-  if (connections_.size() > kMaxConnections) raw->Close();
+  if (connections_.size() > kMaxConnections) EvictOne();
 }
 
-void AdminServer::Remove(Connection& connection) { connections_.erase(&connection); }
+// Over the cap, someone has to go, and it must not be a probe: the oldest connection that has
+// sent nothing at all (a flood of idle connections), else the oldest still sending its head (a
+// slowloris), else, when every other one is being answered or waits for the drain, the newest.
+void AdminServer::EvictOne() {
+  Connection* trickling = nullptr;
+  for (auto& connection : connections_) {
+    if (!connection->AwaitingHead()) continue;
+    if (connection->Silent()) {
+      connection->Close();
+      return;
+    }
+    if (trickling == nullptr) trickling = connection.get();
+  }
+  (trickling != nullptr ? trickling : connections_.back().get())->Close();
+}
+
+void AdminServer::Remove(Connection& connection) { closing_.erase(connection.position_); }
 
 void AdminServer::CloseAll() {
-  for (auto& [raw, connection] : connections_) connection->Close();
+  while (!connections_.empty()) connections_.front()->Close();
 }
 
 void AdminServer::Close() {

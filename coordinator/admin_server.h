@@ -1,17 +1,18 @@
 // AdminServer: carries the admin API over HTTP/1.1 on the --admin TCP address and the
 // --admin-socket unix socket (mode 0600). One request per connection, answered with
 // Connection: close; a /drain?wait=1 request is held open until the drain is done. Its own
-// limits keep probes working while someone floods it: small heads, a header timeout, a cap on
-// connections. What a request means is AdminApi's business.
+// limits keep probes working while someone floods it: small heads, a header timeout, and a cap
+// on connections enforced by closing the oldest connection that has not sent a request yet
+// (preferring one that has sent nothing at all), so the newest (a probe) gets its answer.
+// What a request means is AdminApi's business.
 #pragma once
 
 #include <llhttp.h>
 #include <uv.h>
 
+#include <list>
 #include <memory>
 #include <string>
-#include <unordered_map>
-#include <vector>
 
 #include "coordinator/admin_api.h"
 #include "proxy/address.h"
@@ -36,7 +37,7 @@ class AdminServer {
   // Stops listening; connections finish their answer (waiters get theirs first) and close.
   void Close();
   void CloseAll();  // every connection, now (at exit)
-  bool empty() const { return connections_.empty(); }
+  bool empty() const { return connections_.empty() && closing_.empty(); }
 
   class Connection;
 
@@ -46,6 +47,7 @@ class AdminServer {
   static void OnUnixConnection(uv_stream_t* server, int status);
   void Accept(uv_stream_t* server, bool unix_socket);
   void Remove(Connection& connection);
+  void EvictOne();
 
   uv_loop_t* loop_;
   AdminApi& api_;
@@ -53,7 +55,12 @@ class AdminServer {
   proxy::UvHandle<uv_tcp_t> tcp_;
   proxy::UvHandle<uv_pipe_t> unix_;
   std::string unix_path_;
-  std::unordered_map<Connection*, std::unique_ptr<Connection>> connections_;
+  // Open connections, oldest first; Close() moves one to closing_, which it leaves in its
+  // socket's close callback.
+  std::list<std::unique_ptr<Connection>> connections_;
+  std::list<std::unique_ptr<Connection>> closing_;
+  // Every connection reads into this: a read is parsed (and copied out) before the next one.
+  char read_buffer_[4096];
 };
 
 }  // namespace lameduck::coordinator

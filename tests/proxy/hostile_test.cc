@@ -16,6 +16,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -534,6 +535,106 @@ TEST_F(HostileTest, AConnectionFloodBeyondMaxConnectionsIsSurvivedAndServiceResu
   std::printf("flood: service resumed %ld ms after the flood ended; fds %d, RSS %ld KiB\n",
               resumed_ms, fds_after, rss_after);
   EXPECT_LE(fds_after, fds_before + 4);
+  ExpectServesANormalRequest();
+}
+
+// ---- the admin port under a flood ----
+
+// Keeps the admin port flooded from a background thread until Stop(): a new wave of 100
+// connections every 50 ms, every other wave trickling the start of a head (slowloris), the
+// others silent, up to 2,000 held open at once (the oldest wave is closed to make room).
+class AdminFlood {
+ public:
+  explicit AdminFlood(int port) : port_(port) {}
+  ~AdminFlood() { Stop(); }
+  void Start() {
+    thread_ = std::thread([this] {
+      std::vector<std::unique_ptr<Swarm>> waves;
+      for (int round = 0; !stop_; ++round) {
+        auto wave = std::make_unique<Swarm>();
+        opened_ += wave->Connect(port_, 100, 2s);
+        if (round % 2 == 1) wave->SendToAll("GET /ready HTTP/1.1\r\nHost: x\r\nX-Slow: ");
+        waves.push_back(std::move(wave));
+        if (waves.size() > 20) waves.erase(waves.begin());
+        for (auto& held : waves) held->Pump(0ms);  // notices the ones lameduck closed
+        std::this_thread::sleep_for(50ms);
+      }
+    });
+  }
+  void Stop() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();  // the waves close (FIN) with the thread
+  }
+  int opened() const { return opened_; }
+
+ private:
+  int port_;
+  std::thread thread_;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> opened_{0};
+};
+
+// Probes are what the admin port is for: kubelet opens a connection, sends GET /ready and gives
+// up after timeoutSeconds (1 by default). While thousands of idle and slowloris connections
+// flood the admin port and clients keep the data plane busy, every probe is answered within that
+// second, memory stays bounded, and the flood's descriptors are all given back when it ends.
+TEST_F(HostileTest, ProbesAreAnsweredWhileTheAdminPortIsFloodedUnderLoad) {
+  if (!RaiseOpenFileLimit(4 * 2000 + 1000)) GTEST_SKIP() << "RLIMIT_NOFILE too low";
+  TestUpstream upstream;
+  ASSERT_TRUE(upstream.Start());
+  StartLameduck(upstream.port(), {});
+  ASSERT_TRUE(lameduck_.WaitForReady(200));
+  int fds_before = OpenFdCount(pid_);
+  long rss_before = RssKib(pid_);
+
+  std::atomic<bool> stop_load{false};
+  std::atomic<int> load_ok{0}, load_failed{0};
+  std::vector<std::thread> load;
+  for (int i = 0; i < 2; ++i) {
+    load.emplace_back([&] {
+      while (!stop_load) {
+        auto response = Get(port_, "/load");
+        ++(response && response->status == 200 ? load_ok : load_failed);
+      }
+    });
+  }
+  AdminFlood flood(lameduck_.admin_port());
+  flood.Start();
+  std::this_thread::sleep_for(1s);  // the cap is reached
+
+  std::vector<long> latencies;
+  int answered = 0;
+  for (int i = 0; i < 30; ++i) {
+    auto start = Clock::now();
+    auto response = lameduck_.Admin("GET", "/ready");
+    latencies.push_back(Ms(Clock::now() - start));
+    if (response && response->status == 200) ++answered;
+    std::this_thread::sleep_for(100ms);
+  }
+  long rss_during = RssKib(pid_);
+  int fds_during = OpenFdCount(pid_);
+  flood.Stop();
+  stop_load = true;
+  for (auto& thread : load) thread.join();
+
+  std::sort(latencies.begin(), latencies.end());
+  std::printf(
+      "admin flood: %d connections opened, %d data-plane requests (%d failed); 30 probes: %d "
+      "answered 200, median %ld ms, max %ld ms; lameduck fds %d -> %d, RSS %ld -> %ld KiB\n",
+      flood.opened(), load_ok.load(), load_failed.load(), answered, latencies[15], latencies.back(),
+      fds_before, fds_during, rss_before, rss_during);
+  EXPECT_GE(flood.opened(), 2000);
+  EXPECT_EQ(answered, 30);
+  EXPECT_LT(latencies.back(), 1000);  // kubelet's default probe timeout
+  EXPECT_GT(load_ok, 0);
+  EXPECT_EQ(load_failed, 0);
+  // The admin server holds at most its cap of flood connections (plus the data plane's own).
+  EXPECT_LE(fds_during, fds_before + 128 + 2 * 8 + 10);
+  if (kCheckRss) {
+    EXPECT_LT(rss_during, rss_before + 16 * 1024);
+  }
+  EXPECT_LE(WaitForFdsAtMost(fds_before + 2, 10s), fds_before + 2);
+  ASSERT_TRUE(lameduck_.WaitForReady(200, 1s));
   ExpectServesANormalRequest();
 }
 
