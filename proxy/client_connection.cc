@@ -593,7 +593,7 @@ void ClientConnection::ReleaseUpstream(bool reusable) {
   upstream_ = nullptr;
   upstream->Detach();
   if (reusable && request_phase_ == RequestPhase::kComplete && upstream->writes_pending() == 0 &&
-      upstream->state() == UpstreamConnection::State::kActive) {
+      !upstream->write_failed() && upstream->state() == UpstreamConnection::State::kActive) {
     proxy_.pool().Put(*upstream);
   } else {
     upstream->Close();

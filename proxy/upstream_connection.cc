@@ -113,10 +113,26 @@ void UpstreamConnection::Attach(ClientConnection& client, bool head_request) {
   dechunk_ = false;
   in_body_ = false;
   final_head_seen_ = false;
+  write_failed_ = false;
   response_bytes_ = 0;
   ++exchanges_;
   llhttp_reset(&parser_);
   if (state_ == State::kActive) socket_.StartReading();
+}
+
+int UpstreamConnection::Write(std::string* head, const uv_buf_t* bufs, unsigned count,
+                              BlockRef block) {
+  if (write_failed_) {
+    if (head != nullptr) head->clear();
+    return 0;
+  }
+  int rc = socket_.Write(head, bufs, count, std::move(block));
+  if (rc != 0 && state_ == State::kActive && client_ != nullptr) {
+    write_failed_ = true;
+    if (head != nullptr) head->clear();
+    return 0;
+  }
+  return rc;
 }
 
 void UpstreamConnection::ArmResponseTimeout() {
@@ -318,11 +334,11 @@ void UpstreamConnection::OnSocketWritten(int status) {
   if (state_ == State::kClosing || client_ == nullptr) return;
   if (status != 0) {
     // EPIPE/ECONNRESET on write: the app closed. A response may still be readable (an early
-    // answer); let the read side decide unless nothing can come.
+    // answer) and the read side, still on, will see it or the close: it decides.
     if (state_ == State::kTunnel) {
       Fail(ProxyError::kUpstreamClosed);  // the app's end of the tunnel is gone
-    } else if (!response_started()) {
-      Fail(ProxyError::kUpstreamClosed);
+    } else {
+      write_failed_ = true;
     }
     return;
   }

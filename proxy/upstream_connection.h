@@ -42,10 +42,11 @@ class UpstreamConnection final : public Socket::Owner {
   void StartTunnel();               // the 101 was sent on: forward raw bytes from here on
   void SetReadPaused(bool paused);  // back-pressure from the client side
 
-  // Writes to the app. Returns 0 or a libuv error.
-  int Write(std::string* head, const uv_buf_t* bufs, unsigned count, BlockRef block) {
-    return socket_.Write(head, bufs, count, std::move(block));
-  }
+  // Writes to the app. Returns 0 or a libuv error. During an exchange a failed write is not
+  // an error yet: the app may have answered early and closed without reading the rest (a 413),
+  // so the bytes still to come are dropped, and the read side decides: the answer, or the
+  // close without one that fails the exchange.
+  int Write(std::string* head, const uv_buf_t* bufs, unsigned count, BlockRef block);
   void ShutdownWrite() { socket_.Shutdown(); }
   size_t write_queue_bytes() const { return socket_.write_queue_bytes(); }
   size_t writes_pending() const { return socket_.writes_pending(); }
@@ -59,6 +60,7 @@ class UpstreamConnection final : public Socket::Owner {
   State state() const { return state_; }
   bool reused() const { return exchanges_ > 1; }
   bool response_started() const { return response_bytes_ > 0; }
+  bool write_failed() const { return write_failed_; }  // never reusable then
   int status() const { return parser_.status_code; }
 
   // Intrusive links for the UpstreamPool: being pooled allocates nothing.
@@ -97,6 +99,7 @@ class UpstreamConnection final : public Socket::Owner {
   bool in_body_ = false;
   bool final_head_seen_ = false;  // a final (not 1xx) head arrived: the head clock is stopped
   bool dechunk_ = false;
+  bool write_failed_ = false;  // the app stopped taking the request: the rest is dropped
   bool in_head_ = true;  // parser is inside a head: header callbacks are the head's, not trailers
   size_t head_bytes_ = 0;
   size_t response_bytes_ = 0;

@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <string>
 #include <thread>
@@ -574,6 +575,46 @@ TEST_F(ProxyTest, ClosesTheClientWhenTheUpstreamDiesMidBody) {
   ASSERT_TRUE(client->Send("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
   EXPECT_FALSE(client->ReadResponse());  // never a response that looks complete
   EXPECT_TRUE(client->SawEof() || client->SawReset()) << client->last_error();
+}
+
+// An app that answers an upload before reading it (a 413) and closes with the body unread,
+// which resets the connection under lameduck's body writes (EPIPE or ECONNRESET): the client
+// still gets the app's answer, never a 502, and then its connection closes. Whether the reset
+// or the answer is noticed first is up to the loop, so the race is run several times.
+TEST_F(ProxyTest, AnEarlyAnswerIsPassedOnWhenTheAppResetsUnderTheUpload) {
+  upstream_.SetRawHandler([](int fd) {
+    ReadThroughHead(fd, 2s);
+    char buf[16384];
+    RecvWithTimeout(fd, buf, sizeof(buf), 2s);  // lameduck is in the middle of the body
+    SendAllWithTimeout(fd,
+                       "HTTP/1.1 413 Content Too Large\r\nContent-Length: 9\r\n"
+                       "Connection: close\r\n\r\ntoo large",
+                       2s);
+    SetLingerZero(fd);  // the close resets: the body is unread
+  });
+  StartProxy();
+  constexpr size_t kBody = size_t{64} << 20;
+  const std::string chunk(64 * 1024, 'u');
+  for (int round = 0; round < 10; ++round) {
+    auto client = Connect();
+    ASSERT_TRUE(client);
+    ASSERT_TRUE(client->Send("POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: " +
+                             std::to_string(kBody) + "\r\n\r\n"));
+    std::atomic<bool> stop{false};
+    std::thread uploader([&] {
+      for (size_t sent = 0; sent < kBody && !stop; sent += chunk.size()) {
+        if (!SendAllWithTimeout(client->fd(), chunk, 2s)) break;
+      }
+    });
+    auto response = client->ReadResponse();
+    stop = true;
+    uploader.join();
+    ASSERT_TRUE(response) << "round " << round << ": " << client->last_error();
+    EXPECT_EQ(response->status, 413) << "round " << round;
+    EXPECT_EQ(response->body, "too large");
+    EXPECT_EQ(response->Header("Connection"), "close");
+    EXPECT_TRUE(client->WaitForClose(5s)) << "round " << round;
+  }
 }
 
 TEST_F(ProxyTest, ClosesTheClientWhenAChunkedResponseIsCutShort) {
