@@ -74,18 +74,23 @@ void RenderStatus(const lameduck::coordinator::Config& config) {
   uv_run(loop, UV_RUN_DEFAULT);  // the controller's timers close
 }
 
-const std::string& ConfigPath() {
-  static const std::string path = [] {
-    char dir[] = "/tmp/lameduck-fuzz-config-XXXXXX";
-    if (mkdtemp(dir) == nullptr) std::abort();
-    std::string file = std::string(dir) + "/config.json";
+// A plain array, not a std::string: the atexit handler registered while it is being made runs
+// after every static destructor registered later, so a string would be gone by then.
+char config_dir[] = "/tmp/lameduck-fuzz-config-XXXXXX";
+char config_file[sizeof config_dir + sizeof "/config.json"];
+
+const char* ConfigPath() {
+  static const bool made = [] {
+    if (mkdtemp(config_dir) == nullptr) std::abort();
+    std::snprintf(config_file, sizeof config_file, "%s/config.json", config_dir);
     std::atexit([] {
-      unlink(ConfigPath().c_str());
-      rmdir(ConfigPath().substr(0, ConfigPath().rfind('/')).c_str());
+      unlink(config_file);
+      rmdir(config_dir);
     });
-    return file;
+    return true;
   }();
-  return path;
+  (void)made;
+  return config_file;
 }
 
 }  // namespace
@@ -115,7 +120,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         if (NamesAFile(key)) return 0;
       }
     }
-    std::FILE* file = std::fopen(ConfigPath().c_str(), "wb");
+    std::FILE* file = std::fopen(ConfigPath(), "wb");
     if (file == nullptr) std::abort();
     std::fwrite(json.data(), 1, json.size(), file);
     std::fclose(file);
