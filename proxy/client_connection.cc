@@ -689,9 +689,11 @@ void ClientConnection::OnSocketShutdown(int status) {
   }
 }
 
-void ClientConnection::Abort() { Close(); }
+// A reset, not a FIN: a response cut short must not look whole to the client (a close-delimited
+// body would), and a stalled or vanished client has nothing left to read.
+void ClientConnection::Abort() { Close(/*reset=*/true); }
 
-void ClientConnection::Close() {
+void ClientConnection::Close(bool reset) {
   if (state_ == State::kClosing) return;
   state_ = State::kClosing;
   pending_.Reset();
@@ -703,7 +705,7 @@ void ClientConnection::Close() {
     upstream->Detach();
     upstream->Close();
   }
-  socket_.Close();
+  socket_.Close(reset);
 }
 
 void ClientConnection::OnSocketClosed() { proxy_.Remove(*this); }

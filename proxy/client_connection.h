@@ -50,7 +50,7 @@ class ClientConnection final : public Socket::Owner {
 
   // The drain (see DrainTarget).
   void CloseIfIdle();  // an idle connection closes; one with request bytes waiting serves them
-  void Close();        // now, whatever it is doing
+  void Close(bool reset = false);  // now, whatever it is doing; reset: a RST, not a FIN
 
   State state() const { return state_; }
   // The last response is written; only the client's FIN is awaited.

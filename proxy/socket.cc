@@ -1,5 +1,9 @@
 #include "proxy/socket.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
 namespace lameduck::proxy {
 
 std::unique_ptr<WriteReq> WriteReqPool::Acquire() {
@@ -135,10 +139,14 @@ void Socket::OnShutdown(uv_shutdown_t* req, int status) {
   self->owner_.OnSocketShutdown(status);
 }
 
-void Socket::Close() {
+void Socket::Close(bool reset) {
   if (closing_ || !initialized_) return;
   closing_ = true;
   reading_ = false;
+  if (reset && handle_.handle.type == UV_TCP &&
+      uv_tcp_close_reset(&handle_.tcp, &Socket::OnClose) == 0) {
+    return;
+  }
   uv_close(&handle_.handle, &Socket::OnClose);
 }
 
@@ -151,6 +159,16 @@ int Socket::fd() const {
   uv_os_fd_t fd = -1;
   if (uv_fileno(&handle_.handle, &fd) != 0) return -1;
   return fd;
+}
+
+bool Socket::WasReset() const {
+  if (handle_.handle.type != UV_TCP) return false;
+  tcp_info info{};
+  socklen_t length = sizeof(info);
+  int socket = fd();
+  // A FIN leaves the connection in CLOSE_WAIT until this end closes too; only a reset ends it.
+  return socket >= 0 && getsockopt(socket, IPPROTO_TCP, TCP_INFO, &info, &length) == 0 &&
+         info.tcpi_state == TCP_CLOSE;
 }
 
 }  // namespace lameduck::proxy

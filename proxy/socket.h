@@ -75,10 +75,15 @@ class Socket {
   size_t writes_pending() const { return writes_pending_; }
 
   void Shutdown();  // FIN after the queued writes; OnSocketShutdown follows
-  void Close();     // idempotent; a no-op before Init succeeded
+  // Idempotent; a no-op before Init succeeded. With reset, a TCP peer gets a RST instead of a FIN
+  // (unless a shutdown is under way): it must not take the end for a clean one.
+  void Close(bool reset = false);
   bool closing() const { return closing_; }
   bool initialized() const { return initialized_; }
   int fd() const;
+  // The peer reset the connection. For after a read saw EOF: a write that met the reset first
+  // took its error, so the read could not tell.
+  bool WasReset() const;
 
  private:
   static void OnAlloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf);

@@ -113,6 +113,7 @@ void UpstreamConnection::Attach(ClientConnection& client, bool head_request) {
   dechunk_ = false;
   in_body_ = false;
   final_head_seen_ = false;
+  wrote_ = false;
   write_failed_ = false;
   response_bytes_ = 0;
   ++exchanges_;
@@ -127,11 +128,14 @@ int UpstreamConnection::Write(std::string* head, const uv_buf_t* bufs, unsigned 
     return 0;
   }
   int rc = socket_.Write(head, bufs, count, std::move(block));
-  if (rc != 0 && state_ == State::kActive && client_ != nullptr) {
+  // Only once part of the request went out can the app have answered it; a first write that
+  // fails is the caller's to handle (a pooled connection the app closed: the request is retried).
+  if (rc != 0 && state_ == State::kActive && client_ != nullptr && wrote_) {
     write_failed_ = true;
     if (head != nullptr) head->clear();
     return 0;
   }
+  wrote_ = wrote_ || rc == 0;
   return rc;
 }
 
@@ -313,8 +317,10 @@ void UpstreamConnection::OnEof(ssize_t nread) {
     Close();
     return;
   }
-  if (nread != UV_EOF) {
-    Fail(ProxyError::kUpstreamClosed);  // a reset is never the end of a body
+  // A reset is never the end of a body, also when a write met it first and took its error, and
+  // the read sees a plain EOF.
+  if (nread != UV_EOF || write_failed_ || socket_.WasReset()) {
+    Fail(ProxyError::kUpstreamClosed);
     return;
   }
   // A close-delimited body ends here (RFC 9112 6.3, rule 8): llhttp_finish completes it.

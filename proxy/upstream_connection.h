@@ -99,6 +99,7 @@ class UpstreamConnection final : public Socket::Owner {
   bool in_body_ = false;
   bool final_head_seen_ = false;  // a final (not 1xx) head arrived: the head clock is stopped
   bool dechunk_ = false;
+  bool wrote_ = false;         // a write of this exchange went out
   bool write_failed_ = false;  // the app stopped taking the request: the rest is dropped
   bool in_head_ = true;  // parser is inside a head: header callbacks are the head's, not trailers
   size_t head_bytes_ = 0;
