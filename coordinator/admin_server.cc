@@ -1,11 +1,12 @@
 #include "coordinator/admin_server.h"
 
 #include <arpa/inet.h>
-#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstring>
+#include <string_view>
 
 #include "proxy/head_rewrite.h"
 
@@ -45,6 +46,7 @@ class AdminServer::Connection {
                    : uv_tcp_init(server_.loop_, &socket_.tcp);
     if (rc != 0) return rc;
     socket_.handle.data = this;
+    accepted_ms_ = uv_now(server_.loop_);
     timer_.Init(server_.loop_, uv_timer_init, this);
     if ((rc = uv_accept(listener, &socket_.stream)) != 0) {
       Close();
@@ -93,14 +95,18 @@ class AdminServer::Connection {
   // Still reading its request head: the kind of connection a flood is made of.
   bool AwaitingHead() const { return !answered_ && !waiting_ && !closing_; }
 
-  // Has sent nothing yet, not even bytes not read so far (a probe accepted in the same batch as a
-  // flood has its request waiting in the socket already).
-  bool Silent() const {
-    if (received_any_) return false;
+  bool received_any() const { return received_any_; }
+  uint64_t accepted_ms() const { return accepted_ms_; }
+
+  // A whole request head is in the socket, not read yet: a probe accepted in the same batch as
+  // a flood, about to be answered.
+  bool HeadWaiting() const {
     uv_os_fd_t fd;
-    int pending = 0;
-    return uv_fileno(&socket_.handle, &fd) != 0 || ioctl(fd, FIONREAD, &pending) != 0 ||
-           pending == 0;
+    if (uv_fileno(&socket_.handle, &fd) != 0) return false;
+    char* buffer = server_.read_buffer_;
+    ssize_t n = recv(fd, buffer, sizeof(server_.read_buffer_), MSG_PEEK | MSG_DONTWAIT);
+    return n > 0 && std::string_view(buffer, static_cast<size_t>(n)).find("\r\n\r\n") !=
+                        std::string_view::npos;
   }
 
   void Close() {
@@ -226,6 +232,7 @@ class AdminServer::Connection {
   std::string* value_target_ = nullptr;
   std::string peer_;
   size_t head_bytes_ = 0;
+  uint64_t accepted_ms_ = 0;
   bool trusted_ = false;
   bool last_was_value_ = false;
   bool head_complete_ = false;
@@ -298,23 +305,45 @@ void AdminServer::Accept(uv_stream_t* server, bool unix_socket) {
     connections_.pop_back();
     return;
   }
-  if (connections_.size() > kMaxConnections) EvictOne();
-}
-
-// Over the cap, someone has to go, and it must not be a probe: the oldest connection that has
-// sent nothing at all (a flood of idle connections), else the oldest still sending its head (a
-// slowloris), else, when every other one is being answered or waits for the drain, the newest.
-void AdminServer::EvictOne() {
-  Connection* trickling = nullptr;
-  for (auto& connection : connections_) {
-    if (!connection->AwaitingHead()) continue;
-    if (connection->Silent()) {
-      connection->Close();
+  // Over the cap, the choice waits for the end of this turn of the loop: libuv accepts a whole
+  // burst at once, and a probe in the middle of a flood's burst has had time to send its
+  // request by then.
+  if (connections_.size() > kMaxConnections) {
+    if (!evict_ && evict_.Init(loop_, uv_check_init, this) != 0) {
+      EvictOverCap();
       return;
     }
-    if (trickling == nullptr) trickling = connection.get();
+    uv_check_start(evict_.get(), [](uv_check_t* check) {
+      uv_check_stop(check);
+      if (auto* self = static_cast<AdminServer*>(check->data)) self->EvictOverCap();
+    });
   }
-  (trickling != nullptr ? trickling : connections_.back().get())->Close();
+}
+
+// Over the cap, some must go, and not a probe (a fresh connection whose request is on its way,
+// or waiting unread). Oldest first, in order: connections that have sent nothing for
+// kSilentGraceMs (an idle flood); those still sending their head (a slowloris); young ones
+// without a whole head waiting; and only when every other one is being answered, waits for the
+// drain or has a head waiting, the newest.
+void AdminServer::EvictOverCap() {
+  if (connections_.size() <= kMaxConnections) return;
+  size_t excess = connections_.size() - kMaxConnections;
+  uint64_t now = uv_now(loop_);
+  auto evict = [&](auto&& doomed) {
+    for (auto it = connections_.begin(); excess > 0 && it != connections_.end();) {
+      Connection& connection = **it++;  // Close() moves it to closing_: step past it first
+      if (connection.AwaitingHead() && doomed(connection)) {
+        connection.Close();
+        --excess;
+      }
+    }
+  };
+  evict([&](const Connection& c) {
+    return !c.received_any() && now - c.accepted_ms() >= kSilentGraceMs;
+  });
+  evict([](const Connection& c) { return c.received_any(); });
+  evict([](const Connection& c) { return !c.HeadWaiting(); });
+  while (excess-- > 0) connections_.back()->Close();
 }
 
 void AdminServer::Remove(Connection& connection) { closing_.erase(connection.position_); }

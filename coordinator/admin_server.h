@@ -2,8 +2,8 @@
 // --admin-socket unix socket (mode 0600). One request per connection, answered with
 // Connection: close; a /drain?wait=1 request is held open until the drain is done. Its own
 // limits keep probes working while someone floods it: small heads, a header timeout, and a cap
-// on connections enforced by closing the oldest connection that has not sent a request yet
-// (preferring one that has sent nothing at all), so the newest (a probe) gets its answer.
+// on connections enforced by closing the oldest idle or slowloris connection, never a fresh one
+// whose request is on its way (a probe) unless nothing else is left (see EvictOne).
 // What a request means is AdminApi's business.
 #pragma once
 
@@ -25,6 +25,8 @@ class AdminServer {
   static constexpr size_t kMaxHeadBytes = 8 * 1024;
   static constexpr uint64_t kHeaderTimeoutMs = 5000;
   static constexpr size_t kMaxConnections = 128;
+  // A connection that has sent nothing for this long is a flood's, first to go over the cap.
+  static constexpr uint64_t kSilentGraceMs = 100;
 
   AdminServer(uv_loop_t* loop, AdminApi& api, DrainController& controller);
   ~AdminServer();
@@ -47,13 +49,14 @@ class AdminServer {
   static void OnUnixConnection(uv_stream_t* server, int status);
   void Accept(uv_stream_t* server, bool unix_socket);
   void Remove(Connection& connection);
-  void EvictOne();
+  void EvictOverCap();
 
   uv_loop_t* loop_;
   AdminApi& api_;
   DrainController& controller_;
   proxy::UvHandle<uv_tcp_t> tcp_;
   proxy::UvHandle<uv_pipe_t> unix_;
+  proxy::UvHandle<uv_check_t> evict_;  // runs EvictOverCap at the end of a turn of the loop
   std::string unix_path_;
   // Open connections, oldest first; Close() moves one to closing_, which it leaves in its
   // socket's close callback.
