@@ -638,6 +638,34 @@ TEST_F(HostileTest, ProbesAreAnsweredWhileTheAdminPortIsFloodedUnderLoad) {
   ExpectServesANormalRequest();
 }
 
+// A burst lands while lameduck is not running (SIGSTOP stands in for a throttled CPU): 50
+// slowloris connections, a probe with its whole request, 200 more. lameduck accepts the whole
+// burst in one turn of its loop, 122 over its cap of 128; the probe must not be among those
+// closed, whether the flood's connections have sent part of a head or nothing at all.
+TEST_F(HostileTest, AProbeInsideABurstOfConnectionsIsAnswered) {
+  if (!RaiseOpenFileLimit(2000)) GTEST_SKIP() << "RLIMIT_NOFILE too low";
+  TestUpstream upstream;
+  ASSERT_TRUE(upstream.Start());
+  StartLameduck(upstream.port(), {});
+  for (bool slowloris : {true, false}) {
+    SCOPED_TRACE(slowloris ? "slowloris burst" : "idle burst");
+    ASSERT_TRUE(lameduck_.Signal(SIGSTOP));
+    Swarm before, after;
+    ASSERT_EQ(before.Connect(lameduck_.admin_port(), 50, 5s), 50);
+    if (slowloris) before.SendToAll("GET /ready HTTP/1.1\r\nHost: x\r\nX-Slow: ");
+    auto probe = TestClient::Connect(lameduck_.admin_port());
+    ASSERT_TRUE(probe);
+    ASSERT_TRUE(probe->Send("GET /live HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+    ASSERT_EQ(after.Connect(lameduck_.admin_port(), 200, 5s), 200);
+    if (slowloris) after.SendToAll("GET /ready HTTP/1.1\r\nHost: x\r\nX-Slow: ");
+    ASSERT_TRUE(lameduck_.Signal(SIGCONT));
+    auto response = probe->ReadResponse();
+    ASSERT_TRUE(response) << "the probe was closed: " << probe->last_error();
+    EXPECT_EQ(response->status, 200);
+  }
+  ExpectServesANormalRequest();
+}
+
 // ---- clients that stop reading ----
 
 TEST_F(HostileTest, AClientThatNeverReadsItsResponseIsCutAfterTheIdleTimeout) {
