@@ -3,7 +3,7 @@
 // Connection: close; a /drain?wait=1 request is held open until the drain is done. Its own
 // limits keep probes working while someone floods it: small heads, a header timeout, and a cap
 // on connections enforced by closing the oldest idle or slowloris connection, never a fresh one
-// whose request is on its way (a probe) unless nothing else is left (see EvictOne).
+// whose request is on its way (a probe) unless nothing else is left (see EvictOverCap).
 // What a request means is AdminApi's business.
 #pragma once
 
