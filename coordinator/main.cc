@@ -12,16 +12,16 @@
 #include <string>
 #include <vector>
 
-#include "coordinator/admin_api.h"
-#include "coordinator/admin_server.h"
-#include "coordinator/app_supervisor.h"
-#include "coordinator/config.h"
-#include "coordinator/drain_command.h"
-#include "coordinator/drain_controller.h"
-#include "coordinator/event_log.h"
-#include "coordinator/inject.h"
-#include "coordinator/metrics.h"
-#include "coordinator/readiness_checker.h"
+#include "coordinator/admin/admin_api.h"
+#include "coordinator/admin/admin_server.h"
+#include "coordinator/app/app_supervisor.h"
+#include "coordinator/config/config.h"
+#include "coordinator/cli/drain_command.h"
+#include "coordinator/control/drain_controller.h"
+#include "coordinator/control/event_log.h"
+#include "coordinator/cli/inject.h"
+#include "coordinator/control/metrics.h"
+#include "coordinator/control/readiness_checker.h"
 #include "proxy/proxy.h"
 #include "proxy/uv_handle.h"
 

@@ -76,7 +76,7 @@ if [[ -n "${LAMEDUCK_BINARY:-}" ]]; then
   inject_out=$(mktemp -d)
   for name in "${injectable[@]}"; do
     for mode in native classic; do
-      fixture="$root/tests/coordinator/inject_fixtures/$name.json"
+      fixture="$root/tests/coordinator/cli/inject_fixtures/$name.json"
       file="$inject_out/$name-$mode.json"
       if ! "$LAMEDUCK_BINARY" inject --mode "$mode" <"$fixture" >"$file" 2>"$file.err"; then
         fail "lameduck inject --mode $mode < $name.json: $(cat "$file.err")"

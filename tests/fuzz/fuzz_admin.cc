@@ -1,5 +1,5 @@
 // fuzz_admin: coordinator::AdminApi::Handle with a real DrainController over a fake DrainTarget
-// (as in tests/coordinator/drain_controller_test.cc), no sockets. Input: byte 0 is flags (bit 0:
+// (as in tests/coordinator/control/drain_controller_test.cc), no sockets. Input: byte 0 is flags (bit 0:
 // an --admin-token is configured, "s3cret"; bit 1: the upstream has answered, so lameduck is
 // ready; bits 2..3: connections open on the fake proxy), then up to four requests, each five
 // lines: method, target, Authorization, User-Agent, peer. A peer is trusted as AdminServer
@@ -13,11 +13,11 @@
 #include <string_view>
 #include <vector>
 
-#include "coordinator/admin_api.h"
-#include "coordinator/app_supervisor.h"
-#include "coordinator/drain_controller.h"
-#include "coordinator/event_log.h"
-#include "coordinator/metrics.h"
+#include "coordinator/admin/admin_api.h"
+#include "coordinator/app/app_supervisor.h"
+#include "coordinator/control/drain_controller.h"
+#include "coordinator/control/event_log.h"
+#include "coordinator/control/metrics.h"
 
 namespace lameduck::coordinator {
 namespace {

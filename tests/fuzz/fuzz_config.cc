@@ -19,12 +19,12 @@
 #include <string_view>
 #include <vector>
 
-#include "coordinator/admin_api.h"
-#include "coordinator/app_supervisor.h"
-#include "coordinator/config.h"
-#include "coordinator/drain_controller.h"
-#include "coordinator/event_log.h"
-#include "coordinator/metrics.h"
+#include "coordinator/admin/admin_api.h"
+#include "coordinator/app/app_supervisor.h"
+#include "coordinator/config/config.h"
+#include "coordinator/control/drain_controller.h"
+#include "coordinator/control/event_log.h"
+#include "coordinator/control/metrics.h"
 #include "proxy/address.h"
 
 namespace {

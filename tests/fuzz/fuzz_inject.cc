@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "coordinator/inject.h"
+#include "coordinator/cli/inject.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using lameduck::coordinator::RunInject;

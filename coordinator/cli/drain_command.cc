@@ -3,7 +3,7 @@
 //
 // Not a general HTTP client: one request, `Connection: close`, the answer read to its end (by
 // Content-Length, chunked, or the server closing) and parsed by llhttp.
-#include "coordinator/drain_command.h"
+#include "coordinator/cli/drain_command.h"
 
 #include <arpa/inet.h>
 #include <llhttp.h>
@@ -18,7 +18,7 @@
 #include <cstring>
 #include <optional>
 
-#include "coordinator/config.h"
+#include "coordinator/config/config.h"
 #include "proxy/address.h"
 #include "proxy/result.h"
 

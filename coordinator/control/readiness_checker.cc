@@ -1,4 +1,4 @@
-#include "coordinator/readiness_checker.h"
+#include "coordinator/control/readiness_checker.h"
 
 namespace lameduck::coordinator {
 namespace {

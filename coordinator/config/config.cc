@@ -3,7 +3,7 @@
 // environment and the --config file are each read into the same form (the texts given per
 // option, and where they came from), merged by precedence, then applied through the table. Adding
 // an option is one row in the table plus its field in Config.
-#include "coordinator/config.h"
+#include "coordinator/config/config.h"
 
 #include <fcntl.h>
 #include <sys/un.h>

@@ -22,8 +22,8 @@
 #include <string_view>
 #include <vector>
 
-#include "coordinator/config.h"
-#include "coordinator/event_log.h"
+#include "coordinator/config/config.h"
+#include "coordinator/control/event_log.h"
 #include "proxy/result.h"
 #include "proxy/uv_handle.h"
 

@@ -8,7 +8,7 @@
 #include <functional>
 #include <string>
 
-#include "coordinator/config.h"
+#include "coordinator/config/config.h"
 #include "proxy/uv_handle.h"
 
 namespace lameduck::coordinator {

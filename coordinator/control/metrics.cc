@@ -1,4 +1,4 @@
-#include "coordinator/metrics.h"
+#include "coordinator/control/metrics.h"
 
 #include <charconv>
 

@@ -13,10 +13,10 @@
 #include <string>
 #include <vector>
 
-#include "coordinator/app_supervisor.h"
-#include "coordinator/config.h"
-#include "coordinator/event_log.h"
-#include "coordinator/metrics.h"
+#include "coordinator/app/app_supervisor.h"
+#include "coordinator/config/config.h"
+#include "coordinator/control/event_log.h"
+#include "coordinator/control/metrics.h"
 #include "proxy/drain_target.h"
 #include "proxy/uv_handle.h"
 

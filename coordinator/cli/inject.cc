@@ -21,7 +21,7 @@
 // The edits are in place on an ordered_json tree: fields are never dropped or reordered. Mind
 // that inserting a key into an ordered_json object may move its other members, so no reference
 // into an object is kept across an insertion into it; Wire looks members up again instead.
-#include "coordinator/inject.h"
+#include "coordinator/cli/inject.h"
 
 #include <fcntl.h>
 #include <sys/auxv.h>
@@ -36,7 +36,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
-#include "coordinator/config.h"
+#include "coordinator/config/config.h"
 #include "proxy/result.h"
 
 namespace lameduck::coordinator {

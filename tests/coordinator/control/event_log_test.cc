@@ -1,5 +1,5 @@
 // The event log's two formats and its level filter.
-#include "coordinator/event_log.h"
+#include "coordinator/control/event_log.h"
 
 #include <gtest/gtest.h>
 

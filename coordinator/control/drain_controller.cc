@@ -1,4 +1,4 @@
-#include "coordinator/drain_controller.h"
+#include "coordinator/control/drain_controller.h"
 
 namespace lameduck::coordinator {
 namespace {

@@ -1,4 +1,4 @@
-#include "coordinator/admin_server.h"
+#include "coordinator/admin/admin_server.h"
 
 #include <arpa/inet.h>
 #include <sys/socket.h>

@@ -1,7 +1,7 @@
 // AppSupervisor over real processes and real signals: the launched APP's exit status, SIGTERM
 // then SIGKILL to its group, reaping orphans, the three signal modes (and whom they must not
 // signal), and the exit URL against a small blocking HTTP server.
-#include "coordinator/app_supervisor.h"
+#include "coordinator/app/app_supervisor.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>

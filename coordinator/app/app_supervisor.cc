@@ -1,4 +1,4 @@
-#include "coordinator/app_supervisor.h"
+#include "coordinator/app/app_supervisor.h"
 
 #include <dirent.h>
 #include <fcntl.h>

@@ -7,7 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <string_view>
 
-#include "coordinator/config.h"
+#include "coordinator/config/config.h"
 
 namespace lameduck::coordinator {
 

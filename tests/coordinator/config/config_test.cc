@@ -1,6 +1,6 @@
 // Option parsing: value syntaxes, defaults, the three sources and their precedence, and that
 // every error is one line naming the option it is about.
-#include "coordinator/config.h"
+#include "coordinator/config/config.h"
 
 #include <gtest/gtest.h>
 #include <stdlib.h>

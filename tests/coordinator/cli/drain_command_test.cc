@@ -1,6 +1,6 @@
 // `lameduck drain` against a scripted fake admin server: the request it sends, how each answer
 // becomes output and an exit status, and that bad usage is one line naming the option.
-#include "coordinator/drain_command.h"
+#include "coordinator/cli/drain_command.h"
 
 #include <gtest/gtest.h>
 #include <netinet/in.h>

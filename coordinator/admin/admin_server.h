@@ -14,7 +14,7 @@
 #include <memory>
 #include <string>
 
-#include "coordinator/admin_api.h"
+#include "coordinator/admin/admin_api.h"
 #include "proxy/address.h"
 #include "proxy/uv_handle.h"
 

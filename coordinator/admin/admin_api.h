@@ -7,10 +7,10 @@
 #include <string>
 #include <string_view>
 
-#include "coordinator/config.h"
-#include "coordinator/drain_controller.h"
-#include "coordinator/event_log.h"
-#include "coordinator/metrics.h"
+#include "coordinator/config/config.h"
+#include "coordinator/control/drain_controller.h"
+#include "coordinator/control/event_log.h"
+#include "coordinator/control/metrics.h"
 #include "proxy/drain_target.h"
 
 namespace lameduck::coordinator {

@@ -1,6 +1,6 @@
 // The drain's state machine against a fake DrainTarget: which calls the proxy gets, in which
 // order, and when the drain ends; no sockets. Timing is real (a libuv loop) but short.
-#include "coordinator/drain_controller.h"
+#include "coordinator/control/drain_controller.h"
 
 #include <gtest/gtest.h>
 #include <uv.h>
@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "coordinator/admin_api.h"
+#include "coordinator/admin/admin_api.h"
 
 namespace lameduck::coordinator {
 namespace {

@@ -4,7 +4,7 @@
 //
 // With LAMEDUCK_INJECT_OUT set, every injected fixture is also written there
 // (<fixture>-native.json, <fixture>-classic.json) for the manifest validation test.
-#include "coordinator/inject.h"
+#include "coordinator/cli/inject.h"
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>

@@ -1,4 +1,4 @@
-#include "coordinator/admin_api.h"
+#include "coordinator/admin/admin_api.h"
 
 #include <nlohmann/json.hpp>
 

@@ -1,4 +1,4 @@
-#include "coordinator/event_log.h"
+#include "coordinator/control/event_log.h"
 
 #include <chrono>
 #include <ctime>
