@@ -246,6 +246,8 @@ void ClientConnection::ProcessInput(BlockRef block, size_t offset, size_t length
         saw_line_end_ = false;
         obs_fold_ = false;
         bad_field_name_ = false;
+        bad_request_line_ = false;
+        request_line_ = RequestLine::kLeading;
         ArmTimer(proxy_.options().header_timeout.count());
         break;
       case State::kReadingHead:
@@ -320,6 +322,7 @@ bool ClientConnection::ReadHead(const BlockRef& block, size_t& offset, size_t& l
 }
 
 void ClientConnection::ScanHeadBytes(const char* data, size_t length) {
+  ScanRequestLine(data, length);
   // obs-fold (a line that starts with SP or HTAB) is accepted by llhttp; RFC 9112 5.2 lets a
   // server reject it, and a proxy must not pass it on: reject.
   const char* end = data + length;
@@ -333,10 +336,45 @@ void ClientConnection::ScanHeadBytes(const char* data, size_t length) {
   if (length > 0) saw_line_end_ = end[-1] == '\n';
 }
 
+// RFC 9112 3: request-line = method SP request-target SP HTTP-version, one space each; llhttp
+// skips runs of spaces, and re-emitting the line normalised would hide what the client sent.
+// Empty lines before it are ignored (RFC 9112 2.2), as llhttp does.
+void ClientConnection::ScanRequestLine(const char* data, size_t length) {
+  for (size_t i = 0; i < length && request_line_ != RequestLine::kDone; ++i) {
+    char c = data[i];
+    bool space = c == ' ' || c == '\t';
+    switch (request_line_) {
+      case RequestLine::kLeading:
+        if (c != '\r' && c != '\n') request_line_ = RequestLine::kMethod;
+        break;
+      case RequestLine::kMethod:
+        if (space) request_line_ = RequestLine::kAfterMethod;
+        break;
+      case RequestLine::kAfterMethod:
+        if (space) bad_request_line_ = true;
+        request_line_ = RequestLine::kTarget;
+        break;
+      case RequestLine::kTarget:
+        if (space) request_line_ = RequestLine::kAfterTarget;
+        break;
+      case RequestLine::kAfterTarget:
+        if (space) bad_request_line_ = true;
+        request_line_ = RequestLine::kVersion;
+        break;
+      case RequestLine::kVersion:
+        if (space) bad_request_line_ = true;
+        if (c == '\r' || c == '\n') request_line_ = RequestLine::kDone;
+        break;
+      case RequestLine::kDone:
+        break;
+    }
+  }
+}
+
 ProxyError ClientConnection::ValidateHead() const {
   if (parser_.http_major != 1) return ProxyError::kVersionNotSupported;
   if (parser_.method == HTTP_CONNECT) return ProxyError::kMethodNotAllowed;
-  if (obs_fold_ || bad_field_name_) return ProxyError::kBadRequest;
+  if (obs_fold_ || bad_field_name_ || bad_request_line_) return ProxyError::kBadRequest;
   // RFC 9112 3.2: exactly one Host in HTTP/1.1; at most one in HTTP/1.0.
   int hosts = request_.Count("host");
   if (hosts > 1 || (parser_.http_minor >= 1 && hosts == 0)) return ProxyError::kBadRequest;
@@ -492,10 +530,11 @@ ResponseFraming ClientConnection::OnResponseHead(UpstreamConnection& upstream,
   ResponseFraming framing =
       http10_ && chunked && has_body ? ResponseFraming::kDechunk : ResponseFraming::kAsIs;
   // Close after this response when: the client or the drain asks; the request is still coming
-  // (an early answer); only the close can end the body; or an upgrade was refused.
+  // (an early answer); or only the close can end the body. An upgrade the app declined (it
+  // answered and ignored the Upgrade, RFC 9110 7.8) leaves the connection HTTP/1.1: it stays.
   close_after_ = close_after_ || drain_close_ || proxy_.closing() ||
                  request_phase_ != RequestPhase::kComplete || close_delimited ||
-                 framing == ResponseFraming::kDechunk || (upgrade_ && status != 101);
+                 framing == ResponseFraming::kDechunk;
   ResponseConnection connection = status == 101  ? ResponseConnection::kUpgrade
                                   : close_after_ ? ResponseConnection::kClose
                                   : http10_      ? ResponseConnection::kKeepAliveHttp10
@@ -581,7 +620,13 @@ void ClientConnection::FinishExchange() {
   state_ = State::kIdle;
   request_phase_ = RequestPhase::kBody;
   response_phase_ = ResponsePhase::kAwaitingHead;
-  llhttp_resume(&parser_);  // paused at on_message_complete
+  if (upgrade_) {
+    // llhttp treats what follows an Upgrade request as another protocol; the app declined it,
+    // so the next bytes are HTTP/1.1 again: parse them from a fresh state.
+    llhttp_reset(&parser_);
+  } else {
+    llhttp_resume(&parser_);  // paused at on_message_complete
+  }
   ArmTimer(proxy_.options().idle_timeout.count());
   ProcessPending();  // a pipelined request waits here
   UpdateReading();

@@ -76,6 +76,15 @@ class ClientConnection final : public Socket::Owner {
 
  private:
   enum class ParseEvent { kNone, kHeadComplete, kMessageComplete };
+  enum class RequestLine {
+    kLeading,
+    kMethod,
+    kAfterMethod,
+    kTarget,
+    kAfterTarget,
+    kVersion,
+    kDone
+  };
   friend struct RequestParserCallbacks;
 
   // Socket::Owner
@@ -90,6 +99,7 @@ class ClientConnection final : public Socket::Owner {
   void Stash(BlockRef block, size_t offset, size_t length);
   void ProcessPending();
   void ScanHeadBytes(const char* data, size_t length);
+  void ScanRequestLine(const char* data, size_t length);
   ProxyError ValidateHead() const;
   void StartExchange();
   bool AttachUpstream(bool allow_pooled);
@@ -143,6 +153,8 @@ class ClientConnection final : public Socket::Owner {
   bool saw_line_end_ = false;      // obs-fold scan: the previous head byte was LF
   bool obs_fold_ = false;
   bool bad_field_name_ = false;
+  bool bad_request_line_ = false;  // a run of spaces in the request line
+  RequestLine request_line_ = RequestLine::kLeading;
   bool keep_alive_ = true;    // the client allows another request after this one
   bool close_after_ = false;  // this exchange ends the connection
   bool http10_ = false;

@@ -199,6 +199,9 @@ void WriteResponseHead(const HeadCollector& head, const ResponseRewrite& rewrite
   out.append(" ").append(head.target()).append("\r\n");
   ConnectionTokens listed(head);
   bool upgrade = rewrite.connection == ResponseConnection::kUpgrade;
+  // RFC 9110 8.6 and RFC 9112 6.1: no Content-Length or Transfer-Encoding in a 1xx or a 204,
+  // which have no body whatever an app says; a client could wait for bytes that never come.
+  bool no_framing = rewrite.status < 200 || rewrite.status == 204;
   for (size_t i = 0; i < head.field_count(); ++i) {
     std::string_view name = head.name(i);
     if (upgrade && EqualsIgnoreCase(name, "upgrade")) {
@@ -206,10 +209,11 @@ void WriteResponseHead(const HeadCollector& head, const ResponseRewrite& rewrite
       continue;
     }
     if (IsHopByHop(name) || listed.Has(name)) continue;
-    if (rewrite.framing == ResponseFraming::kDechunk &&
+    if ((rewrite.framing == ResponseFraming::kDechunk || no_framing) &&
         EqualsIgnoreCase(name, "transfer-encoding")) {
       continue;
     }
+    if (no_framing && EqualsIgnoreCase(name, "content-length")) continue;
     AppendField(out, name, head.value(i));
   }
   switch (rewrite.connection) {

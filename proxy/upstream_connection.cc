@@ -36,10 +36,15 @@ struct UpstreamParserCallbacks {
   static int OnHeadersComplete(llhttp_t* parser) {
     auto& self = Self(parser);
     self.in_head_ = false;
-    // A response to HEAD has no body whatever its framing fields say (RFC 9110 9.3.2); llhttp
-    // cannot know the request, so say it. Then there is no pause here: the head goes to the
-    // client together with the message's completion.
-    if (self.head_request_ && parser->status_code >= 200) return 1;
+    // A response to HEAD, a 1xx, a 204 and a 304 have no body whatever their framing fields
+    // say (RFC 9110 9.3.2, 15.2, 15.3.5, 15.4.5; RFC 9112 6.3 rule 1): a 304's Content-Length
+    // is the length of the representation. llhttp would wait for that many bytes, so say it.
+    // Then there is no pause here: the head goes to the client with the message's completion.
+    int status = parser->status_code;
+    bool interim = status < 200 && status != 101;
+    if ((self.head_request_ && status >= 200) || interim || status == 204 || status == 304) {
+      return 1;
+    }
     self.event_ = UpstreamConnection::ParseEvent::kHeadComplete;
     return HPE_PAUSED;
   }

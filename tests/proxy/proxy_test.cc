@@ -227,6 +227,72 @@ TEST_F(ProxyTest, ResponsesToHeadAnd204And304HaveNoBody) {
   EXPECT_EQ(upstream_.accepted_connections(), 1);
 }
 
+// A 304's Content-Length is the representation's length, not a body (RFC 9110 15.4.5); the
+// same for 204, 1xx and any response to HEAD. Waiting for those bytes stalled the connection.
+TEST_F(ProxyTest, BodilessResponsesWithContentLengthKeepTheConnectionInStep) {
+  upstream_.SetHandler([](const HttpRequest& request, UpstreamConn& conn) {
+    if (request.target == "/304") {
+      conn.Send("HTTP/1.1 304 Not Modified\r\nETag: \"v1\"\r\nContent-Length: 50\r\n\r\n");
+    } else if (request.target == "/204") {
+      conn.Send("HTTP/1.1 204 No Content\r\nContent-Length: 7\r\n\r\n");
+    } else if (request.target == "/103") {
+      conn.Send("HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\nContent-Length: 9\r\n\r\n");
+      conn.SendResponse(200, "after hints");
+    } else if (request.method == "HEAD") {
+      conn.Send("HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\n");
+    } else {
+      conn.SendResponse(200, "next " + request.target);
+    }
+  });
+  StartProxy();
+  auto client = Connect();
+  ASSERT_TRUE(client->Send("GET /304 HTTP/1.1\r\nHost: x\r\nIf-None-Match: \"v1\"\r\n\r\n"));
+  auto not_modified = client->ReadResponse(/*head_request=*/true);
+  ASSERT_TRUE(not_modified) << client->last_error();
+  EXPECT_EQ(not_modified->status, 304);
+  EXPECT_EQ(not_modified->Header("Content-Length"), "50");
+  ASSERT_TRUE(client->Send("GET /a HTTP/1.1\r\nHost: x\r\n\r\n"));
+  auto next = client->ReadResponse();
+  ASSERT_TRUE(next) << client->last_error();
+  EXPECT_EQ(next->body, "next /a");
+
+  ASSERT_TRUE(client->Send("GET /204 HTTP/1.1\r\nHost: x\r\n\r\n"));
+  auto no_content = client->ReadResponse(/*head_request=*/true);
+  ASSERT_TRUE(no_content) << client->last_error();
+  EXPECT_EQ(no_content->status, 204);
+  EXPECT_EQ(no_content->Header("Content-Length"), "");  // RFC 9110 8.6: never in a 204
+  ASSERT_TRUE(client->Send("GET /b HTTP/1.1\r\nHost: x\r\n\r\n"));
+  next = client->ReadResponse();
+  ASSERT_TRUE(next) << client->last_error();
+  EXPECT_EQ(next->body, "next /b");
+
+  ASSERT_TRUE(client->Send("HEAD /h HTTP/1.1\r\nHost: x\r\n\r\n"));
+  auto head = client->ReadResponse(/*head_request=*/true);
+  ASSERT_TRUE(head) << client->last_error();
+  EXPECT_EQ(head->Header("Content-Length"), "50");
+  ASSERT_TRUE(client->Send("GET /c HTTP/1.1\r\nHost: x\r\n\r\n"));
+  next = client->ReadResponse();
+  ASSERT_TRUE(next) << client->last_error();
+  EXPECT_EQ(next->body, "next /c");
+
+  ASSERT_TRUE(client->Send("GET /103 HTTP/1.1\r\nHost: x\r\n\r\n"));
+  auto hints = client->ReadResponse(/*head_request=*/true);
+  ASSERT_TRUE(hints) << client->last_error();
+  EXPECT_EQ(hints->status, 103);
+  EXPECT_EQ(hints->Header("Content-Length"), "");  // nor in a 1xx
+  auto final_response = client->ReadResponse();
+  ASSERT_TRUE(final_response) << client->last_error();
+  EXPECT_EQ(final_response->body, "after hints");
+  ASSERT_TRUE(client->Send("GET /d HTTP/1.1\r\nHost: x\r\n\r\n"));
+  next = client->ReadResponse();
+  ASSERT_TRUE(next) << client->last_error();
+  EXPECT_EQ(next->body, "next /d");
+
+  // One client connection and one upstream connection throughout: nothing fell out of step.
+  EXPECT_EQ(client->buffered(), 0u);
+  EXPECT_EQ(upstream_.accepted_connections(), 1);
+}
+
 TEST_F(ProxyTest, ExpectContinueWorksEndToEnd) {
   upstream_.set_call_handler_on_headers(true);
   upstream_.SetHandler([](const HttpRequest& request, UpstreamConn& conn) {
@@ -537,15 +603,40 @@ TEST_F(ProxyTest, TunnelsAWebSocketAfter101) {
   EXPECT_TRUE(Eventually([&] { return runner_->counts().connections == 0; }));
 }
 
-TEST_F(ProxyTest, AnUpgradeTheUpstreamRefusesIsAnsweredAndClosed) {
+// RFC 9110 7.8: a server may ignore Upgrade. The connection is then still HTTP/1.1, and with a
+// complete request and a framed response it stays open for the next request.
+TEST_F(ProxyTest, AnUpgradeTheAppDeclinesLeavesAKeepAliveHttp11Connection) {
   StartProxy();
   auto client = Connect();
   ASSERT_TRUE(client->Send(
       "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"));
   auto response = client->ReadResponse();
-  ASSERT_TRUE(response);
+  ASSERT_TRUE(response) << client->last_error();
+  EXPECT_EQ(response->status, 200);
+  EXPECT_NE(response->Header("Connection"), "close");
+  EXPECT_EQ(response->Header("Upgrade"), "");
+  ASSERT_TRUE(client->Send("GET /next HTTP/1.1\r\nHost: x\r\n\r\n"));
+  auto next = client->ReadResponse();
+  ASSERT_TRUE(next) << client->last_error();
+  EXPECT_EQ(next->status, 200);
+  EXPECT_EQ(upstream_.requests(), 2);
+}
+
+// A declined upgrade whose response can only end with the close still closes.
+TEST_F(ProxyTest, AnUpgradeDeclinedWithACloseDelimitedBodyIsAnsweredAndClosed) {
+  upstream_.SetHandler([](const HttpRequest&, UpstreamConn& conn) {
+    conn.Send("HTTP/1.1 200 OK\r\n\r\nuntil the close");
+    conn.Close();
+  });
+  StartProxy();
+  auto client = Connect();
+  ASSERT_TRUE(client->Send(
+      "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"));
+  auto response = client->ReadResponse();
+  ASSERT_TRUE(response) << client->last_error();
   EXPECT_EQ(response->status, 200);
   EXPECT_EQ(response->Header("Connection"), "close");
+  EXPECT_EQ(response->body, "until the close");
   EXPECT_TRUE(client->WaitForClose(2s));
 }
 
@@ -748,6 +839,28 @@ TEST_F(ProxyTest, AnswersBadRequestToMalformedInputAndCloses) {
   EXPECT_EQ(response->Header("Connection"), "close");
   EXPECT_TRUE(client->WaitForClose(2s));
   EXPECT_EQ(upstream_.accepted_connections(), 0);
+}
+
+// RFC 9112 3: one SP between the request line's parts. llhttp skips extra ones; a proxy must
+// not re-emit a line the client did not send.
+TEST_F(ProxyTest, ARequestLineWithExtraSpacesIsABadRequest) {
+  StartProxy();
+  for (const char* request :
+       {"GET  /path HTTP/1.1\r\nHost: x\r\n\r\n", "GET /path  HTTP/1.1\r\nHost: x\r\n\r\n",
+        "GET\t/path HTTP/1.1\r\nHost: x\r\n\r\n"}) {
+    auto client = Connect();
+    ASSERT_TRUE(client->Send(request));
+    auto response = client->ReadResponse();
+    ASSERT_TRUE(response) << request;
+    EXPECT_EQ(response->status, 400) << request;
+    EXPECT_EQ(response->Header("Connection"), "close");
+    EXPECT_TRUE(client->WaitForClose(2s));
+  }
+  // Empty lines before the request line are allowed (RFC 9112 2.2).
+  auto response = Exchange("\r\nGET /ok HTTP/1.1\r\nHost: x\r\n\r\n");
+  ASSERT_TRUE(response);
+  EXPECT_EQ(response->status, 200);
+  EXPECT_EQ(upstream_.accepted_connections(), 1);
 }
 
 TEST_F(ProxyTest, AnswersHeaderFieldsTooLargeOverTheLimit) {
