@@ -37,6 +37,9 @@
 #include <optional>
 
 #include "coordinator/config/config.h"
+#include "coordinator/config/defaults.h"
+#include "coordinator/config/option_parser.h"
+#include "coordinator/config/text.h"
 #include "proxy/result.h"
 
 namespace lameduck::coordinator {
@@ -62,15 +65,15 @@ constexpr std::string_view kAppBinary = "/lameduck/lameduck";  // the copy the a
 constexpr std::string_view kAdminSocket = "/run/lameduck/admin.sock";
 // The binary (about 2 MiB) and, while lameduck-install runs again, its temporary copy.
 constexpr std::string_view kVolumeSizeLimit = "16Mi";
-constexpr int kAdminPort = 9901;
+constexpr int kAdminPort = kDefaults.admin_port;
 constexpr std::string_view kAdminPortName = "lameduck-admin";
 // The app's preStop reaches the admin API over the pod's loopback, not the unix socket: the
 // socket is mode 0600 and owned by lameduck's user (65532), so an app running as any other
 // non-root user would get EACCES, its preStop would fail, and kubelet would send SIGTERM at
 // once. Loopback needs no token (README, "Admin API").
-constexpr std::string_view kLoopbackAdmin = "127.0.0.1:9901";
-constexpr int kUserId = 65532;  // distroless's "nonroot"
-constexpr int kDefaultAppPort = 3000;
+std::string LoopbackAdmin() { return "127.0.0.1:" + std::to_string(kAdminPort); }
+constexpr int kUserId = 65532;                            // distroless's "nonroot"
+constexpr int kDefaultAppPort = kDefaults.upstream_port;  // the server's --upstream default
 // Kubernetes kills the pod at terminationGracePeriodSeconds whatever is still running; this much
 // beyond the drain's worst case leaves room for kubelet's own steps (DESIGN, "Kubernetes wiring").
 constexpr int kGraceMarginSeconds = 5;
@@ -81,53 +84,64 @@ constexpr int kFirstUnprivilegedPort = 1024;
 constexpr std::string_view kUnprivilegedPortSysctl = "net.ipv4.ip_unprivileged_port_start";
 constexpr size_t kCopyChunkBytes = 64 * 1024;
 
-constexpr std::string_view kUsage =
-    "Usage: kubectl get deploy NAME -o json | lameduck inject [OPTIONS] | kubectl apply -f -\n"
-    "\n"
-    "Wires lameduck into a Deployment, StatefulSet, DaemonSet or Pod (or a List of them) read as\n"
-    "JSON from stdin, and writes the result to stdout. lameduck takes over the app container's\n"
-    "port (the Service keeps targeting it) and forwards to the app at 127.0.0.1:APP_PORT; the\n"
-    "app's preStop drains lameduck first. An object already wired is written unchanged.\n"
-    "\n"
-    "  --port N              the port lameduck takes over (default: the app container's first)\n"
-    "  --app-port N          where the app must listen from now on (default 3000); its probes on\n"
-    "                        the taken-over port move there, so kubelet must reach it on the pod\n"
-    "                        IP, or drop them: lameduck's /ready follows the app\n"
-    "  --container NAME      the app container (needed when the pod has several)\n"
-    "  --image IMAGE         lameduck's image (default ghcr.io/lameduck/lameduck:" LAMEDUCK_VERSION
-    ")\n"
-    "  --drain-delay DUR     lameduck's accept grace (default 5s)\n"
-    "  --drain-timeout DUR   lameduck's drain deadline, from the drain's start (default 25s)\n"
-    "  --app-exit-timeout DUR\n"
-    "                        how long the app takes to exit on SIGTERM (default 10s); with the\n"
-    "                        two above it sets terminationGracePeriodSeconds\n"
-    "  --mode native|classic native: lameduck is a sidecar init container (Kubernetes 1.29+,\n"
-    "                        the default); classic: a second container with its own preStop\n"
-    "\n"
-    "Options are --name VALUE or --name=VALUE; durations 250ms, 5s, 2m.\n"
-    "Make the app listen on APP_PORT before rolling this out. Before Kubernetes 1.32 a Service\n"
-    "cannot find a native sidecar's port by name (kubernetes/kubernetes#127958): there, make\n"
-    "its targetPort the number, or use --mode classic.\n"
-    "Exit status: 0 when written, 1 when the input cannot be wired (one line on stderr saying\n"
-    "why and what to do; nothing on stdout), 2 for bad usage.\n";
-
 enum class SidecarMode { kNative, kClassic };
 
 struct InjectOptions {
   std::optional<int> port;  // none: the app container's first port
   int app_port = kDefaultAppPort;
   std::string image{kDefaultImage};
-  milliseconds drain_delay{5'000};
-  milliseconds drain_timeout{25'000};
-  milliseconds app_exit_timeout{10'000};
+  milliseconds drain_delay = kDefaults.drain_delay;
+  milliseconds drain_timeout = kDefaults.drain_timeout;
+  milliseconds app_exit_timeout = kDefaults.app_exit_timeout;
   SidecarMode mode = SidecarMode::kNative;
   std::optional<std::string> container;
 };
 
-// Whole seconds when exact ("5s"), milliseconds otherwise, as lameduck's own options take them.
-std::string FormatDuration(milliseconds duration) {
-  if (duration.count() % 1000 == 0) return std::to_string(duration.count() / 1000) + "s";
-  return std::to_string(duration.count()) + "ms";
+std::string BuildUsage() {
+  return "Usage: kubectl get deploy NAME -o json | lameduck inject [OPTIONS] | kubectl apply -f -\n"
+         "\n"
+         "Wires lameduck into a Deployment, StatefulSet, DaemonSet or Pod (or a List of them) read "
+         "as\n"
+         "JSON from stdin, and writes the result to stdout. lameduck takes over the app "
+         "container's\n"
+         "port (the Service keeps targeting it) and forwards to the app at 127.0.0.1:APP_PORT; "
+         "the\n"
+         "app's preStop drains lameduck first. An object already wired is written unchanged.\n"
+         "\n"
+         "  --port N              the port lameduck takes over (default: the app container's "
+         "first)\n"
+         "  --app-port N          where the app must listen from now on (default " +
+         std::to_string(kDefaultAppPort) +
+         "); its probes on\n"
+         "                        the taken-over port move there, so kubelet must reach it on the "
+         "pod\n"
+         "                        IP, or drop them: lameduck's /ready follows the app\n"
+         "  --container NAME      the app container (needed when the pod has several)\n"
+         "  --image IMAGE         lameduck's image (default "
+         "ghcr.io/lameduck/lameduck:" LAMEDUCK_VERSION
+         ")\n"
+         "  --drain-delay DUR     lameduck's accept grace (default " +
+         FormatDuration(kDefaults.drain_delay) +
+         ")\n"
+         "  --drain-timeout DUR   lameduck's drain deadline, from the drain's start (default " +
+         FormatDuration(kDefaults.drain_timeout) +
+         ")\n"
+         "  --app-exit-timeout DUR\n"
+         "                        how long the app takes to exit on SIGTERM (default " +
+         FormatDuration(kDefaults.app_exit_timeout) +
+         "); with the\n"
+         "                        two above it sets terminationGracePeriodSeconds\n"
+         "  --mode native|classic native: lameduck is a sidecar init container (Kubernetes 1.29+,\n"
+         "                        the default); classic: a second container with its own preStop\n"
+         "\n"
+         "Options are --name VALUE or --name=VALUE; durations 250ms, 5s, 2m.\n"
+         "Make the app listen on APP_PORT before rolling this out. Before Kubernetes 1.32 a "
+         "Service\n"
+         "cannot find a native sidecar's port by name (kubernetes/kubernetes#127958): there, make\n"
+         "its targetPort the number, or use --mode classic.\n"
+         "Exit status: 0 when written, 1 when the input cannot be wired (one line on stderr "
+         "saying\n"
+         "why and what to do; nothing on stdout), 2 for bad usage.\n";
 }
 
 // A port-sized number in decimal digits (0 to 99999), for ports and the port sysctl's value.
@@ -150,40 +164,31 @@ struct Usage {
   bool help = false;
 };
 
+constexpr OptionSpec kOptions[] = {
+    {"port"},        {"app-port"},      {"image"},
+    {"drain-delay"}, {"drain-timeout"}, {"app-exit-timeout"},
+    {"mode"},        {"container"},     {"help", OptionKind::kHelp, "-h"},
+};
+
 Result<Usage> ReadArgs(const std::vector<std::string>& args) {
   Usage usage;
   InjectOptions& options = usage.options;
   bool app_port_given = false;
-  for (size_t i = 0; i < args.size(); ++i) {
-    std::string_view arg = args[i];
-    if (arg == "--help" || arg == "-h") {
-      usage.help = true;
-      return usage;
-    }
-    if (!arg.starts_with("--")) {
-      return Error{"unexpected argument " + Quote(arg) + " (the object comes on stdin)"};
-    }
-    auto [name, value] = SplitOption(arg);
-    constexpr std::string_view kKnown[] = {"port",        "app-port",      "image",
-                                           "drain-delay", "drain-timeout", "app-exit-timeout",
-                                           "mode",        "container"};
-    if (std::find(std::begin(kKnown), std::end(kKnown), name) == std::end(kKnown)) {
-      return Error{"unknown option --" + name};
-    }
-    if (!value) {
-      // "--port --app-port 3000" is a forgotten value, not a port called "--app-port".
-      if (i + 1 == args.size() || args[i + 1].starts_with("--")) {
-        return Error{"--" + name + " needs a value"};
-      }
-      value = args[++i];
-    }
-    const std::string& text = *value;
-    std::string option = "--" + name;
+  auto line =
+      ParseCommandLine(args, {.options = kOptions, .stray_hint = "the object comes on stdin"});
+  if (!line) return Error{line.error()};
+  usage.help = line->help;
+  if (usage.help) return usage;
+  for (const ParsedOption& parsed : line->options) {
+    std::string_view name = parsed.name;
+    const std::string& text = parsed.value;
+    const std::string& option = parsed.label;
     if (name == "port" || name == "app-port") {
       auto port = ParsePort(text);
       if (!port) return Error{option + ": " + port.error()};
       if (*port == kAdminPort) {
-        return Error{option + ": 9901 is lameduck's admin port; use another"};
+        return Error{option + ": " + std::to_string(kAdminPort) +
+                     " is lameduck's admin port; use another"};
       }
       if (name == "port") {
         options.port = *port;
@@ -374,8 +379,8 @@ Result<bool> PlanPorts(const Json& pod_spec, Json& app, const std::string& app_p
     }
   }
   if (plan.port == kAdminPort) {
-    return Error{"container " + plan.app_name +
-                 "'s port is 9901, lameduck's admin port: pass --port with another"};
+    return Error{"container " + plan.app_name + "'s port is " + std::to_string(kAdminPort) +
+                 ", lameduck's admin port: pass --port with another"};
   }
   if (plan.port == options.app_port) {
     return Error{"container " + plan.app_name + "'s port " + std::to_string(plan.port) +
@@ -392,7 +397,8 @@ Result<bool> PlanPorts(const Json& pod_spec, Json& app, const std::string& app_p
     std::optional<int> number = ContainerPortOf(*declared.entry);
     std::string owner = "container " + declared.container + " already declares port ";
     if (number == kAdminPort) {
-      return Error{owner + "9901, which lameduck needs for its admin API: move it"};
+      return Error{owner + std::to_string(kAdminPort) +
+                   ", which lameduck needs for its admin API: move it"};
     }
     if (number == options.app_port) {
       return Error{owner + std::to_string(options.app_port) +
@@ -465,7 +471,7 @@ Result<std::optional<Plan>> MakePlan(Json& pod_spec, const std::string& spec_pat
   if (*lifecycle != nullptr && (*lifecycle)->contains("preStop")) {
     return Error{"container " + plan.app_name +
                  " already has a preStop hook: remove it, or chain it yourself after " +
-                 std::string(kAppBinary) + " drain --wait --admin " + std::string(kLoopbackAdmin)};
+                 std::string(kAppBinary) + " drain --wait --admin " + LoopbackAdmin()};
   }
   // Every other regular container holds its SIGTERM until the drain is done too: one the app
   // needs (a database proxy, say) must not stop while requests are still being served. One
@@ -626,7 +632,7 @@ void WaitForDrainBeforeStop(Json& container, const InjectOptions& options) {
   Member(container, "volumeMounts", Json::array()).push_back(std::move(mount));
   Member(container, "lifecycle", Json::object())["preStop"] = {
       {"exec",
-       {{"command", Json::array({kAppBinary, "drain", "--wait", "--admin", kLoopbackAdmin,
+       {{"command", Json::array({kAppBinary, "drain", "--wait", "--admin", LoopbackAdmin(),
                                  "--timeout", DrainWaitTimeout(options)})}}}};
 }
 
@@ -818,7 +824,10 @@ Result<bool> CopyFile(const std::string& source_path, const std::string& dest_pa
 
 }  // namespace
 
-std::string_view InjectUsageText() { return kUsage; }
+std::string_view InjectUsageText() {
+  static const std::string kUsage = BuildUsage();
+  return kUsage;
+}
 
 int RunInject(const std::vector<std::string>& args, std::istream& in, std::ostream& out,
               std::ostream& err) {
@@ -828,7 +837,7 @@ int RunInject(const std::vector<std::string>& args, std::istream& in, std::ostre
     return kExitUsage;
   }
   if (usage->help) {
-    out << kUsage << std::flush;
+    out << InjectUsageText() << std::flush;
     return kExitOk;
   }
   std::string text(std::istreambuf_iterator<char>(in), {});
