@@ -119,10 +119,10 @@ std::vector<int> FindProcesses(const std::string& name) {
 
 // kill(-pgid): the APP leads its own group, so a shell wrapper's children get the signal too.
 // Falls back to the pid alone if the APP left its group (setsid).
-int SignalGroup(int pid, int signal) {
-  if (kill(-pid, signal) == 0) return 0;
-  if (errno == ESRCH && kill(pid, signal) == 0) return 0;
-  return errno;
+Result<void> SignalGroup(int pid, int signal) {
+  if (kill(-pid, signal) == 0) return {};
+  if (errno == ESRCH && kill(pid, signal) == 0) return {};
+  return Error{ErrnoText(errno)};
 }
 
 std::string JoinPids(const std::vector<int>& pids) {
@@ -316,9 +316,9 @@ void AppSupervisor::TellLaunchedApp() {
     return;
   }
   int pid = *app_pid_;
-  if (int error = SignalGroup(pid, config_.app_signal); error != 0) {
+  if (auto sent = SignalGroup(pid, config_.app_signal); !sent) {
     outcome_.error = "APP pid " + std::to_string(pid) + ": cannot send " +
-                     SignalName(config_.app_signal) + " (" + ErrnoText(error) + ")";
+                     SignalName(config_.app_signal) + " (" + sent.error() + ")";
     log_.Error("app.signal", {{"mode", "launch"}, {"pid", pid}, {"error", outcome_.error}});
   } else {
     outcome_.told = true;
@@ -334,7 +334,9 @@ void AppSupervisor::OnKillDeadline(uv_timer_t* timer) {
   auto* self = static_cast<AppSupervisor*>(timer->data);
   if (self == nullptr || !self->app_running_) return;
   int pid = *self->app_pid_;
-  SignalGroup(pid, SIGKILL);
+  // Unanswered on purpose: our own child cannot refuse it, and one that exited meanwhile is
+  // reaped by ReapChildren either way.
+  (void)SignalGroup(pid, SIGKILL);
   self->outcome_.killed = true;
   self->log_.Warn("app.kill",
                   {{"pid", pid}, {"after_ms", uv_now(self->loop_) - self->told_at_ms_}});

@@ -260,14 +260,14 @@ std::optional<int> ContainerPortOf(const Json& port) {
 }
 
 // A list of objects (containers, volumes, ports), or a refusal naming the bad entry.
-Result<bool> CheckEntries(const Json* list, const std::string& path) {
-  if (list == nullptr) return true;
+Result<void> CheckEntries(const Json* list, const std::string& path) {
+  if (list == nullptr) return {};
   for (size_t i = 0; i < list->size(); ++i) {
     if (!(*list)[i].is_object()) {
       return Error{path + "[" + std::to_string(i) + "] is not an object"};
     }
   }
-  return true;
+  return {};
 }
 
 // Where a kind keeps its pod: a controller's pod template, or the Pod itself.
@@ -300,11 +300,11 @@ struct Plan {
 };
 
 // A container can take the shared volume at /lameduck unless something is mounted there.
-Result<bool> CheckCanMount(Json& container, const std::string& path) {
+Result<void> CheckCanMount(Json& container, const std::string& path) {
   auto mounts = OptionalArray(container, "volumeMounts", path + ".volumeMounts");
   if (!mounts) return Error{mounts.error()};
   if (auto ok = CheckEntries(*mounts, path + ".volumeMounts"); !ok) return Error{ok.error()};
-  if (*mounts == nullptr) return true;
+  if (*mounts == nullptr) return {};
   for (const Json& mount : **mounts) {
     auto mount_path = mount.find("mountPath");
     if (mount_path == mount.end() || !mount_path->is_string()) continue;
@@ -314,7 +314,7 @@ Result<bool> CheckCanMount(Json& container, const std::string& path) {
                    ": lameduck needs " + std::string(kAppMountPath)};
     }
   }
-  return true;
+  return {};
 }
 
 Result<size_t> ChooseApp(const Json& containers, const InjectOptions& options) {
@@ -354,7 +354,7 @@ std::vector<DeclaredPort> AllPorts(const Json& pod_spec) {
 
 // The Service-facing port: --port, else the app's first. It moves to lameduck, so it and the
 // app's new port must be free in the pod.
-Result<bool> PlanPorts(const Json& pod_spec, Json& app, const std::string& app_path,
+Result<void> PlanPorts(const Json& pod_spec, Json& app, const std::string& app_path,
                        const InjectOptions& options, Plan& plan) {
   auto ports = OptionalArray(app, "ports", app_path + ".ports");
   if (!ports) return Error{ports.error()};
@@ -413,7 +413,7 @@ Result<bool> PlanPorts(const Json& pod_spec, Json& app, const std::string& app_p
   plan.port_name = !plan.moved_port_name.empty() ? plan.moved_port_name
                    : http_taken                  ? "lameduck-http"
                                                  : "http";
-  return true;
+  return {};
 }
 
 // Decides whether the pod can be wired. nullopt: it already is (a container named lameduck).
@@ -701,7 +701,7 @@ void Wire(Json& pod_spec, const Plan& plan, const InjectOptions& options) {
 }
 
 // Wires one object of a kind we know. `label` ("Deployment web") prefixes refusals.
-Result<bool> InjectObject(Json& object, const InjectOptions& options, const std::string& label) {
+Result<void> InjectObject(Json& object, const InjectOptions& options, const std::string& label) {
   auto refuse = [&](const std::string& why) { return Error{label + ": " + why}; };
   std::string kind = object.value("kind", std::string());
   auto location = LocatePod(kind);
@@ -734,13 +734,13 @@ Result<bool> InjectObject(Json& object, const InjectOptions& options, const std:
 
   auto plan = MakePlan(**pod_spec, location->spec_path, claim_templates, options);
   if (!plan) return refuse(plan.error());
-  if (!*plan) return true;  // already wired: unchanged, so a second run gives the same bytes
+  if (!*plan) return {};  // already wired: unchanged, so a second run gives the same bytes
   Wire(**pod_spec, **plan, options);
   // Last: inserting "metadata" into the pod (template) may move its "spec".
   Json& annotations =
       Member(Member(*pod, "metadata", Json::object()), "annotations", Json::object());
   annotations[std::string(kInjectedAnnotation)] = LAMEDUCK_VERSION;
-  return true;
+  return {};
 }
 
 std::string Label(const Json& object) {
@@ -752,7 +752,7 @@ std::string Label(const Json& object) {
   return name.empty() ? kind : kind + " " + name;
 }
 
-Result<bool> InjectDocument(Json& document, const InjectOptions& options) {
+Result<void> InjectDocument(Json& document, const InjectOptions& options) {
   if (!document.is_object()) {
     return Error{"stdin holds JSON but not an object: pipe in kubectl get ... -o json"};
   }
@@ -769,7 +769,7 @@ Result<bool> InjectDocument(Json& document, const InjectOptions& options) {
     auto wired = InjectObject(item, options, label + " (" + Label(item) + ")");
     if (!wired) return wired;
   }
-  return true;
+  return {};
 }
 
 void PrintLine(std::ostream& err, std::string_view command, std::string_view message) {
@@ -797,7 +797,7 @@ class Fd {
   int fd_;
 };
 
-Result<bool> CopyFile(const std::string& source_path, const std::string& dest_path) {
+Result<void> CopyFile(const std::string& source_path, const std::string& dest_path) {
   auto failed = [](const std::string& what) { return Error{what + ": " + std::strerror(errno)}; };
   Fd source(open(source_path.c_str(), O_RDONLY | O_CLOEXEC));
   if (source.get() < 0) return failed("cannot read " + source_path);
@@ -819,7 +819,7 @@ Result<bool> CopyFile(const std::string& source_path, const std::string& dest_pa
   // The umask may have taken bits from open()'s mode; the app's user must be able to run it.
   if (fchmod(dest.get(), 0755) != 0) return failed("cannot chmod " + dest_path);
   if (dest.Close() != 0) return failed("cannot write " + dest_path);
-  return true;
+  return {};
 }
 
 }  // namespace

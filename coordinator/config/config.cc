@@ -100,7 +100,7 @@ Result<std::string> CheckConfigPath(std::string_view text) {
 struct Binding {
   // Parses values (one, or several for a repeatable option) into the config. The error does not
   // name the option: the caller prefixes where the value came from.
-  std::function<std::optional<Error>(Config&, const Values&)> apply;
+  std::function<Result<void>(Config&, const Values&)> apply;
   std::function<std::string(const Config&)> describe;  // for --help; empty when unset
   std::function<Json(const Config&)> to_json;          // for /status; null when unset or hidden
   std::string_view json_suffix;                        // the unit, for the /status key
@@ -122,11 +122,11 @@ template <typename Owner, typename T, typename Parse, typename Describe, typenam
 Binding Single(T Owner::*member, Parse parse, Describe describe, Show show,
                std::string_view json_suffix = "") {
   return Binding{
-      .apply = [member, parse](Config& config, const Values& values) -> std::optional<Error> {
+      .apply = [member, parse](Config& config, const Values& values) -> Result<void> {
         auto parsed = parse(values.back());
         if (!parsed) return Error{parsed.error()};
         FieldOf(config, member) = std::move(parsed).value();
-        return std::nullopt;
+        return {};
       },
       .describe = [member,
                    describe](const Config& config) { return describe(FieldOf(config, member)); },
@@ -214,7 +214,7 @@ Binding AddressField(proxy::Address Owner::*member, Port port) {
 template <typename Owner>
 Binding AddressList(std::vector<proxy::Address> Owner::*member) {
   return Binding{
-      .apply = [member](Config& config, const Values& values) -> std::optional<Error> {
+      .apply = [member](Config& config, const Values& values) -> Result<void> {
         std::vector<proxy::Address> addresses;
         for (const std::string& value : values) {
           std::string_view rest = value;
@@ -230,7 +230,7 @@ Binding AddressList(std::vector<proxy::Address> Owner::*member) {
           }
         }
         FieldOf(config, member) = std::move(addresses);
-        return std::nullopt;
+        return {};
       },
       .describe =
           [member](const Config& config) {
@@ -279,7 +279,7 @@ Binding Text(std::optional<std::string> Config::*member,
 // it fills is, as "set".
 Binding TokenFile(std::optional<std::string> Config::*member) {
   return Binding{
-      .apply = [member](Config& config, const Values& values) -> std::optional<Error> {
+      .apply = [member](Config& config, const Values& values) -> Result<void> {
         const std::string& path = values.back();
         auto contents = ReadFile(path, kMaxTokenFileBytes);
         if (!contents) return Error{"cannot read " + Quote(path) + " (" + contents.error() + ")"};
@@ -290,7 +290,7 @@ Binding TokenFile(std::optional<std::string> Config::*member) {
                        " has whitespace or control characters inside (value not shown)"};
         }
         config.*member = std::string(token);
-        return std::nullopt;
+        return {};
       },
       .describe = [](const Config&) { return std::string(); },
       .to_json = [](const Config&) { return Json(); },
@@ -709,8 +709,8 @@ Config ParseConfig(const std::vector<std::string>& args,
   for (size_t i = 0; i < options.size(); ++i) {
     const auto& given = gathered[i];
     if (!given) continue;
-    if (auto error = options[i].binding.apply(config, given->values)) {
-      throw ConfigError(given->label + ": " + error->message);
+    if (auto applied = options[i].binding.apply(config, given->values); !applied) {
+      throw ConfigError(given->label + ": " + applied.error());
     }
   }
   return config;
