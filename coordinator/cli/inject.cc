@@ -159,7 +159,8 @@ Result<int> ParsePort(std::string_view text) {
   return port;
 }
 
-struct Usage {
+// The command line, read: what to do, or only print --help.
+struct InjectArgs {
   InjectOptions options;
   bool help = false;
 };
@@ -170,19 +171,19 @@ constexpr OptionSpec kOptions[] = {
     {"mode"},        {"container"},     {"help", OptionKind::kHelp, "-h"},
 };
 
-Result<Usage> ReadArgs(const std::vector<std::string>& args) {
-  Usage usage;
-  InjectOptions& options = usage.options;
+Result<InjectArgs> ReadArgs(const std::vector<std::string>& args) {
+  InjectArgs parsed;
+  InjectOptions& options = parsed.options;
   bool app_port_given = false;
   auto line =
       ParseCommandLine(args, {.options = kOptions, .stray_hint = "the object comes on stdin"});
   if (!line) return Error{line.error()};
-  usage.help = line->help;
-  if (usage.help) return usage;
-  for (const ParsedOption& parsed : line->options) {
-    std::string_view name = parsed.name;
-    const std::string& text = parsed.value;
-    const std::string& option = parsed.label;
+  parsed.help = line->help;
+  if (parsed.help) return parsed;
+  for (const ParsedOption& given : line->options) {
+    std::string_view name = given.name;
+    const std::string& text = given.value;
+    const std::string& option = given.label;
     if (name == "port" || name == "app-port") {
       auto port = ParsePort(text);
       if (!port) return Error{option + ": " + port.error()};
@@ -226,7 +227,7 @@ Result<Usage> ReadArgs(const std::vector<std::string>& args) {
                  " is both the port lameduck takes over and the app's (--app-port defaults to " +
                  std::to_string(kDefaultAppPort) + "): give the app another"};
   }
-  return usage;
+  return parsed;
 }
 
 // ---- Reading the tree. Input is untrusted: every member used is checked for its type first.
@@ -831,12 +832,12 @@ std::string_view InjectUsageText() {
 
 int RunInject(const std::vector<std::string>& args, std::istream& in, std::ostream& out,
               std::ostream& err) {
-  auto usage = ReadArgs(args);
-  if (!usage) {
-    PrintLine(err, "inject", usage.error() + " (see lameduck inject --help)");
+  auto parsed = ReadArgs(args);
+  if (!parsed) {
+    PrintLine(err, "inject", parsed.error() + " (see lameduck inject --help)");
     return kExitUsage;
   }
-  if (usage->help) {
+  if (parsed->help) {
     out << InjectUsageText() << std::flush;
     return kExitOk;
   }
@@ -858,7 +859,7 @@ int RunInject(const std::vector<std::string>& args, std::istream& in, std::ostre
     return kExitRefused;
   }
   try {
-    auto wired = InjectDocument(document, usage->options);
+    auto wired = InjectDocument(document, parsed->options);
     if (!wired) {
       PrintLine(err, "inject", wired.error());
       return kExitRefused;
