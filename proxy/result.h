@@ -1,5 +1,6 @@
 // Result<T>: a value or an error message, for expected failures outside the data plane's hot
-// path (parsing options and addresses). GCC 12 has no std::expected.
+// path (parsing options and addresses). GCC 12 has no std::expected. Result<void> is the same for
+// an operation that has nothing to return: `return {};` succeeds, `return Error{...};` fails.
 #pragma once
 
 #include <string>
@@ -27,6 +28,19 @@ class [[nodiscard]] Result {
 
  private:
   std::variant<T, Error> v_;
+};
+
+template <>
+class [[nodiscard]] Result<void> {
+ public:
+  Result() = default;                            // success
+  Result(Error error) : v_(std::move(error)) {}  // NOLINT: implicit on purpose
+  bool ok() const { return std::holds_alternative<std::monostate>(v_); }
+  explicit operator bool() const { return ok(); }
+  const std::string& error() const { return std::get<Error>(v_).message; }
+
+ private:
+  std::variant<std::monostate, Error> v_;
 };
 
 }  // namespace lameduck

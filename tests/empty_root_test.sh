@@ -51,8 +51,11 @@ else
 fi
 
 # --- Build: the lameduck target only, in its own tree, configured once.
-if ! grep -qx 'LAMEDUCK_STATIC:BOOL=ON' "$build_dir/CMakeCache.txt" 2>/dev/null; then
-  "$cmake" -S "$source_dir" -B "$build_dir" -DLAMEDUCK_STATIC=ON -DCMAKE_BUILD_TYPE=Release
+# The product alone: no tests or bench, so no GoogleTest needed, as in k8s/Dockerfile.
+if ! grep -qx 'LAMEDUCK_STATIC:BOOL=ON' "$build_dir/CMakeCache.txt" 2>/dev/null ||
+  ! grep -qx 'LAMEDUCK_BUILD_TESTS:BOOL=OFF' "$build_dir/CMakeCache.txt"; then
+  "$cmake" -S "$source_dir" -B "$build_dir" -DLAMEDUCK_STATIC=ON -DCMAKE_BUILD_TYPE=Release \
+    -DLAMEDUCK_BUILD_TESTS=OFF -DLAMEDUCK_BUILD_BENCH=OFF
 fi
 "$cmake" --build "$build_dir" --target lameduck -j"$(nproc)"
 binary=$build_dir/$binary_path

@@ -16,6 +16,7 @@
 #include <string_view>
 #include <system_error>
 
+#include "coordinator/config/text.h"
 #include "proxy/address.h"
 
 extern char** environ;
@@ -50,19 +51,9 @@ json ExitFields(const AppExit& app_exit, int wait_status) {
 // A pidfile or a /proc entry; /proc/PID/cmdline is bounded by the kernel's argument limit.
 constexpr size_t kMaxProcFileBytes = 4 * 1024 * 1024;
 
-std::string_view Trim(std::string_view text) {
-  constexpr std::string_view kSpace = " \t\r\n\v\f";
-  size_t begin = text.find_first_not_of(kSpace);
-  if (begin == std::string_view::npos) return {};
-  return text.substr(begin, text.find_last_not_of(kSpace) - begin + 1);
-}
-
 std::optional<int> ParsePid(std::string_view text) {
-  int pid = 0;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), pid);
-  if (text.empty() || ec != std::errc() || end != text.data() + text.size() || pid <= 0) {
-    return std::nullopt;
-  }
+  std::optional<int> pid = ParseDigits<int>(text);
+  if (pid && *pid <= 0) return std::nullopt;
   return pid;
 }
 
@@ -128,10 +119,10 @@ std::vector<int> FindProcesses(const std::string& name) {
 
 // kill(-pgid): the APP leads its own group, so a shell wrapper's children get the signal too.
 // Falls back to the pid alone if the APP left its group (setsid).
-int SignalGroup(int pid, int signal) {
-  if (kill(-pid, signal) == 0) return 0;
-  if (errno == ESRCH && kill(pid, signal) == 0) return 0;
-  return errno;
+Result<void> SignalGroup(int pid, int signal) {
+  if (kill(-pid, signal) == 0) return {};
+  if (errno == ESRCH && kill(pid, signal) == 0) return {};
+  return Error{ErrnoText(errno)};
 }
 
 std::string JoinPids(const std::vector<int>& pids) {
@@ -189,17 +180,6 @@ Result<ExitUrl> ParseExitUrl(std::string_view url) {
   return exit_url;
 }
 
-// The URL for logs: user info, when present, hidden as in /status.
-std::string ShownUrl(const std::string& url) {
-  size_t authority = url.find("://");
-  size_t at = url.find('@');
-  if (authority != std::string::npos && at != std::string::npos &&
-      at < url.find('/', authority + 3)) {
-    return url.substr(0, authority + 3) + "***" + url.substr(at);
-  }
-  return url;
-}
-
 // A write request and the bytes it sends, freed together in the write callback.
 struct WriteRequest {
   uv_write_t req;
@@ -207,11 +187,6 @@ struct WriteRequest {
 };
 
 }  // namespace
-
-std::string SignalName(int signal) {
-  if (const char* abbrev = sigabbrev_np(signal)) return std::string("SIG") + abbrev;
-  return "signal " + std::to_string(signal);
-}
 
 struct AppSupervisor::ExitRequest {
   std::string url;      // shown form, for logs and errors
@@ -341,9 +316,9 @@ void AppSupervisor::TellLaunchedApp() {
     return;
   }
   int pid = *app_pid_;
-  if (int error = SignalGroup(pid, config_.app_signal); error != 0) {
+  if (auto sent = SignalGroup(pid, config_.app_signal); !sent) {
     outcome_.error = "APP pid " + std::to_string(pid) + ": cannot send " +
-                     SignalName(config_.app_signal) + " (" + ErrnoText(error) + ")";
+                     SignalName(config_.app_signal) + " (" + sent.error() + ")";
     log_.Error("app.signal", {{"mode", "launch"}, {"pid", pid}, {"error", outcome_.error}});
   } else {
     outcome_.told = true;
@@ -359,7 +334,9 @@ void AppSupervisor::OnKillDeadline(uv_timer_t* timer) {
   auto* self = static_cast<AppSupervisor*>(timer->data);
   if (self == nullptr || !self->app_running_) return;
   int pid = *self->app_pid_;
-  SignalGroup(pid, SIGKILL);
+  // Unanswered on purpose: our own child cannot refuse it, and one that exited meanwhile is
+  // reaped by ReapChildren either way.
+  (void)SignalGroup(pid, SIGKILL);
   self->outcome_.killed = true;
   self->log_.Warn("app.kill",
                   {{"pid", pid}, {"after_ms", uv_now(self->loop_) - self->told_at_ms_}});
@@ -458,7 +435,7 @@ void AppSupervisor::CheckProcessesGone() {
 
 void AppSupervisor::PostExitUrl() {
   auto request = std::make_unique<ExitRequest>();
-  request->url = ShownUrl(*config_.app_exit_url);
+  request->url = HideUrlCredentials(*config_.app_exit_url);
   auto url = ParseExitUrl(*config_.app_exit_url);
   exit_request_ = std::move(request);
   if (!url) {

@@ -29,9 +29,6 @@
 
 namespace lameduck::coordinator {
 
-// "SIGTERM" for SIGTERM; "signal 40" for a number without a name.
-std::string SignalName(int signal);
-
 struct AppExit {
   int pid;
   int status;  // the exit code, or 128 + the signal number (shell convention)

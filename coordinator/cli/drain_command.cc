@@ -19,6 +19,9 @@
 #include <optional>
 
 #include "coordinator/config/config.h"
+#include "coordinator/config/defaults.h"
+#include "coordinator/config/option_parser.h"
+#include "coordinator/config/text.h"
 #include "proxy/address.h"
 #include "proxy/result.h"
 
@@ -32,7 +35,6 @@ constexpr int kExitOk = 0;
 constexpr int kExitFailed = 1;
 constexpr int kExitUsage = 2;
 
-constexpr std::string_view kDefaultAdmin = "127.0.0.1:9901";
 constexpr milliseconds kDefaultTimeout{30'000};
 // A drain takes --drain-delay plus up to --drain-timeout (5s + 25s by default) plus the app's
 // exit, so waiting for it needs longer than just starting it.
@@ -40,25 +42,29 @@ constexpr milliseconds kDefaultWaitTimeout{120'000};
 constexpr size_t kMaxErrorBodyChars = 300;
 constexpr size_t kReadChunkBytes = 16 * 1024;
 
-constexpr std::string_view kUsage =
-    "Usage: lameduck drain [--admin ADDR | --admin-socket PATH] [--token T] [--wait] "
-    "[--timeout DUR]\n"
-    "\n"
-    "Asks a running lameduck to drain (POST /drain) and prints its answer.\n"
-    "\n"
-    "  --admin ADDR         its admin API over TCP: HOST:PORT or [V6]:PORT (default\n"
-    "                       127.0.0.1:9901; 0.0.0.0 and [::] mean this host's loopback)\n"
-    "  --admin-socket PATH  its admin API on a unix socket; needs no token\n"
-    "  --token T            sent as Authorization: Bearer T; needed over TCP from beyond\n"
-    "                       loopback (prefer LAMEDUCK_ADMIN_TOKEN: arguments are visible to ps)\n"
-    "  --wait               wait until the drain is complete; prints its summary as JSON\n"
-    "  --timeout DUR        give up after DUR, e.g. 250ms, 5s, 2m (default 30s, 120s with\n"
-    "                       --wait; 0 means no limit)\n"
-    "\n"
-    "Options are --name VALUE or --name=VALUE. LAMEDUCK_ADMIN, LAMEDUCK_ADMIN_SOCKET and\n"
-    "LAMEDUCK_ADMIN_TOKEN are the defaults of --admin, --admin-socket and --token.\n"
-    "Exit status: 0 when lameduck accepted (2xx), 1 when it refused, could not be reached or\n"
-    "did not answer in time, 2 for bad usage.\n";
+std::string BuildUsage() {
+  return "Usage: lameduck drain [--admin ADDR | --admin-socket PATH] [--token T] [--wait] "
+         "[--timeout DUR]\n"
+         "\n"
+         "Asks a running lameduck to drain (POST /drain) and prints its answer.\n"
+         "\n"
+         "  --admin ADDR         its admin API over TCP: HOST:PORT or [V6]:PORT (default\n"
+         "                       127.0.0.1:" +
+         std::to_string(kDefaults.admin_port) +
+         "; 0.0.0.0 and [::] mean this host's loopback)\n"
+         "  --admin-socket PATH  its admin API on a unix socket; needs no token\n"
+         "  --token T            sent as Authorization: Bearer T; needed over TCP from beyond\n"
+         "                       loopback (prefer LAMEDUCK_ADMIN_TOKEN: arguments are visible to "
+         "ps)\n"
+         "  --wait               wait until the drain is complete; prints its summary as JSON\n"
+         "  --timeout DUR        give up after DUR, e.g. 250ms, 5s, 2m (default 30s, 120s with\n"
+         "                       --wait; 0 means no limit)\n"
+         "\n"
+         "Options are --name VALUE or --name=VALUE. LAMEDUCK_ADMIN, LAMEDUCK_ADMIN_SOCKET and\n"
+         "LAMEDUCK_ADMIN_TOKEN are the defaults of --admin, --admin-socket and --token.\n"
+         "Exit status: 0 when lameduck accepted (2xx), 1 when it refused, could not be reached or\n"
+         "did not answer in time, 2 for bad usage.\n";
+}
 
 enum class WaitMode { kStartOnly, kUntilDrained };
 
@@ -85,39 +91,29 @@ struct Answer {
   std::string body;
 };
 
-std::string FormatDuration(milliseconds duration) {
-  if (duration.count() % 1000 == 0) return std::to_string(duration.count() / 1000) + "s";
-  return std::to_string(duration.count()) + "ms";
-}
+constexpr OptionSpec kOptions[] = {
+    {"admin"},
+    {"admin-socket"},
+    {"token"},
+    {"timeout"},
+    {"wait", OptionKind::kFlag},
+    {"help", OptionKind::kHelp, "-h"},
+};
 
 Result<Args> ReadArgs(const std::vector<std::string>& args) {
+  auto line = ParseCommandLine(args, {.options = kOptions, .stray_hint = "options start with --"});
+  if (!line) return Error{line.error()};
   Args parsed;
-  for (size_t i = 0; i < args.size(); ++i) {
-    std::string_view arg = args[i];
-    if (arg == "--help" || arg == "-h") {
-      parsed.help = true;
-      return parsed;
-    }
-    if (!arg.starts_with("--")) {
-      return Error{"unexpected argument " + Quote(arg) + " (options start with --)"};
-    }
-    auto [name, value] = SplitOption(arg);
-    if (name == "wait") {
-      if (value) return Error{"--wait takes no value"};
+  parsed.help = line->help;
+  for (ParsedOption& option : std::move(line).value().options) {
+    if (option.name == "wait") {
       parsed.wait = WaitMode::kUntilDrained;
-      continue;
+    } else if (option.name != "help") {
+      (option.name == "admin"          ? parsed.admin
+       : option.name == "admin-socket" ? parsed.admin_socket
+       : option.name == "token"        ? parsed.token
+                                       : parsed.timeout) = std::move(option.value);
     }
-    std::optional<std::string>* slot = name == "admin"          ? &parsed.admin
-                                       : name == "admin-socket" ? &parsed.admin_socket
-                                       : name == "token"        ? &parsed.token
-                                       : name == "timeout"      ? &parsed.timeout
-                                                                : nullptr;
-    if (slot == nullptr) return Error{"unknown option --" + name};
-    if (!value) {
-      if (i + 1 == args.size()) return Error{"--" + name + " needs a value"};
-      value = args[++i];
-    }
-    *slot = std::move(value);
   }
   return parsed;
 }
@@ -132,7 +128,7 @@ Result<proxy::Address> ParseAdmin(std::string_view source, std::string_view text
     return admin;
   }
   if (admin.port() == 0) return Error{std::string(source) + ": port 0 in " + Quote(text)};
-  // The server's default, 0.0.0.0:9901, is a bind address: it answers on loopback.
+  // The server's default, 0.0.0.0:PORT, is a bind address: it answers on loopback.
   auto* v4 = reinterpret_cast<sockaddr_in*>(&admin.sockaddr);
   auto* v6 = reinterpret_cast<sockaddr_in6*>(&admin.sockaddr);
   if (v4->sin_family == AF_INET && v4->sin_addr.s_addr == htonl(INADDR_ANY)) {
@@ -148,19 +144,6 @@ Result<proxy::Address> ParseAdmin(std::string_view source, std::string_view text
 Result<proxy::Address> ParseAdminSocket(std::string_view source, std::string_view text) {
   std::string_view path = text.starts_with("unix:") ? text.substr(5) : text;
   return ParseAdmin(source, "unix:" + std::string(path));
-}
-
-Result<std::string> CheckToken(std::string_view source, std::string_view token) {
-  // It goes verbatim into a header line, where whitespace could never match (RFC 6750 section
-  // 2.1) and CR or LF would inject headers.
-  bool bad = token.empty();
-  for (char c : token) bad = bad || static_cast<unsigned char>(c) <= ' ' || c == '\x7f';
-  if (bad) {
-    return Error{std::string(source) +
-                 ": invalid token (empty, or has whitespace or control characters; value not "
-                 "shown)"};
-  }
-  return std::string(token);
 }
 
 const std::string* Lookup(const std::map<std::string, std::string>& env, const std::string& name) {
@@ -187,7 +170,7 @@ Result<DrainOptions> ResolveOptions(const Args& args,
   } else if (env_admin != nullptr) {
     admin = ParseAdmin("LAMEDUCK_ADMIN", *env_admin);
   } else {
-    admin = ParseAdmin("--admin", kDefaultAdmin);
+    admin = ParseAdmin("--admin", "127.0.0.1:" + std::to_string(kDefaults.admin_port));
   }
   if (!admin) return Error{admin.error()};
   DrainOptions options;
@@ -196,9 +179,8 @@ Result<DrainOptions> ResolveOptions(const Args& args,
 
   const std::string* env_token = Lookup(env, "LAMEDUCK_ADMIN_TOKEN");
   if (args.token || env_token) {
-    auto token = args.token ? CheckToken("--token", *args.token)
-                            : CheckToken("LAMEDUCK_ADMIN_TOKEN", *env_token);
-    if (!token) return Error{token.error()};
+    auto token = CheckToken(args.token ? *args.token : *env_token);
+    if (!token) return Error{(args.token ? "--token: " : "LAMEDUCK_ADMIN_TOKEN: ") + token.error()};
     options.token = std::move(token).value();
   }
 
@@ -457,7 +439,10 @@ void PrintError(std::FILE* err, std::string_view message) {
 
 }  // namespace
 
-std::string_view DrainUsageText() { return kUsage; }
+std::string_view DrainUsageText() {
+  static const std::string kUsage = BuildUsage();
+  return kUsage;
+}
 
 int RunDrainCommand(const std::vector<std::string>& args,
                     const std::map<std::string, std::string>& env, std::FILE* out, std::FILE* err) {
@@ -467,7 +452,8 @@ int RunDrainCommand(const std::vector<std::string>& args,
     return kExitUsage;
   }
   if (parsed->help) {
-    std::fwrite(kUsage.data(), 1, kUsage.size(), out);
+    std::string_view usage = DrainUsageText();
+    std::fwrite(usage.data(), 1, usage.size(), out);
     std::fflush(out);
     return kExitOk;
   }

@@ -37,6 +37,9 @@
 #include <optional>
 
 #include "coordinator/config/config.h"
+#include "coordinator/config/defaults.h"
+#include "coordinator/config/option_parser.h"
+#include "coordinator/config/text.h"
 #include "proxy/result.h"
 
 namespace lameduck::coordinator {
@@ -62,15 +65,15 @@ constexpr std::string_view kAppBinary = "/lameduck/lameduck";  // the copy the a
 constexpr std::string_view kAdminSocket = "/run/lameduck/admin.sock";
 // The binary (about 2 MiB) and, while lameduck-install runs again, its temporary copy.
 constexpr std::string_view kVolumeSizeLimit = "16Mi";
-constexpr int kAdminPort = 9901;
+constexpr int kAdminPort = kDefaults.admin_port;
 constexpr std::string_view kAdminPortName = "lameduck-admin";
 // The app's preStop reaches the admin API over the pod's loopback, not the unix socket: the
 // socket is mode 0600 and owned by lameduck's user (65532), so an app running as any other
 // non-root user would get EACCES, its preStop would fail, and kubelet would send SIGTERM at
 // once. Loopback needs no token (README, "Admin API").
-constexpr std::string_view kLoopbackAdmin = "127.0.0.1:9901";
-constexpr int kUserId = 65532;  // distroless's "nonroot"
-constexpr int kDefaultAppPort = 3000;
+std::string LoopbackAdmin() { return "127.0.0.1:" + std::to_string(kAdminPort); }
+constexpr int kUserId = 65532;                            // distroless's "nonroot"
+constexpr int kDefaultAppPort = kDefaults.upstream_port;  // the server's --upstream default
 // Kubernetes kills the pod at terminationGracePeriodSeconds whatever is still running; this much
 // beyond the drain's worst case leaves room for kubelet's own steps (DESIGN, "Kubernetes wiring").
 constexpr int kGraceMarginSeconds = 5;
@@ -81,53 +84,64 @@ constexpr int kFirstUnprivilegedPort = 1024;
 constexpr std::string_view kUnprivilegedPortSysctl = "net.ipv4.ip_unprivileged_port_start";
 constexpr size_t kCopyChunkBytes = 64 * 1024;
 
-constexpr std::string_view kUsage =
-    "Usage: kubectl get deploy NAME -o json | lameduck inject [OPTIONS] | kubectl apply -f -\n"
-    "\n"
-    "Wires lameduck into a Deployment, StatefulSet, DaemonSet or Pod (or a List of them) read as\n"
-    "JSON from stdin, and writes the result to stdout. lameduck takes over the app container's\n"
-    "port (the Service keeps targeting it) and forwards to the app at 127.0.0.1:APP_PORT; the\n"
-    "app's preStop drains lameduck first. An object already wired is written unchanged.\n"
-    "\n"
-    "  --port N              the port lameduck takes over (default: the app container's first)\n"
-    "  --app-port N          where the app must listen from now on (default 3000); its probes on\n"
-    "                        the taken-over port move there, so kubelet must reach it on the pod\n"
-    "                        IP, or drop them: lameduck's /ready follows the app\n"
-    "  --container NAME      the app container (needed when the pod has several)\n"
-    "  --image IMAGE         lameduck's image (default ghcr.io/lameduck/lameduck:" LAMEDUCK_VERSION
-    ")\n"
-    "  --drain-delay DUR     lameduck's accept grace (default 5s)\n"
-    "  --drain-timeout DUR   lameduck's drain deadline, from the drain's start (default 25s)\n"
-    "  --app-exit-timeout DUR\n"
-    "                        how long the app takes to exit on SIGTERM (default 10s); with the\n"
-    "                        two above it sets terminationGracePeriodSeconds\n"
-    "  --mode native|classic native: lameduck is a sidecar init container (Kubernetes 1.29+,\n"
-    "                        the default); classic: a second container with its own preStop\n"
-    "\n"
-    "Options are --name VALUE or --name=VALUE; durations 250ms, 5s, 2m.\n"
-    "Make the app listen on APP_PORT before rolling this out. Before Kubernetes 1.32 a Service\n"
-    "cannot find a native sidecar's port by name (kubernetes/kubernetes#127958): there, make\n"
-    "its targetPort the number, or use --mode classic.\n"
-    "Exit status: 0 when written, 1 when the input cannot be wired (one line on stderr saying\n"
-    "why and what to do; nothing on stdout), 2 for bad usage.\n";
-
 enum class SidecarMode { kNative, kClassic };
 
 struct InjectOptions {
   std::optional<int> port;  // none: the app container's first port
   int app_port = kDefaultAppPort;
   std::string image{kDefaultImage};
-  milliseconds drain_delay{5'000};
-  milliseconds drain_timeout{25'000};
-  milliseconds app_exit_timeout{10'000};
+  milliseconds drain_delay = kDefaults.drain_delay;
+  milliseconds drain_timeout = kDefaults.drain_timeout;
+  milliseconds app_exit_timeout = kDefaults.app_exit_timeout;
   SidecarMode mode = SidecarMode::kNative;
   std::optional<std::string> container;
 };
 
-// Whole seconds when exact ("5s"), milliseconds otherwise, as lameduck's own options take them.
-std::string FormatDuration(milliseconds duration) {
-  if (duration.count() % 1000 == 0) return std::to_string(duration.count() / 1000) + "s";
-  return std::to_string(duration.count()) + "ms";
+std::string BuildUsage() {
+  return "Usage: kubectl get deploy NAME -o json | lameduck inject [OPTIONS] | kubectl apply -f -\n"
+         "\n"
+         "Wires lameduck into a Deployment, StatefulSet, DaemonSet or Pod (or a List of them) read "
+         "as\n"
+         "JSON from stdin, and writes the result to stdout. lameduck takes over the app "
+         "container's\n"
+         "port (the Service keeps targeting it) and forwards to the app at 127.0.0.1:APP_PORT; "
+         "the\n"
+         "app's preStop drains lameduck first. An object already wired is written unchanged.\n"
+         "\n"
+         "  --port N              the port lameduck takes over (default: the app container's "
+         "first)\n"
+         "  --app-port N          where the app must listen from now on (default " +
+         std::to_string(kDefaultAppPort) +
+         "); its probes on\n"
+         "                        the taken-over port move there, so kubelet must reach it on the "
+         "pod\n"
+         "                        IP, or drop them: lameduck's /ready follows the app\n"
+         "  --container NAME      the app container (needed when the pod has several)\n"
+         "  --image IMAGE         lameduck's image (default "
+         "ghcr.io/lameduck/lameduck:" LAMEDUCK_VERSION
+         ")\n"
+         "  --drain-delay DUR     lameduck's accept grace (default " +
+         FormatDuration(kDefaults.drain_delay) +
+         ")\n"
+         "  --drain-timeout DUR   lameduck's drain deadline, from the drain's start (default " +
+         FormatDuration(kDefaults.drain_timeout) +
+         ")\n"
+         "  --app-exit-timeout DUR\n"
+         "                        how long the app takes to exit on SIGTERM (default " +
+         FormatDuration(kDefaults.app_exit_timeout) +
+         "); with the\n"
+         "                        two above it sets terminationGracePeriodSeconds\n"
+         "  --mode native|classic native: lameduck is a sidecar init container (Kubernetes 1.29+,\n"
+         "                        the default); classic: a second container with its own preStop\n"
+         "\n"
+         "Options are --name VALUE or --name=VALUE; durations 250ms, 5s, 2m.\n"
+         "Make the app listen on APP_PORT before rolling this out. Before Kubernetes 1.32 a "
+         "Service\n"
+         "cannot find a native sidecar's port by name (kubernetes/kubernetes#127958): there, make\n"
+         "its targetPort the number, or use --mode classic.\n"
+         "Exit status: 0 when written, 1 when the input cannot be wired (one line on stderr "
+         "saying\n"
+         "why and what to do; nothing on stdout), 2 for bad usage.\n";
 }
 
 // A port-sized number in decimal digits (0 to 99999), for ports and the port sysctl's value.
@@ -145,45 +159,37 @@ Result<int> ParsePort(std::string_view text) {
   return port;
 }
 
-struct Usage {
+// The command line, read: what to do, or only print --help.
+struct InjectArgs {
   InjectOptions options;
   bool help = false;
 };
 
-Result<Usage> ReadArgs(const std::vector<std::string>& args) {
-  Usage usage;
-  InjectOptions& options = usage.options;
+constexpr OptionSpec kOptions[] = {
+    {"port"},        {"app-port"},      {"image"},
+    {"drain-delay"}, {"drain-timeout"}, {"app-exit-timeout"},
+    {"mode"},        {"container"},     {"help", OptionKind::kHelp, "-h"},
+};
+
+Result<InjectArgs> ReadArgs(const std::vector<std::string>& args) {
+  InjectArgs parsed;
+  InjectOptions& options = parsed.options;
   bool app_port_given = false;
-  for (size_t i = 0; i < args.size(); ++i) {
-    std::string_view arg = args[i];
-    if (arg == "--help" || arg == "-h") {
-      usage.help = true;
-      return usage;
-    }
-    if (!arg.starts_with("--")) {
-      return Error{"unexpected argument " + Quote(arg) + " (the object comes on stdin)"};
-    }
-    auto [name, value] = SplitOption(arg);
-    constexpr std::string_view kKnown[] = {"port",        "app-port",      "image",
-                                           "drain-delay", "drain-timeout", "app-exit-timeout",
-                                           "mode",        "container"};
-    if (std::find(std::begin(kKnown), std::end(kKnown), name) == std::end(kKnown)) {
-      return Error{"unknown option --" + name};
-    }
-    if (!value) {
-      // "--port --app-port 3000" is a forgotten value, not a port called "--app-port".
-      if (i + 1 == args.size() || args[i + 1].starts_with("--")) {
-        return Error{"--" + name + " needs a value"};
-      }
-      value = args[++i];
-    }
-    const std::string& text = *value;
-    std::string option = "--" + name;
+  auto line =
+      ParseCommandLine(args, {.options = kOptions, .stray_hint = "the object comes on stdin"});
+  if (!line) return Error{line.error()};
+  parsed.help = line->help;
+  if (parsed.help) return parsed;
+  for (const ParsedOption& given : line->options) {
+    std::string_view name = given.name;
+    const std::string& text = given.value;
+    const std::string& option = given.label;
     if (name == "port" || name == "app-port") {
       auto port = ParsePort(text);
       if (!port) return Error{option + ": " + port.error()};
       if (*port == kAdminPort) {
-        return Error{option + ": 9901 is lameduck's admin port; use another"};
+        return Error{option + ": " + std::to_string(kAdminPort) +
+                     " is lameduck's admin port; use another"};
       }
       if (name == "port") {
         options.port = *port;
@@ -221,7 +227,7 @@ Result<Usage> ReadArgs(const std::vector<std::string>& args) {
                  " is both the port lameduck takes over and the app's (--app-port defaults to " +
                  std::to_string(kDefaultAppPort) + "): give the app another"};
   }
-  return usage;
+  return parsed;
 }
 
 // ---- Reading the tree. Input is untrusted: every member used is checked for its type first.
@@ -255,14 +261,14 @@ std::optional<int> ContainerPortOf(const Json& port) {
 }
 
 // A list of objects (containers, volumes, ports), or a refusal naming the bad entry.
-Result<bool> CheckEntries(const Json* list, const std::string& path) {
-  if (list == nullptr) return true;
+Result<void> CheckEntries(const Json* list, const std::string& path) {
+  if (list == nullptr) return {};
   for (size_t i = 0; i < list->size(); ++i) {
     if (!(*list)[i].is_object()) {
       return Error{path + "[" + std::to_string(i) + "] is not an object"};
     }
   }
-  return true;
+  return {};
 }
 
 // Where a kind keeps its pod: a controller's pod template, or the Pod itself.
@@ -295,11 +301,11 @@ struct Plan {
 };
 
 // A container can take the shared volume at /lameduck unless something is mounted there.
-Result<bool> CheckCanMount(Json& container, const std::string& path) {
+Result<void> CheckCanMount(Json& container, const std::string& path) {
   auto mounts = OptionalArray(container, "volumeMounts", path + ".volumeMounts");
   if (!mounts) return Error{mounts.error()};
   if (auto ok = CheckEntries(*mounts, path + ".volumeMounts"); !ok) return Error{ok.error()};
-  if (*mounts == nullptr) return true;
+  if (*mounts == nullptr) return {};
   for (const Json& mount : **mounts) {
     auto mount_path = mount.find("mountPath");
     if (mount_path == mount.end() || !mount_path->is_string()) continue;
@@ -309,7 +315,7 @@ Result<bool> CheckCanMount(Json& container, const std::string& path) {
                    ": lameduck needs " + std::string(kAppMountPath)};
     }
   }
-  return true;
+  return {};
 }
 
 Result<size_t> ChooseApp(const Json& containers, const InjectOptions& options) {
@@ -349,7 +355,7 @@ std::vector<DeclaredPort> AllPorts(const Json& pod_spec) {
 
 // The Service-facing port: --port, else the app's first. It moves to lameduck, so it and the
 // app's new port must be free in the pod.
-Result<bool> PlanPorts(const Json& pod_spec, Json& app, const std::string& app_path,
+Result<void> PlanPorts(const Json& pod_spec, Json& app, const std::string& app_path,
                        const InjectOptions& options, Plan& plan) {
   auto ports = OptionalArray(app, "ports", app_path + ".ports");
   if (!ports) return Error{ports.error()};
@@ -374,8 +380,8 @@ Result<bool> PlanPorts(const Json& pod_spec, Json& app, const std::string& app_p
     }
   }
   if (plan.port == kAdminPort) {
-    return Error{"container " + plan.app_name +
-                 "'s port is 9901, lameduck's admin port: pass --port with another"};
+    return Error{"container " + plan.app_name + "'s port is " + std::to_string(kAdminPort) +
+                 ", lameduck's admin port: pass --port with another"};
   }
   if (plan.port == options.app_port) {
     return Error{"container " + plan.app_name + "'s port " + std::to_string(plan.port) +
@@ -392,7 +398,8 @@ Result<bool> PlanPorts(const Json& pod_spec, Json& app, const std::string& app_p
     std::optional<int> number = ContainerPortOf(*declared.entry);
     std::string owner = "container " + declared.container + " already declares port ";
     if (number == kAdminPort) {
-      return Error{owner + "9901, which lameduck needs for its admin API: move it"};
+      return Error{owner + std::to_string(kAdminPort) +
+                   ", which lameduck needs for its admin API: move it"};
     }
     if (number == options.app_port) {
       return Error{owner + std::to_string(options.app_port) +
@@ -407,7 +414,7 @@ Result<bool> PlanPorts(const Json& pod_spec, Json& app, const std::string& app_p
   plan.port_name = !plan.moved_port_name.empty() ? plan.moved_port_name
                    : http_taken                  ? "lameduck-http"
                                                  : "http";
-  return true;
+  return {};
 }
 
 // Decides whether the pod can be wired. nullopt: it already is (a container named lameduck).
@@ -465,7 +472,7 @@ Result<std::optional<Plan>> MakePlan(Json& pod_spec, const std::string& spec_pat
   if (*lifecycle != nullptr && (*lifecycle)->contains("preStop")) {
     return Error{"container " + plan.app_name +
                  " already has a preStop hook: remove it, or chain it yourself after " +
-                 std::string(kAppBinary) + " drain --wait --admin " + std::string(kLoopbackAdmin)};
+                 std::string(kAppBinary) + " drain --wait --admin " + LoopbackAdmin()};
   }
   // Every other regular container holds its SIGTERM until the drain is done too: one the app
   // needs (a database proxy, say) must not stop while requests are still being served. One
@@ -626,7 +633,7 @@ void WaitForDrainBeforeStop(Json& container, const InjectOptions& options) {
   Member(container, "volumeMounts", Json::array()).push_back(std::move(mount));
   Member(container, "lifecycle", Json::object())["preStop"] = {
       {"exec",
-       {{"command", Json::array({kAppBinary, "drain", "--wait", "--admin", kLoopbackAdmin,
+       {{"command", Json::array({kAppBinary, "drain", "--wait", "--admin", LoopbackAdmin(),
                                  "--timeout", DrainWaitTimeout(options)})}}}};
 }
 
@@ -695,7 +702,7 @@ void Wire(Json& pod_spec, const Plan& plan, const InjectOptions& options) {
 }
 
 // Wires one object of a kind we know. `label` ("Deployment web") prefixes refusals.
-Result<bool> InjectObject(Json& object, const InjectOptions& options, const std::string& label) {
+Result<void> InjectObject(Json& object, const InjectOptions& options, const std::string& label) {
   auto refuse = [&](const std::string& why) { return Error{label + ": " + why}; };
   std::string kind = object.value("kind", std::string());
   auto location = LocatePod(kind);
@@ -728,13 +735,13 @@ Result<bool> InjectObject(Json& object, const InjectOptions& options, const std:
 
   auto plan = MakePlan(**pod_spec, location->spec_path, claim_templates, options);
   if (!plan) return refuse(plan.error());
-  if (!*plan) return true;  // already wired: unchanged, so a second run gives the same bytes
+  if (!*plan) return {};  // already wired: unchanged, so a second run gives the same bytes
   Wire(**pod_spec, **plan, options);
   // Last: inserting "metadata" into the pod (template) may move its "spec".
   Json& annotations =
       Member(Member(*pod, "metadata", Json::object()), "annotations", Json::object());
   annotations[std::string(kInjectedAnnotation)] = LAMEDUCK_VERSION;
-  return true;
+  return {};
 }
 
 std::string Label(const Json& object) {
@@ -746,7 +753,7 @@ std::string Label(const Json& object) {
   return name.empty() ? kind : kind + " " + name;
 }
 
-Result<bool> InjectDocument(Json& document, const InjectOptions& options) {
+Result<void> InjectDocument(Json& document, const InjectOptions& options) {
   if (!document.is_object()) {
     return Error{"stdin holds JSON but not an object: pipe in kubectl get ... -o json"};
   }
@@ -763,7 +770,7 @@ Result<bool> InjectDocument(Json& document, const InjectOptions& options) {
     auto wired = InjectObject(item, options, label + " (" + Label(item) + ")");
     if (!wired) return wired;
   }
-  return true;
+  return {};
 }
 
 void PrintLine(std::ostream& err, std::string_view command, std::string_view message) {
@@ -791,7 +798,7 @@ class Fd {
   int fd_;
 };
 
-Result<bool> CopyFile(const std::string& source_path, const std::string& dest_path) {
+Result<void> CopyFile(const std::string& source_path, const std::string& dest_path) {
   auto failed = [](const std::string& what) { return Error{what + ": " + std::strerror(errno)}; };
   Fd source(open(source_path.c_str(), O_RDONLY | O_CLOEXEC));
   if (source.get() < 0) return failed("cannot read " + source_path);
@@ -813,22 +820,25 @@ Result<bool> CopyFile(const std::string& source_path, const std::string& dest_pa
   // The umask may have taken bits from open()'s mode; the app's user must be able to run it.
   if (fchmod(dest.get(), 0755) != 0) return failed("cannot chmod " + dest_path);
   if (dest.Close() != 0) return failed("cannot write " + dest_path);
-  return true;
+  return {};
 }
 
 }  // namespace
 
-std::string_view InjectUsageText() { return kUsage; }
+std::string_view InjectUsageText() {
+  static const std::string kUsage = BuildUsage();
+  return kUsage;
+}
 
 int RunInject(const std::vector<std::string>& args, std::istream& in, std::ostream& out,
               std::ostream& err) {
-  auto usage = ReadArgs(args);
-  if (!usage) {
-    PrintLine(err, "inject", usage.error() + " (see lameduck inject --help)");
+  auto parsed = ReadArgs(args);
+  if (!parsed) {
+    PrintLine(err, "inject", parsed.error() + " (see lameduck inject --help)");
     return kExitUsage;
   }
-  if (usage->help) {
-    out << kUsage << std::flush;
+  if (parsed->help) {
+    out << InjectUsageText() << std::flush;
     return kExitOk;
   }
   std::string text(std::istreambuf_iterator<char>(in), {});
@@ -849,7 +859,7 @@ int RunInject(const std::vector<std::string>& args, std::istream& in, std::ostre
     return kExitRefused;
   }
   try {
-    auto wired = InjectDocument(document, usage->options);
+    auto wired = InjectDocument(document, parsed->options);
     if (!wired) {
       PrintLine(err, "inject", wired.error());
       return kExitRefused;

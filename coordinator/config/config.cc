@@ -5,20 +5,16 @@
 // an option is one row in the table plus its field in Config.
 #include "coordinator/config/config.h"
 
-#include <fcntl.h>
 #include <sys/un.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <cctype>
-#include <cerrno>
-#include <charconv>
-#include <cstdint>
 #include <functional>
 #include <span>
-#include <system_error>
 #include <type_traits>
 #include <utility>
+
+#include "coordinator/config/option_parser.h"
+#include "coordinator/config/text.h"
 
 namespace lameduck::coordinator {
 namespace {
@@ -27,106 +23,10 @@ using std::chrono::milliseconds;
 using Json = nlohmann::json;
 using Values = std::vector<std::string>;
 
-constexpr std::string_view kDurationHint = "use a number with ms, s, m or h, e.g. 250ms, 5s";
-constexpr std::string_view kSizeHint = "use bytes or a number with KiB, MiB or GiB, e.g. 64KiB";
 constexpr std::string_view kEnvPrefix = "LAMEDUCK_";
 constexpr size_t kMaxConfigFileBytes = 1 << 20;
 constexpr size_t kMaxTokenFileBytes = 64 << 10;
 constexpr size_t kUsageWidth = 100;
-
-Error Invalid(std::string_view what, std::string_view text, std::string_view why) {
-  return Error{"invalid " + std::string(what) + " " + Quote(text) + " (" + std::string(why) + ")"};
-}
-
-std::string Upper(std::string_view text) {
-  std::string upper(text);
-  for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  return upper;
-}
-
-std::string Lower(std::string_view text) {
-  std::string lower(text);
-  for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return lower;
-}
-
-bool HasSpaceOrControl(std::string_view text) {
-  return std::any_of(text.begin(), text.end(),
-                     [](unsigned char c) { return c <= 0x20 || c == 0x7f; });
-}
-
-std::string_view Trim(std::string_view text) {
-  constexpr std::string_view kSpace = " \t\r\n\f\v";
-  size_t begin = text.find_first_not_of(kSpace);
-  if (begin == std::string_view::npos) return {};
-  return text.substr(begin, text.find_last_not_of(kSpace) - begin + 1);
-}
-
-// Digits only: no sign, no spaces, no suffix.
-template <typename T>
-std::optional<T> ParseDigits(std::string_view text) {
-  T value{};
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (text.empty() || !std::isdigit(static_cast<unsigned char>(text[0])) || ec != std::errc() ||
-      end != text.data() + text.size()) {
-    return std::nullopt;
-  }
-  return value;
-}
-
-// The largest unit that keeps the number whole, as people write durations; minutes only from
-// 10 up, so that the defaults read as DESIGN.md writes them ("60s").
-std::string FormatDuration(milliseconds duration) {
-  struct Unit {
-    int64_t ms;
-    std::string_view suffix;
-  };
-  constexpr Unit kUnits[] = {{3'600'000, "h"}, {60'000, "m"}, {1'000, "s"}};
-  const int64_t ms = duration.count();
-  if (ms == 0) return "0s";
-  for (const Unit& unit : kUnits) {
-    if (ms % unit.ms == 0 && (unit.suffix != "m" || ms >= 10 * unit.ms)) {
-      return std::to_string(ms / unit.ms) + std::string(unit.suffix);
-    }
-  }
-  return std::to_string(ms) + "ms";
-}
-
-std::string FormatSize(size_t bytes) {
-  struct Unit {
-    size_t bytes;
-    std::string_view suffix;
-  };
-  constexpr Unit kUnits[] = {{size_t{1} << 30, "GiB"}, {size_t{1} << 20, "MiB"}, {1024, "KiB"}};
-  for (const Unit& unit : kUnits) {
-    if (bytes != 0 && bytes % unit.bytes == 0) {
-      return std::to_string(bytes / unit.bytes) + std::string(unit.suffix);
-    }
-  }
-  return std::to_string(bytes);
-}
-
-struct SignalName {
-  std::string_view name;  // without "SIG"
-  int number;
-};
-constexpr SignalName kSignals[] = {
-    {"HUP", SIGHUP},   {"INT", SIGINT},       {"QUIT", SIGQUIT}, {"ILL", SIGILL},
-    {"TRAP", SIGTRAP}, {"ABRT", SIGABRT},     {"IOT", SIGIOT},   {"BUS", SIGBUS},
-    {"FPE", SIGFPE},   {"KILL", SIGKILL},     {"USR1", SIGUSR1}, {"SEGV", SIGSEGV},
-    {"USR2", SIGUSR2}, {"PIPE", SIGPIPE},     {"ALRM", SIGALRM}, {"TERM", SIGTERM},
-    {"CHLD", SIGCHLD}, {"CONT", SIGCONT},     {"STOP", SIGSTOP}, {"TSTP", SIGTSTP},
-    {"TTIN", SIGTTIN}, {"TTOU", SIGTTOU},     {"URG", SIGURG},   {"XCPU", SIGXCPU},
-    {"XFSZ", SIGXFSZ}, {"VTALRM", SIGVTALRM}, {"PROF", SIGPROF}, {"WINCH", SIGWINCH},
-    {"IO", SIGIO},     {"POLL", SIGPOLL},     {"PWR", SIGPWR},   {"SYS", SIGSYS},
-};
-
-std::string SignalToString(int number) {
-  for (const SignalName& signal : kSignals) {
-    if (signal.number == number) return "SIG" + std::string(signal.name);
-  }
-  return std::to_string(number);
-}
 
 template <typename T>
 struct Named {
@@ -154,10 +54,11 @@ std::string JoinNames(std::span<const Named<T>> choices) {
 
 Result<std::string> CheckSocketPath(std::string_view text) {
   std::string_view path = text.starts_with("unix:") ? text.substr(5) : text;
-  if (path.empty()) return Invalid("socket path", text, "empty");
+  if (path.empty()) return InvalidValue("socket path", text, "empty");
   if (path.size() >= sizeof(sockaddr_un{}.sun_path)) {
-    return Invalid("socket path", text,
-                   "longer than " + std::to_string(sizeof(sockaddr_un{}.sun_path) - 1) + " bytes");
+    return InvalidValue(
+        "socket path", text,
+        "longer than " + std::to_string(sizeof(sockaddr_un{}.sun_path) - 1) + " bytes");
   }
   return std::string(path);
 }
@@ -165,41 +66,33 @@ Result<std::string> CheckSocketPath(std::string_view text) {
 Result<std::string> CheckHttpPath(std::string_view text) {
   // It goes verbatim into a request line (RFC 9112 section 3), where a space would split it.
   if (!text.starts_with('/') || HasSpaceOrControl(text)) {
-    return Invalid("path", text, "must start with / and have no spaces, e.g. /healthz");
+    return InvalidValue("path", text, "must start with / and have no spaces, e.g. /healthz");
   }
   return std::string(text);
 }
 
 Result<std::string> CheckNonEmpty(std::string_view text) {
-  if (text.empty()) return Invalid("value", text, "must not be empty");
+  if (text.empty()) return InvalidValue("value", text, "must not be empty");
   return std::string(text);
 }
 
 Result<std::string> CheckHttpUrl(std::string_view text) {
-  std::string lower = Lower(text);
+  std::string lower = ToLower(text);
   if (lower.starts_with("https://")) {
-    return Invalid("URL", text, "https is not supported: lameduck speaks plain HTTP to the app");
+    return InvalidValue("URL", text,
+                        "https is not supported: lameduck speaks plain HTTP to the app");
   }
   constexpr std::string_view kScheme = "http://";
   if (!lower.starts_with(kScheme) || text.size() == kScheme.size() || text[kScheme.size()] == '/' ||
       HasSpaceOrControl(text)) {
-    return Invalid("URL", text, "must be http://HOST[:PORT]/PATH, e.g. http://127.0.0.1:3000/quit");
-  }
-  return std::string(text);
-}
-
-// The token is never echoed: an error message ends up in logs that more people read.
-Result<std::string> CheckToken(std::string_view text) {
-  // Whitespace could never match: RFC 9110 section 5.5 strips it around a field value, and the
-  // bearer syntax (RFC 6750 section 2.1) has none inside.
-  if (text.empty() || HasSpaceOrControl(text)) {
-    return Error{"invalid token (empty, or has whitespace or control characters; value not shown)"};
+    return InvalidValue("URL", text,
+                        "must be http://HOST[:PORT]/PATH, e.g. http://127.0.0.1:3000/quit");
   }
   return std::string(text);
 }
 
 Result<std::string> CheckConfigPath(std::string_view text) {
-  if (text.empty()) return Invalid("file name", text, "must not be empty");
+  if (text.empty()) return InvalidValue("file name", text, "must not be empty");
   return std::string(text);
 }
 
@@ -207,7 +100,7 @@ Result<std::string> CheckConfigPath(std::string_view text) {
 struct Binding {
   // Parses values (one, or several for a repeatable option) into the config. The error does not
   // name the option: the caller prefixes where the value came from.
-  std::function<std::optional<Error>(Config&, const Values&)> apply;
+  std::function<Result<void>(Config&, const Values&)> apply;
   std::function<std::string(const Config&)> describe;  // for --help; empty when unset
   std::function<Json(const Config&)> to_json;          // for /status; null when unset or hidden
   std::string_view json_suffix;                        // the unit, for the /status key
@@ -229,11 +122,11 @@ template <typename Owner, typename T, typename Parse, typename Describe, typenam
 Binding Single(T Owner::*member, Parse parse, Describe describe, Show show,
                std::string_view json_suffix = "") {
   return Binding{
-      .apply = [member, parse](Config& config, const Values& values) -> std::optional<Error> {
+      .apply = [member, parse](Config& config, const Values& values) -> Result<void> {
         auto parsed = parse(values.back());
         if (!parsed) return Error{parsed.error()};
         FieldOf(config, member) = std::move(parsed).value();
-        return std::nullopt;
+        return {};
       },
       .describe = [member,
                    describe](const Config& config) { return describe(FieldOf(config, member)); },
@@ -249,7 +142,7 @@ Binding Duration(milliseconds Owner::*member, Zero zero) {
   auto parse = [zero](std::string_view text) -> Result<milliseconds> {
     auto duration = ParseDuration(text);
     if (duration && zero == Zero::kRejected && duration->count() == 0) {
-      return Invalid("duration", text, "must be more than 0");
+      return InvalidValue("duration", text, "must be more than 0");
     }
     return duration;
   };
@@ -263,8 +156,8 @@ Binding Size(size_t Owner::*member, size_t min, size_t max) {
   auto parse = [min, max](std::string_view text) -> Result<size_t> {
     auto size = ParseSize(text);
     if (size && (*size < min || *size > max)) {
-      return Invalid("size", text,
-                     "must be between " + FormatSize(min) + " and " + FormatSize(max));
+      return InvalidValue("size", text,
+                          "must be between " + FormatSize(min) + " and " + FormatSize(max));
     }
     return size;
   };
@@ -276,8 +169,9 @@ template <typename Owner>
 Binding Count(size_t Owner::*member, size_t min) {
   auto parse = [min](std::string_view text) -> Result<size_t> {
     auto count = ParseDigits<size_t>(text);
-    if (!count) return Invalid("number", text, "use digits, e.g. 10000");
-    if (*count < min) return Invalid("number", text, "must be at least " + std::to_string(min));
+    if (!count) return InvalidValue("number", text, "use digits, e.g. 10000");
+    if (*count < min)
+      return InvalidValue("number", text, "must be at least " + std::to_string(min));
     return *count;
   };
   return Single(
@@ -287,7 +181,7 @@ Binding Count(size_t Owner::*member, size_t min) {
 Binding Pid(std::optional<int> Config::*member) {
   auto parse = [](std::string_view text) -> Result<int> {
     auto pid = ParseDigits<int>(text);
-    if (!pid || *pid <= 0) return Invalid("pid", text, "must be a positive integer");
+    if (!pid || *pid <= 0) return InvalidValue("pid", text, "must be a positive integer");
     return *pid;
   };
   return Single(
@@ -296,8 +190,8 @@ Binding Pid(std::optional<int> Config::*member) {
 }
 
 Binding Signal(int Config::*member) {
-  return Single(member, ParseSignal, SignalToString,
-                [](int number) { return Json(SignalToString(number)); });
+  return Single(member, ParseSignal, SignalName,
+                [](int number) { return Json(SignalName(number)); });
 }
 
 enum class Port { kAnyPort, kNotZero };
@@ -320,7 +214,7 @@ Binding AddressField(proxy::Address Owner::*member, Port port) {
 template <typename Owner>
 Binding AddressList(std::vector<proxy::Address> Owner::*member) {
   return Binding{
-      .apply = [member](Config& config, const Values& values) -> std::optional<Error> {
+      .apply = [member](Config& config, const Values& values) -> Result<void> {
         std::vector<proxy::Address> addresses;
         for (const std::string& value : values) {
           std::string_view rest = value;
@@ -336,7 +230,7 @@ Binding AddressList(std::vector<proxy::Address> Owner::*member) {
           }
         }
         FieldOf(config, member) = std::move(addresses);
-        return std::nullopt;
+        return {};
       },
       .describe =
           [member](const Config& config) {
@@ -363,14 +257,7 @@ enum class Visibility { kShown, kSecret, kUrl };
 
 std::string Shown(const std::string& value, Visibility visibility) {
   if (visibility == Visibility::kSecret) return "set";
-  if (visibility == Visibility::kUrl) {
-    size_t authority = value.find("://");
-    size_t at = value.find('@');
-    if (authority != std::string::npos && at != std::string::npos &&
-        at < value.find('/', authority + 3)) {
-      return value.substr(0, authority + 3) + "***" + value.substr(at);
-    }
-  }
+  if (visibility == Visibility::kUrl) return HideUrlCredentials(value);
   return value;
 }
 
@@ -392,7 +279,7 @@ Binding Text(std::optional<std::string> Config::*member,
 // it fills is, as "set".
 Binding TokenFile(std::optional<std::string> Config::*member) {
   return Binding{
-      .apply = [member](Config& config, const Values& values) -> std::optional<Error> {
+      .apply = [member](Config& config, const Values& values) -> Result<void> {
         const std::string& path = values.back();
         auto contents = ReadFile(path, kMaxTokenFileBytes);
         if (!contents) return Error{"cannot read " + Quote(path) + " (" + contents.error() + ")"};
@@ -403,7 +290,7 @@ Binding TokenFile(std::optional<std::string> Config::*member) {
                        " has whitespace or control characters inside (value not shown)"};
         }
         config.*member = std::string(token);
-        return std::nullopt;
+        return {};
       },
       .describe = [](const Config&) { return std::string(); },
       .to_json = [](const Config&) { return Json(); },
@@ -421,11 +308,11 @@ template <typename T, size_t N>
 Binding Choice(T Config::*member, std::string_view what, const Named<T> (&choices)[N]) {
   std::span<const Named<T>> all(choices);
   auto parse = [what, all](std::string_view text) -> Result<T> {
-    std::string lower = Lower(text);
+    std::string lower = ToLower(text);
     for (const Named<T>& choice : all) {
       if (choice.name == lower) return choice.value;
     }
-    return Invalid(what, text, "use " + JoinNames(all));
+    return InvalidValue(what, text, "use " + JoinNames(all));
   };
   auto name = [](T value) { return std::string(ToString(value)); };
   return Single(member, parse, name, [name](T value) { return Json(name(value)); });
@@ -527,40 +414,18 @@ size_t FindOption(std::string_view name) {
   return kNotFound;
 }
 
-size_t EditDistance(std::string_view a, std::string_view b) {
-  std::vector<size_t> row(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    size_t diagonal = row[0];
-    row[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      size_t above = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      diagonal = above;
-    }
-  }
-  return row[b.size()];
-}
-
-// The option a misspelling most likely meant ("dran-delay", "drain_delay"), if any is close.
-std::optional<std::string_view> ClosestOption(std::string_view name) {
-  std::string dashed(name);
-  std::replace(dashed.begin(), dashed.end(), '_', '-');
-  dashed = Lower(dashed);
-  std::optional<std::string_view> best;
-  size_t best_distance = 3;  // more than 2 edits away is a different word
-  for (const Option& option : Options()) {
-    size_t distance = EditDistance(dashed, option.name);
-    if (distance < best_distance) {
-      best = option.name;
-      best_distance = distance;
-    }
-  }
-  return best;
+// The command line's view of Options(): every option takes a value.
+std::span<const OptionSpec> OptionSpecs() {
+  static const std::vector<OptionSpec> kSpecs = [] {
+    std::vector<OptionSpec> specs;
+    for (const Option& option : Options()) specs.push_back({option.name});
+    return specs;
+  }();
+  return kSpecs;
 }
 
 std::string EnvName(std::string_view option) {
-  std::string name = std::string(kEnvPrefix) + Upper(option);
+  std::string name = std::string(kEnvPrefix) + ToUpper(option);
   std::replace(name.begin(), name.end(), '-', '_');
   return name;
 }
@@ -606,42 +471,21 @@ class Gathered {
 
 void ReadCommandLine(const std::vector<std::string>& args, Gathered& gathered,
                      std::vector<std::string>& app_command) {
-  for (size_t i = 0; i < args.size(); ++i) {
-    std::string_view arg = args[i];
-    if (arg == "--") {
-      app_command.assign(args.begin() + static_cast<ptrdiff_t>(i) + 1, args.end());
-      if (app_command.empty()) throw ConfigError("missing APP after \"--\"");
-      return;
-    }
-    if (!arg.starts_with("--")) {
-      if (arg.starts_with('-') && arg.size() > 1) {
-        throw ConfigError("unknown option " + std::string(arg) + " (see lameduck --help)");
-      }
-      throw ConfigError("unexpected argument " + Quote(arg) +
-                        " (options start with --; an APP to launch goes after \"--\")");
-    }
-    std::string_view name = arg.substr(2);
-    std::optional<std::string> value;
-    if (size_t equals = name.find('='); equals != std::string_view::npos) {
-      value = std::string(name.substr(equals + 1));
-      name = name.substr(0, equals);
-    }
-    size_t index = FindOption(name);
-    if (index == kNotFound) {
-      std::string message = "unknown option --" + std::string(name);
-      auto closest = ClosestOption(name);
-      throw ConfigError(message + (closest ? " (did you mean --" + std::string(*closest) + "?)"
-                                           : " (see lameduck --help)"));
-    }
-    std::string label = "--" + std::string(name);
-    if (!value) {
-      // "--drain-delay --listen x" is a forgotten value, not a delay called "--listen".
-      if (i + 1 == args.size() || args[i + 1].starts_with("--")) {
-        throw ConfigError(label + ": missing value");
-      }
-      value = args[++i];
-    }
-    gathered.Offer(index, Given{Source::kCommandLine, {std::move(*value)}, label, label});
+  auto line = ParseCommandLine(
+      args, {.options = OptionSpecs(),
+             .double_dash = DoubleDash::kEndsOptions,
+             .stray_hint = "options start with --; an APP to launch goes after \"--\"",
+             .unknown_hint = "see lameduck --help"});
+  if (!line) throw ConfigError(line.error());
+  CommandLine parsed = std::move(line).value();
+  for (ParsedOption& option : parsed.options) {
+    gathered.Offer(
+        option.index,
+        Given{Source::kCommandLine, {std::move(option.value)}, option.label, option.label});
+  }
+  if (parsed.after_double_dash) {
+    if (parsed.after_double_dash->empty()) throw ConfigError("missing APP after \"--\"");
+    app_command = std::move(*parsed.after_double_dash);
   }
 }
 
@@ -710,7 +554,7 @@ void ReadConfigFile(const Given& config_option, Gathered& gathered) {
   for (const auto& [key, value] : document.items()) {
     size_t index = FindOption(key);
     if (index == kNotFound) {
-      auto closest = ClosestOption(key);
+      auto closest = ClosestOptionName(key, OptionSpecs());
       throw ConfigError(origin + ": unknown key " + Quote(key) +
                         (closest ? " (did you mean " + Quote(*closest) + "?)" : ""));
     }
@@ -759,7 +603,8 @@ void AppendWrapped(std::string& out, std::string_view text, size_t column, size_
   if (!tail.empty()) words.push_back(tail);
   for (std::string_view word : words) {
     if (column > indent && column + 1 + word.size() > kUsageWidth) {
-      out += "\n" + std::string(indent, ' ');
+      out += '\n';
+      out.append(indent, ' ');
       column = indent;
     } else if (column > indent) {
       out += ' ';
@@ -812,60 +657,6 @@ std::string BuildUsage() {
 
 }  // namespace
 
-// Quoted for a message, escaped so that a value holding a newline cannot break the one-line
-// promise of ConfigError.
-std::string Quote(std::string_view text) {
-  std::string quoted = "\"";
-  for (unsigned char c : text) {
-    if (c == '"' || c == '\\') {
-      quoted += '\\';
-      quoted += static_cast<char>(c);
-    } else if (c < 0x20 || c == 0x7f) {
-      constexpr char kHex[] = "0123456789abcdef";
-      quoted += "\\x";
-      quoted += kHex[c >> 4];
-      quoted += kHex[c & 0xf];
-    } else {
-      quoted += static_cast<char>(c);
-    }
-  }
-  return quoted + "\"";
-}
-
-OptionArg SplitOption(std::string_view arg) {
-  OptionArg split;
-  split.name = std::string(arg.substr(2));
-  if (size_t eq = split.name.find('='); eq != std::string::npos) {
-    split.value = split.name.substr(eq + 1);
-    split.name.resize(eq);
-  }
-  return split;
-}
-
-Result<std::string> ReadFile(const std::string& path, size_t max_bytes) {
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return Error{std::generic_category().message(errno)};
-  std::string text;
-  char chunk[4096];
-  for (;;) {
-    ssize_t n = read(fd, chunk, sizeof(chunk));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      int error = errno;
-      close(fd);
-      return Error{std::generic_category().message(error)};
-    }
-    if (n == 0) break;
-    text.append(chunk, static_cast<size_t>(n));
-    if (text.size() > max_bytes) {
-      close(fd);
-      return Error{"larger than " + FormatSize(max_bytes)};
-    }
-  }
-  close(fd);
-  return text;
-}
-
 std::string_view ToString(LogFormat format) {
   switch (format) {
     case LogFormat::kJson:
@@ -890,122 +681,18 @@ std::string_view ToString(LogLevel level) {
   return "unknown";
 }
 
-Result<milliseconds> ParseDuration(std::string_view text) {
-  if (text.starts_with('-')) return Invalid("duration", text, "must not be negative");
-  if (!text.empty() && text.find_first_not_of("0123456789.") == std::string_view::npos) {
-    return Invalid("duration", text, "missing unit: use ms, s, m or h, e.g. 5s");
-  }
-  struct Unit {
-    std::string_view suffix;
-    int64_t ms;
-  };
-  // "ms" before "m", so that "250ms" is not 250 minutes followed by garbage.
-  constexpr Unit kUnits[] = {{"ms", 1}, {"s", 1'000}, {"m", 60'000}, {"h", 3'600'000}};
-  constexpr std::string_view kDigits = "0123456789";
-  constexpr size_t kMaxFractionDigits = 9;
-  if (text.empty()) return Invalid("duration", text, kDurationHint);
-  int64_t total_ms = 0;
-  std::string_view rest = text;
-  // A sequence of NUMBER[.FRACTION]UNIT, as in Go's time.ParseDuration ("1m30s").
-  while (!rest.empty()) {
-    size_t whole_digits = std::min(rest.find_first_not_of(kDigits), rest.size());
-    if (whole_digits == 0) return Invalid("duration", text, kDurationHint);
-    std::string_view whole = rest.substr(0, whole_digits);
-    rest.remove_prefix(whole_digits);
-    std::string_view fraction;
-    if (rest.starts_with('.')) {
-      rest.remove_prefix(1);
-      size_t fraction_digits = std::min(rest.find_first_not_of(kDigits), rest.size());
-      if (fraction_digits == 0) return Invalid("duration", text, kDurationHint);
-      fraction = rest.substr(0, fraction_digits);
-      rest.remove_prefix(fraction_digits);
-    }
-    const Unit* unit = nullptr;
-    for (const Unit& candidate : kUnits) {
-      if (rest.starts_with(candidate.suffix)) {
-        unit = &candidate;
-        break;
-      }
-    }
-    if (unit == nullptr) return Invalid("duration", text, kDurationHint);
-    rest.remove_prefix(unit->suffix.size());
-
-    auto whole_value = ParseDigits<int64_t>(whole);  // all digits: nullopt means overflow
-    int64_t whole_ms = 0;
-    if (!whole_value || __builtin_mul_overflow(*whole_value, unit->ms, &whole_ms) ||
-        __builtin_add_overflow(total_ms, whole_ms, &total_ms)) {
-      return Invalid("duration", text, "too large");
-    }
-    if (!fraction.empty()) {
-      if (fraction.size() > kMaxFractionDigits) {
-        return Invalid("duration", text, "finer than a millisecond");
-      }
-      int64_t scale = 1;
-      for (size_t i = 0; i < fraction.size(); ++i) scale *= 10;
-      int64_t scaled = *ParseDigits<int64_t>(fraction) * unit->ms;  // < 1e9 * 3.6e6: no overflow
-      if (scaled % scale != 0) return Invalid("duration", text, "finer than a millisecond");
-      if (__builtin_add_overflow(total_ms, scaled / scale, &total_ms)) {
-        return Invalid("duration", text, "too large");
-      }
-    }
-  }
-  return milliseconds(total_ms);
-}
-
-Result<size_t> ParseSize(std::string_view text) {
-  if (text.starts_with('-')) return Invalid("size", text, "must not be negative");
-  size_t digits = std::min(text.find_first_not_of("0123456789"), text.size());
-  if (digits == 0) return Invalid("size", text, kSizeHint);
-  struct Suffix {
-    std::string_view name;  // lower case
-    size_t bytes;
-  };
-  // The decimal-looking k, KB, MB, GB mean 1024-based units here, as in nginx
-  // (large_client_header_buffers 4 8k): nobody sizes a buffer in powers of ten.
-  constexpr Suffix kSuffixes[] = {
-      {"", 1},          {"b", 1},        {"k", 1 << 10},   {"kb", 1 << 10},
-      {"kib", 1 << 10}, {"m", 1 << 20},  {"mb", 1 << 20},  {"mib", 1 << 20},
-      {"g", 1 << 30},   {"gb", 1 << 30}, {"gib", 1 << 30},
-  };
-  std::string suffix = Lower(text.substr(digits));
-  const Suffix* unit = nullptr;
-  for (const Suffix& candidate : kSuffixes) {
-    if (candidate.name == suffix) unit = &candidate;
-  }
-  if (unit == nullptr) return Invalid("size", text, kSizeHint);
-  auto number = ParseDigits<size_t>(text.substr(0, digits));  // all digits: nullopt is overflow
-  size_t bytes = 0;
-  if (!number || __builtin_mul_overflow(*number, unit->bytes, &bytes)) {
-    return Invalid("size", text, "too large");
-  }
-  return bytes;
-}
-
-Result<int> ParseSignal(std::string_view text) {
-  constexpr std::string_view kHint = "use a name such as SIGTERM, SIGINT or SIGQUIT, or a number";
-  if (auto number = ParseDigits<int>(text)) {
-    // SIGRTMAX is a function call in glibc, not a constant.
-    if (*number < 1 || *number > SIGRTMAX) {
-      return Invalid("signal", text, "numbers go from 1 to " + std::to_string(SIGRTMAX));
-    }
-    return *number;
-  }
-  std::string name = Upper(text);
-  if (name.starts_with("SIG")) name.erase(0, 3);
-  for (const SignalName& signal : kSignals) {
-    if (signal.name == name) return signal.number;
-  }
-  return Invalid("signal", text, kHint);
-}
-
 proxy::ProxyOptions DefaultProxyOptions() {
   proxy::ProxyOptions options;
-  options.listen = {proxy::ParseAddress("0.0.0.0:8080").value()};
-  options.upstream = proxy::ParseAddress("127.0.0.1:3000").value();
+  options.listen = {
+      proxy::ParseAddress("0.0.0.0:" + std::to_string(kDefaults.listen_port)).value()};
+  options.upstream =
+      proxy::ParseAddress("127.0.0.1:" + std::to_string(kDefaults.upstream_port)).value();
   return options;
 }
 
-proxy::Address DefaultAdminAddress() { return proxy::ParseAddress("0.0.0.0:9901").value(); }
+proxy::Address DefaultAdminAddress() {
+  return proxy::ParseAddress("0.0.0.0:" + std::to_string(kDefaults.admin_port)).value();
+}
 
 Config ParseConfig(const std::vector<std::string>& args,
                    const std::map<std::string, std::string>& env) {
@@ -1022,8 +709,8 @@ Config ParseConfig(const std::vector<std::string>& args,
   for (size_t i = 0; i < options.size(); ++i) {
     const auto& given = gathered[i];
     if (!given) continue;
-    if (auto error = options[i].binding.apply(config, given->values)) {
-      throw ConfigError(given->label + ": " + error->message);
+    if (auto applied = options[i].binding.apply(config, given->values); !applied) {
+      throw ConfigError(given->label + ": " + applied.error());
     }
   }
   return config;

@@ -19,6 +19,7 @@
 #include <string_view>
 #include <vector>
 
+#include "coordinator/config/defaults.h"
 #include "proxy/address.h"
 #include "proxy/proxy_options.h"
 #include "proxy/result.h"
@@ -31,20 +32,12 @@ class ConfigError : public std::runtime_error {
   using runtime_error::runtime_error;
 };
 
-// "250ms", "5s", "2m", "1h", "0s", "1.5s", "1m30s". Units are required: a bare "5" is an error,
-// since seconds and milliseconds are both plausible readings of it.
-Result<std::chrono::milliseconds> ParseDuration(std::string_view text);
-// "65536", "64KiB", "1MiB", "1GiB", "0". k, K, KB, m, MB, g, GB (any case) are 1024-based too.
-Result<size_t> ParseSize(std::string_view text);
-// "SIGTERM", "term", "15": a name with or without SIG, in any case, or a number.
-Result<int> ParseSignal(std::string_view text);
-
 enum class LogFormat { kJson, kText };
 enum class LogLevel { kDebug, kInfo, kWarn, kError };
 std::string_view ToString(LogFormat format);
 std::string_view ToString(LogLevel level);
 
-// The documented defaults of the fields that have no literal default (for Config's initializers).
+// The defaults of the fields that kDefaults cannot hold as constants (for Config's initializers).
 proxy::ProxyOptions DefaultProxyOptions();  // listen 0.0.0.0:8080, upstream 127.0.0.1:3000
 proxy::Address DefaultAdminAddress();       // 0.0.0.0:9901
 
@@ -55,8 +48,8 @@ struct Config {
   std::optional<std::string> admin_socket;    // a path ("unix:" stripped)
   std::optional<std::string> admin_token;     // from --admin-token or --admin-token-file
   std::optional<std::string> upstream_ready;  // a path on the app, starts with '/'
-  std::chrono::milliseconds drain_delay{5'000};
-  std::chrono::milliseconds drain_timeout{25'000};
+  std::chrono::milliseconds drain_delay = kDefaults.drain_delay;
+  std::chrono::milliseconds drain_timeout = kDefaults.drain_timeout;
   // How to tell the app to exit once drained: at most one of these four, and none with an
   // app_command (a launched APP is signalled directly).
   std::optional<int> app_pid;
@@ -64,7 +57,7 @@ struct Config {
   std::optional<std::string> app_process;
   std::optional<std::string> app_exit_url;  // starts with http://
   int app_signal = SIGTERM;
-  std::chrono::milliseconds app_exit_timeout{10'000};
+  std::chrono::milliseconds app_exit_timeout = kDefaults.app_exit_timeout;
   LogFormat log_format = LogFormat::kJson;
   LogLevel log_level = LogLevel::kInfo;
   std::vector<std::string> app_command;  // everything after "--": APP ARGS (launch mode)
@@ -78,21 +71,6 @@ struct Config {
 // Throws ConfigError.
 Config ParseConfig(const std::vector<std::string>& args,
                    const std::map<std::string, std::string>& env);
-
-// For one-line messages: quoted, with quotes, backslashes and control characters escaped, so a
-// value holding a newline cannot break the line.
-std::string Quote(std::string_view text);
-
-// "--name=value" or "--name" (arg starts with "--"): the name without dashes, and the value if
-// it was given with '='. Shared by the subcommands' option loops.
-struct OptionArg {
-  std::string name;
-  std::optional<std::string> value;
-};
-OptionArg SplitOption(std::string_view arg);
-
-// A whole small file (a token, a config, a pidfile, a /proc entry); an error over max_bytes.
-Result<std::string> ReadFile(const std::string& path, size_t max_bytes);
 
 // `lameduck --help`: usage and every option with its default.
 std::string_view UsageText();

@@ -30,6 +30,10 @@ enum class State {
   kAppExiting,  // the app was told; waiting where its exit can be seen
   kExited,      // done: main stops the loop and exits with exit_status()
 };
+// Every State, in order, for what lists them all (/metrics' lameduck_state): metrics_test.cc
+// checks that no State is left out.
+inline constexpr State kAllStates[] = {State::kStarting, State::kReady,      State::kDraining,
+                                       State::kDrained,  State::kAppExiting, State::kExited};
 enum class DrainPhase {
   kNone,
   kAcceptGrace,      // --drain-delay: still accepting; every response says Connection: close

@@ -2,6 +2,8 @@
 
 #include <charconv>
 
+#include "coordinator/control/drain_controller.h"
+
 namespace lameduck::coordinator {
 namespace {
 
@@ -63,10 +65,10 @@ void Metrics::OnResponseComplete(int status) {
 
 void Metrics::OnProxyError(proxy::ProxyError error) { ++errors_[static_cast<size_t>(error)]; }
 
-void Metrics::ErrorSamples(std::string& out, const char* family, bool upstream) const {
+void Metrics::ErrorSamples(std::string& out, const char* family, ErrorSide side) const {
   for (size_t i = 1; i < kErrorKinds; ++i) {
     auto error = static_cast<proxy::ProxyError>(i);
-    if (IsUpstreamError(error) != upstream) continue;
+    if (IsUpstreamError(error) != (side == ErrorSide::kUpstream)) continue;
     std::string_view kind = proxy::ToString(error);
     if (kind.starts_with("upstream_")) kind.remove_prefix(9);
     Sample(out, family, "kind=\"" + std::string(kind) + "\"", static_cast<double>(errors_[i]));
@@ -98,18 +100,17 @@ std::string Metrics::Render(const Gauges& gauges) const {
   Family(out, "lameduck_upstream_errors_total", "counter",
          "Failures talking to the app, by kind: connect (refused, unreachable, timed out), "
          "timeout (no response head in time), bad_response, closed (mid-exchange).");
-  ErrorSamples(out, "lameduck_upstream_errors_total", /*upstream=*/true);
+  ErrorSamples(out, "lameduck_upstream_errors_total", ErrorSide::kUpstream);
   Family(out, "lameduck_client_errors_total", "counter",
          "Requests refused or cut, by kind: bad_request, head_too_large, header_timeout, "
          "method_not_allowed, version_not_supported, stalled.");
-  ErrorSamples(out, "lameduck_client_errors_total", /*upstream=*/false);
+  ErrorSamples(out, "lameduck_client_errors_total", ErrorSide::kClient);
 
   Family(out, "lameduck_state", "gauge", "1 for the lifecycle state lameduck is in.");
-  static constexpr const char* kStates[] = {"starting", "ready",       "draining",
-                                            "drained",  "app_exiting", "exited"};
-  for (const char* state : kStates) {
-    Sample(out, "lameduck_state", std::string("state=\"") + state + "\"",
-           gauges.state == state ? 1 : 0);
+  for (State state : kAllStates) {
+    std::string_view name = ToString(state);
+    Sample(out, "lameduck_state", "state=\"" + std::string(name) + "\"",
+           gauges.state == name ? 1 : 0);
   }
   Gauge(out, "lameduck_ready", "1 while /ready answers 200.", gauges.ready ? 1 : 0);
   Counter(out, "lameduck_drains_total", "Drains completed.",

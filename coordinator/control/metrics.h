@@ -26,8 +26,6 @@ class Metrics : public proxy::ProxyEvents {
   }
 
   uint64_t responses_total() const { return responses_total_; }
-  uint64_t connections_total() const { return connections_total_; }
-  uint64_t errors(proxy::ProxyError error) const { return errors_[static_cast<size_t>(error)]; }
 
   // What the coordinator adds to the proxy's own counters.
   struct Gauges {
@@ -43,7 +41,8 @@ class Metrics : public proxy::ProxyEvents {
   std::string Render(const Gauges& gauges) const;
 
  private:
-  void ErrorSamples(std::string& out, const char* family, bool upstream) const;
+  enum class ErrorSide { kUpstream, kClient };  // which family an error kind is counted in
+  void ErrorSamples(std::string& out, const char* family, ErrorSide side) const;
   static constexpr size_t kErrorKinds = static_cast<size_t>(proxy::ProxyError::kStalled) + 1;
   uint64_t connections_total_ = 0;
   uint64_t responses_total_ = 0;

@@ -22,6 +22,7 @@
 #include "coordinator/admin/admin_api.h"
 #include "coordinator/app/app_supervisor.h"
 #include "coordinator/config/config.h"
+#include "coordinator/config/text.h"
 #include "coordinator/control/drain_controller.h"
 #include "coordinator/control/event_log.h"
 #include "coordinator/control/metrics.h"

@@ -273,12 +273,6 @@ class AppSupervisorTest : public ::testing::Test {
   std::vector<int> spawned_;
 };
 
-TEST(SignalNameTest, NamesSignalsTheWayPeopleWriteThem) {
-  EXPECT_EQ(SignalName(SIGTERM), "SIGTERM");
-  EXPECT_EQ(SignalName(SIGKILL), "SIGKILL");
-  EXPECT_EQ(SignalName(SIGUSR1), "SIGUSR1");
-}
-
 TEST_F(AppSupervisorTest, ReportsTheExitCodeOfAnAppThatExitsOnItsOwn) {
   config_.app_command = {"/bin/sh", "-c", "exit 7"};
   std::optional<AppExit> exit;

@@ -280,7 +280,7 @@ TEST(DrainCommandTest, BadUsageExitsTwoNamingTheOption) {
            {{"--timeout=5"}, "--timeout"},
            {{"--admin", "127.0.0.1:9", "--admin-socket", "/tmp/x"}, "--admin and --admin-socket"},
            {{"--admin", "nowhere"}, "--admin"},
-           {{"--token"}, "--token needs a value"},
+           {{"--token"}, "--token: missing value"},
            {{"--wait=yes"}, "--wait"},
        }) {
     SCOPED_TRACE(c.args[0]);

@@ -522,8 +522,8 @@ TEST(InjectTest, RefusesWhatItCannotWireWithOneLineSayingWhatToDo) {
 TEST(InjectTest, BadUsageExitsTwoNamingTheOption) {
   const std::vector<std::pair<Args, std::string>> cases = {
       {{"--bogus"}, "unknown option --bogus"},
-      {{"--port"}, "--port needs a value"},
-      {{"--port", "--app-port", "3000"}, "--port needs a value"},
+      {{"--port"}, "--port: missing value"},
+      {{"--port", "--app-port", "3000"}, "--port: missing value"},
       {{"--port", "http"}, "--port: invalid port \"http\""},
       {{"--port=70000"}, "--port: invalid port \"70000\""},
       {{"--app-port", "0"}, "--app-port: invalid port \"0\""},
