@@ -4,8 +4,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "proxy/proxy.h"
-
 namespace lameduck::proxy {
 namespace {
 
@@ -78,7 +76,7 @@ int Listener::port() const {
 void Listener::OnConnection(uv_stream_t* server, int status) {
   auto* self = static_cast<Listener*>(server->data);
   if (self == nullptr || status != 0) return;  // EMFILE and friends: libuv retries
-  self->proxy_.OnIncoming(*self);
+  self->owner_.OnIncoming(*self);
 }
 
 }  // namespace lameduck::proxy

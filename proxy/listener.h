@@ -1,6 +1,7 @@
-// Listener: one listening socket (TCP or unix). It hands each connection to the Proxy, which
-// may decline to accept it for now (--max-connections): libuv then stops polling the socket and
-// the connection waits in the kernel's backlog until AcceptWaiting().
+// Listener: one listening socket (TCP or unix). It hands each connection to its owner (the
+// Proxy, or the coordinator's admin server), which accepts it from stream() or may decline to
+// accept it for now (--max-connections): libuv then stops polling the socket and the
+// connection waits in the kernel's backlog until AcceptWaiting().
 #pragma once
 
 #include <uv.h>
@@ -12,11 +13,17 @@
 
 namespace lameduck::proxy {
 
-class Proxy;
-
 class Listener {
  public:
-  Listener(Proxy& proxy, Address address) : proxy_(proxy), address_(std::move(address)) {}
+  class Owner {
+   public:
+    virtual void OnIncoming(Listener& listener) = 0;  // a connection waits to be accepted
+
+   protected:
+    ~Owner() = default;
+  };
+
+  Listener(Owner& owner, Address address) : owner_(owner), address_(std::move(address)) {}
   ~Listener() { Close(); }
   Listener(const Listener&) = delete;
   Listener& operator=(const Listener&) = delete;
@@ -33,7 +40,7 @@ class Listener {
  private:
   static void OnConnection(uv_stream_t* server, int status);
 
-  Proxy& proxy_;
+  Owner& owner_;
   Address address_;
   UvHandle<uv_tcp_t> tcp_;
   UvHandle<uv_pipe_t> pipe_;

@@ -18,6 +18,7 @@
 
 #include "proxy/buffer_pool.h"
 #include "proxy/drain_target.h"
+#include "proxy/listener.h"
 #include "proxy/proxy_events.h"
 #include "proxy/proxy_options.h"
 #include "proxy/socket.h"
@@ -26,10 +27,9 @@
 namespace lameduck::proxy {
 
 class ClientConnection;
-class Listener;
 class UpstreamConnection;
 
-class Proxy final : public DrainTarget {
+class Proxy final : public DrainTarget, public Listener::Owner {
  public:
   Proxy(uv_loop_t* loop, ProxyOptions options, ProxyEvents& events);
   ~Proxy() override;
@@ -62,7 +62,7 @@ class Proxy final : public DrainTarget {
   // Host for requests that have none (HTTP/1.0): the upstream's address, or "localhost".
   std::string_view upstream_host() const { return upstream_host_; }
   UpstreamConnection* NewUpstream();  // connecting; nullptr if that failed at once
-  void OnIncoming(Listener& listener);
+  void OnIncoming(Listener& listener) override;
   void Remove(ClientConnection& connection);
   void Remove(UpstreamConnection& connection);
 

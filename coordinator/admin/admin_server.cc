@@ -1,65 +1,65 @@
 #include "coordinator/admin/admin_server.h"
 
-#include <arpa/inet.h>
+#include <llhttp.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
-#include <cstring>
 #include <string_view>
+#include <vector>
 
+#include "coordinator/admin/admin_eviction.h"
 #include "proxy/head_rewrite.h"
 
 namespace lameduck::coordinator {
+namespace {
+
+constexpr std::string_view kHeadTooLarge = R"({"error":"request head too large"})"
+                                           "\n";
+constexpr std::string_view kMalformed = R"({"error":"malformed request"})"
+                                        "\n";
+constexpr std::string_view kTooSlow = R"({"error":"request head too slow"})"
+                                      "\n";
+
+}  // namespace
 
 // One admin connection: read one request head (bodies are not used and not read), answer it,
 // close. Dies in its socket's close callback.
-class AdminServer::Connection {
+class AdminServer::Connection final : private proxy::Socket::Owner {
  public:
-  Connection(AdminServer& server, bool unix_socket) : server_(server), unix_(unix_socket) {
-    llhttp_settings_init(&settings_);
-    settings_.on_url = [](llhttp_t* p, const char* at, size_t n) {
-      return Self(p).Append(Self(p).target_, at, n);
-    };
-    settings_.on_header_field = [](llhttp_t* p, const char* at, size_t n) {
-      auto& self = Self(p);
-      if (self.last_was_value_) self.field_.clear();
-      self.last_was_value_ = false;
-      return self.Append(self.field_, at, n);
-    };
-    settings_.on_header_value = [](llhttp_t* p, const char* at, size_t n) {
-      auto& self = Self(p);
-      if (!self.last_was_value_) self.value_target_ = self.PickValue();
-      self.last_was_value_ = true;
-      return self.value_target_ == nullptr ? 0 : self.Append(*self.value_target_, at, n);
-    };
-    settings_.on_headers_complete = [](llhttp_t* p) -> int {
-      Self(p).head_complete_ = true;
-      return HPE_PAUSED;
-    };
-    llhttp_init(&parser_, HTTP_REQUEST, &settings_);
+  enum class State {
+    kReadingHead,  // header timer armed; the parser takes what arrives
+    kWaiting,      // a /drain?wait=1 request: answered when the drain is done
+    kAnswered,     // the answer is written or queued, a FIN follows; later bytes are ignored
+    kClosing,      // the socket is closing; erased from closing_ in OnSocketClosed
+  };
+
+  explicit Connection(AdminServer& server)
+      : server_(server), socket_(*this, server.buffers_, server.write_reqs_) {
+    llhttp_init(&parser_, HTTP_REQUEST, Settings());
     parser_.data = this;
   }
+  ~Connection() { *alive_ = false; }
 
-  int Start(uv_stream_t* listener) {
-    int rc = unix_ ? uv_pipe_init(server_.loop_, &socket_.pipe, 0)
-                   : uv_tcp_init(server_.loop_, &socket_.tcp);
-    if (rc != 0) return rc;
-    socket_.handle.data = this;
+  // 0, or a libuv error when no socket could be made (nothing to close then).
+  int Accept(proxy::Listener& listener) {
+    proxy::Address::Kind kind = listener.address().kind;
+    if (int rc = socket_.Init(server_.loop_, kind); rc != 0) return rc;
     accepted_ms_ = uv_now(server_.loop_);
-    timer_.Init(server_.loop_, uv_timer_init, this);
-    if ((rc = uv_accept(listener, &socket_.stream)) != 0) {
+    int rc = timer_.Init(server_.loop_, uv_timer_init, this);
+    if (rc == 0) rc = uv_accept(listener.stream(), socket_.stream());
+    if (rc != 0) {
       Close();
       return 0;
     }
-    if (unix_) {
+    if (kind == proxy::Address::Kind::kUnix) {
       peer_ = "unix";
       trusted_ = true;
     } else {
       sockaddr_storage peer{};
       int length = sizeof(peer);
       char text[INET6_ADDRSTRLEN] = "?";
-      if (uv_tcp_getpeername(&socket_.tcp, reinterpret_cast<sockaddr*>(&peer), &length) == 0) {
+      if (uv_tcp_getpeername(reinterpret_cast<uv_tcp_t*>(socket_.stream()),
+                             reinterpret_cast<sockaddr*>(&peer), &length) == 0) {
         proxy::PeerIp(peer, text, sizeof(text));
       }
       peer_ = text;
@@ -68,182 +68,162 @@ class AdminServer::Connection {
     uv_timer_start(
         timer_.get(),
         [](uv_timer_t* t) {
-          if (auto* self = static_cast<Connection*>(t->data)) {
-            if (!self->answered_)
-              self->Answer(408, R"({"error":"request head too slow"})"
-                                "\n");
-          }
+          if (auto* self = static_cast<Connection*>(t->data)) self->OnHeaderTimeout();
         },
         kHeaderTimeoutMs, 0);
-    uv_read_start(
-        &socket_.stream,
-        [](uv_handle_t* h, size_t, uv_buf_t* buf) {
-          auto& server = static_cast<Connection*>(h->data)->server_;
-          *buf = uv_buf_init(server.read_buffer_, sizeof(server.read_buffer_));
-        },
-        [](uv_stream_t* s, ssize_t nread, const uv_buf_t*) {
-          static_cast<Connection*>(s->data)->OnRead(nread);
-        });
+    socket_.StartReading();
     return 0;
   }
 
   // The drain this connection waits for is done.
   void AnswerDrained(const DrainSummary& summary) {
-    if (!closing_) Answer(200, AdminApi::SummaryBody(summary));
+    if (state_ == State::kWaiting) Answer(200, AdminApi::SummaryBody(summary));
   }
 
-  // Still reading its request head: the kind of connection a flood is made of.
-  bool AwaitingHead() const { return !answered_ && !waiting_ && !closing_; }
-
-  bool received_any() const { return received_any_; }
-  uint64_t accepted_ms() const { return accepted_ms_; }
+  AdminConnectionFacts facts() const {
+    return {.awaiting_head = state_ == State::kReadingHead,
+            .received_any = received_any_,
+            .accepted_ms = accepted_ms_};
+  }
 
   // A whole request head is in the socket, not read yet: a probe accepted in the same batch as
   // a flood, about to be answered.
   bool HeadWaiting() const {
-    uv_os_fd_t fd;
-    if (uv_fileno(&socket_.handle, &fd) != 0) return false;
-    char* buffer = server_.read_buffer_;
-    ssize_t n = recv(fd, buffer, sizeof(server_.read_buffer_), MSG_PEEK | MSG_DONTWAIT);
+    int fd = socket_.fd();
+    if (fd < 0) return false;
+    char* buffer = server_.peek_buffer_;
+    ssize_t n = recv(fd, buffer, sizeof(server_.peek_buffer_), MSG_PEEK | MSG_DONTWAIT);
     return n > 0 && std::string_view(buffer, static_cast<size_t>(n)).find("\r\n\r\n") !=
                         std::string_view::npos;
   }
 
   void Close() {
-    if (closing_) return;
-    closing_ = true;
+    if (state_ == State::kClosing) return;
+    state_ = State::kClosing;
     server_.closing_.splice(server_.closing_.end(), server_.connections_, position_);
     timer_.Close();
-    uv_close(&socket_.handle, [](uv_handle_t* h) {
-      auto* self = static_cast<Connection*>(h->data);
-      self->server_.Remove(*self);
-    });
+    socket_.Close();
   }
+
+  std::list<std::unique_ptr<Connection>>::iterator position_;  // in connections_ or closing_
 
  private:
+  static const llhttp_settings_t* Settings() {
+    static const llhttp_settings_t settings = [] {
+      llhttp_settings_t s;
+      llhttp_settings_init(&s);
+      s.on_url = [](llhttp_t* p, const char* at, size_t n) {
+        Self(p).head_.AppendTarget(at, n);
+        return Self(p).CheckHeadSize();
+      };
+      s.on_header_field = [](llhttp_t* p, const char* at, size_t n) {
+        Self(p).head_.AppendField(at, n);
+        return Self(p).CheckHeadSize();
+      };
+      s.on_header_value = [](llhttp_t* p, const char* at, size_t n) {
+        Self(p).head_.AppendValue(at, n);
+        return Self(p).CheckHeadSize();
+      };
+      s.on_headers_complete = [](llhttp_t* p) -> int {
+        Self(p).head_complete_ = true;
+        return HPE_PAUSED;
+      };
+      return s;
+    }();
+    return &settings;
+  }
   static Connection& Self(llhttp_t* parser) { return *static_cast<Connection*>(parser->data); }
 
-  int Append(std::string& to, const char* at, size_t n) {
-    head_bytes_ += n;
-    if (head_bytes_ > kMaxHeadBytes) return -1;
-    to.append(at, n);
-    return 0;
+  int CheckHeadSize() {
+    if (head_.bytes() <= kMaxHeadBytes) return 0;
+    head_too_large_ = true;
+    return -1;
   }
 
-  std::string* PickValue() {
-    if (proxy::EqualsIgnoreCase(field_, "authorization")) return &authorization_;
-    if (proxy::EqualsIgnoreCase(field_, "user-agent")) return &user_agent_;
-    return nullptr;
-  }
-
-  void OnRead(ssize_t nread) {
+  // proxy::Socket::Owner
+  void OnSocketRead(ssize_t nread, proxy::BlockRef block) override {
     if (nread < 0) {
       Close();  // the client left (a waiter too: nothing to answer)
       return;
     }
-    if (answered_ || waiting_ || nread == 0) return;  // later bytes are not read
+    if (state_ != State::kReadingHead) return;  // later bytes are not read
     received_any_ = true;
-    llhttp_errno_t err = llhttp_execute(&parser_, server_.read_buffer_, static_cast<size_t>(nread));
-    if (err == HPE_OK) {
-      if (head_bytes_ > kMaxHeadBytes)
-        Answer(431, R"({"error":"request head too large"})"
-                    "\n");
-      return;
-    }
+    llhttp_errno_t err = llhttp_execute(&parser_, block.data(), static_cast<size_t>(nread));
+    if (err == HPE_OK) return;  // more of the head to come
     if (err != HPE_PAUSED || !head_complete_) {
-      if (head_bytes_ > kMaxHeadBytes) {
-        Answer(431, R"({"error":"request head too large"})"
-                    "\n");
-      } else {
-        Answer(400, R"({"error":"malformed request"})"
-                    "\n");
-      }
+      Answer(head_too_large_ ? 431 : 400, head_too_large_ ? kHeadTooLarge : kMalformed);
       return;
     }
+    OnHead();
+  }
+  void OnSocketWritten(int) override {}  // the shutdown after it says how it went
+  void OnSocketShutdown(int) override { Close(); }
+  void OnSocketClosed() override {
+    server_.Remove(*this);  // destroys this: nothing may follow
+  }
+
+  void OnHeaderTimeout() {
+    if (state_ == State::kReadingHead) Answer(408, kTooSlow);
+  }
+
+  void OnHead() {
     uv_timer_stop(timer_.get());
     AdminRequest request;
     request.method = llhttp_method_name(static_cast<llhttp_method_t>(parser_.method));
-    request.target = target_;
-    request.authorization = authorization_;
-    request.user_agent = user_agent_;
+    request.target = head_.target();
+    // Two of either are no one's honest request: treated as none.
+    if (head_.Count("authorization") == 1) request.authorization = head_.Find("authorization");
+    if (head_.Count("user-agent") == 1) request.user_agent = head_.Find("user-agent");
     request.peer = peer_;
     request.trusted_peer = trusted_;
     head_request_ = request.method == "HEAD";
     AdminResponse response = server_.api_.Handle(request, uv_now(server_.loop_));
     if (response.wait_for_drain) {
-      waiting_ = true;
+      state_ = State::kWaiting;
       server_.controller_.WhenDrained([this, alive = alive_](const DrainSummary& summary) {
-        if (!*alive) return;
-        AnswerDrained(summary);
+        if (*alive) AnswerDrained(summary);
       });
       return;
     }
     Answer(response.status, response.body, response.content_type, response.allow);
   }
 
-  void Answer(int status, const std::string& body,
-              std::string_view content_type = "application/json", std::string_view allow = {}) {
-    if (answered_ || closing_) return;
-    answered_ = true;
+  void Answer(int status, std::string_view body, std::string_view content_type = "application/json",
+              std::string_view allow = {}) {
+    if (state_ == State::kAnswered || state_ == State::kClosing) return;
+    state_ = State::kAnswered;
     out_ = "HTTP/1.1 " + std::to_string(status) + " ";
     out_ += proxy::ReasonPhrase(status);
     out_ += "\r\nContent-Type: ";
     out_ += content_type;
     out_ += "\r\nContent-Length: " + std::to_string(body.size());
     out_ += "\r\nCache-Control: no-store\r\nConnection: close\r\n";
-    if (!allow.empty()) out_ += "Allow: " + std::string(allow) + "\r\n";
+    if (!allow.empty()) out_.append("Allow: ").append(allow).append("\r\n");
     out_ += "\r\n";
     if (!head_request_) out_ += body;
-    uv_buf_t buf = uv_buf_init(out_.data(), static_cast<unsigned>(out_.size()));
-    write_req_.data = this;
-    if (uv_write(&write_req_, &socket_.stream, &buf, 1, [](uv_write_t* req, int) {
-          auto* self = static_cast<Connection*>(req->data);
-          // Half-close and let the client read everything; it closes, or the timer does.
-          self->shutdown_req_.data = self;
-          if (self->closing_ ||
-              uv_shutdown(&self->shutdown_req_, &self->socket_.stream, [](uv_shutdown_t* r, int) {
-                static_cast<Connection*>(r->data)->Close();
-              }) != 0) {
-            self->Close();
-          }
-        }) != 0) {
+    if (socket_.Write(&out_, nullptr, 0, proxy::BlockRef()) != 0) {
       Close();
+      return;
     }
+    // Half-close after the answer and let the client read everything; then close.
+    socket_.Shutdown();
   }
 
- public:
-  ~Connection() { *alive_ = false; }
-
-  std::list<std::unique_ptr<Connection>>::iterator position_;  // in connections_ or closing_
-
- private:
   AdminServer& server_;
-  bool unix_;
-  union {
-    uv_handle_t handle;
-    uv_stream_t stream;
-    uv_tcp_t tcp;
-    uv_pipe_t pipe;
-  } socket_;
+  proxy::Socket socket_;
   proxy::UvHandle<uv_timer_t> timer_;
-  llhttp_settings_t settings_;
   llhttp_t parser_;
-  std::string target_, field_, authorization_, user_agent_, out_;
-  std::string* value_target_ = nullptr;
+  proxy::HeadCollector head_;
+  std::string out_;
   std::string peer_;
-  size_t head_bytes_ = 0;
+  State state_ = State::kReadingHead;
   uint64_t accepted_ms_ = 0;
   bool trusted_ = false;
-  bool last_was_value_ = false;
-  bool head_complete_ = false;
+  bool received_any_ = false;    // a fact for the eviction policy
+  bool head_complete_ = false;   // set by the parser, acted on after llhttp_execute
+  bool head_too_large_ = false;  // likewise
   bool head_request_ = false;
-  bool received_any_ = false;
-  bool answered_ = false;
-  bool waiting_ = false;
-  bool closing_ = false;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
-  uv_write_t write_req_;
-  uv_shutdown_t shutdown_req_;
 };
 
 AdminServer::AdminServer(uv_loop_t* loop, AdminApi& api, DrainController& controller)
@@ -252,56 +232,30 @@ AdminServer::AdminServer(uv_loop_t* loop, AdminApi& api, DrainController& contro
 AdminServer::~AdminServer() { Close(); }
 
 std::string AdminServer::ListenTcp(const proxy::Address& address) {
-  int rc = tcp_.Init(loop_, uv_tcp_init, this);
-  if (rc == 0) rc = uv_tcp_bind(tcp_.get(), address.sa(), 0);
-  if (rc == 0) {
-    rc = uv_listen(reinterpret_cast<uv_stream_t*>(tcp_.get()), SOMAXCONN, &OnTcpConnection);
-  }
-  if (rc != 0) return "cannot listen on " + address.text + ": " + uv_strerror(rc);
-  return "";
+  tcp_ = std::make_unique<proxy::Listener>(listener_owner(), address);
+  return tcp_->Start(loop_);
 }
 
 std::string AdminServer::ListenUnix(const std::string& path) {
-  struct stat st {};
-  if (lstat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) unlink(path.c_str());
-  int rc = unix_.Init(
-      loop_, [](uv_loop_t* l, uv_pipe_t* p) { return uv_pipe_init(l, p, 0); }, this);
+  proxy::Address address;
+  address.kind = proxy::Address::Kind::kUnix;
+  address.path = path;
+  address.text = "unix:" + path;
+  unix_ = std::make_unique<proxy::Listener>(listener_owner(), std::move(address));
   // Created 0600 from the start (umask), so no other user can connect in between.
   mode_t old_mask = umask(0177);
-  if (rc == 0) rc = uv_pipe_bind(unix_.get(), path.c_str());
+  std::string error = unix_->Start(loop_);
   umask(old_mask);
-  if (rc == 0) {
-    rc = uv_listen(reinterpret_cast<uv_stream_t*>(unix_.get()), SOMAXCONN, &OnUnixConnection);
-  }
-  if (rc != 0) return "cannot listen on unix:" + path + ": " + uv_strerror(rc);
-  unix_path_ = path;
-  return "";
+  return error;
 }
 
-int AdminServer::tcp_port() const {
-  if (!tcp_) return -1;
-  sockaddr_storage bound{};
-  int length = sizeof(bound);
-  if (uv_tcp_getsockname(tcp_.get(), reinterpret_cast<sockaddr*>(&bound), &length) != 0) return -1;
-  if (bound.ss_family == AF_INET6) return ntohs(reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port);
-  return ntohs(reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
-}
+int AdminServer::tcp_port() const { return tcp_ ? tcp_->port() : -1; }
 
-void AdminServer::OnTcpConnection(uv_stream_t* server, int status) {
-  auto* self = static_cast<AdminServer*>(server->data);
-  if (self != nullptr && status == 0) self->Accept(server, /*unix_socket=*/false);
-}
-
-void AdminServer::OnUnixConnection(uv_stream_t* server, int status) {
-  auto* self = static_cast<AdminServer*>(server->data);
-  if (self != nullptr && status == 0) self->Accept(server, /*unix_socket=*/true);
-}
-
-void AdminServer::Accept(uv_stream_t* server, bool unix_socket) {
-  connections_.push_back(std::make_unique<Connection>(*this, unix_socket));
+void AdminServer::OnIncoming(proxy::Listener& listener) {
+  connections_.push_back(std::make_unique<Connection>(*this));
   Connection& connection = *connections_.back();
   connection.position_ = std::prev(connections_.end());
-  if (connection.Start(server) != 0) {  // no socket to close
+  if (connection.Accept(listener) != 0) {  // no socket to close
     connections_.pop_back();
     return;
   }
@@ -320,30 +274,21 @@ void AdminServer::Accept(uv_stream_t* server, bool unix_socket) {
   }
 }
 
-// Over the cap, some must go, and not a probe (a fresh connection whose request is on its way,
-// or waiting unread). Oldest first, in order: connections that have sent nothing for
-// kSilentGraceMs (an idle flood); those still sending their head (a slowloris); young ones
-// without a whole head waiting; and only when every other one is being answered, waits for the
-// drain or has a head waiting, the newest.
 void AdminServer::EvictOverCap() {
   if (connections_.size() <= kMaxConnections) return;
-  size_t excess = connections_.size() - kMaxConnections;
-  uint64_t now = uv_now(loop_);
-  auto evict = [&](auto&& doomed) {
-    for (auto it = connections_.begin(); excess > 0 && it != connections_.end();) {
-      Connection& connection = **it++;  // Close() moves it to closing_: step past it first
-      if (connection.AwaitingHead() && doomed(connection)) {
-        connection.Close();
-        --excess;
-      }
-    }
-  };
-  evict([&](const Connection& c) {
-    return !c.received_any() && now - c.accepted_ms() >= kSilentGraceMs;
-  });
-  evict([](const Connection& c) { return c.received_any(); });
-  evict([](const Connection& c) { return !c.HeadWaiting(); });
-  while (excess-- > 0) connections_.back()->Close();
+  std::vector<Connection*> open;
+  std::vector<AdminConnectionFacts> facts;
+  open.reserve(connections_.size());
+  facts.reserve(connections_.size());
+  for (const auto& connection : connections_) {
+    open.push_back(connection.get());
+    facts.push_back(connection->facts());
+  }
+  std::vector<size_t> doomed = ChooseEvictions(
+      facts, {.max_connections = kMaxConnections, .silent_grace_ms = kSilentGraceMs}, uv_now(loop_),
+      [&](size_t i) { return open[i]->HeadWaiting(); });
+  // Close() moves a connection to closing_; the pointers in `open` stay valid.
+  for (size_t i : doomed) open[i]->Close();
 }
 
 void AdminServer::Remove(Connection& connection) { closing_.erase(connection.position_); }
@@ -353,11 +298,8 @@ void AdminServer::CloseAll() {
 }
 
 void AdminServer::Close() {
-  tcp_.Close();
-  if (unix_) {
-    unix_.Close();
-    unlink(unix_path_.c_str());
-  }
+  if (tcp_) tcp_->Close();
+  if (unix_) unix_->Close();  // removes the socket file
 }
 
 }  // namespace lameduck::coordinator

@@ -3,11 +3,13 @@
 // Connection: close; a /drain?wait=1 request is held open until the drain is done. Its own
 // limits keep probes working while someone floods it: small heads, a header timeout, and a cap
 // on connections enforced by closing the oldest idle or slowloris connection, never a fresh one
-// whose request is on its way (a probe) unless nothing else is left (see EvictOverCap).
-// What a request means is AdminApi's business.
+// whose request is on its way (a probe) unless nothing else is left (ChooseEvictions in
+// admin_eviction.h). What a request means is AdminApi's business.
+//
+// The transport is the proxy's: proxy::Listener accepts, proxy::Socket reads into pooled blocks
+// and writes, llhttp and proxy::HeadCollector read the request head.
 #pragma once
 
-#include <llhttp.h>
 #include <uv.h>
 
 #include <list>
@@ -16,11 +18,14 @@
 
 #include "coordinator/admin/admin_api.h"
 #include "proxy/address.h"
+#include "proxy/buffer_pool.h"
+#include "proxy/listener.h"
+#include "proxy/socket.h"
 #include "proxy/uv_handle.h"
 
 namespace lameduck::coordinator {
 
-class AdminServer {
+class AdminServer final : private proxy::Listener::Owner {
  public:
   static constexpr size_t kMaxHeadBytes = 8 * 1024;
   static constexpr uint64_t kHeaderTimeoutMs = 5000;
@@ -45,25 +50,26 @@ class AdminServer {
 
  private:
   friend class Connection;
-  static void OnTcpConnection(uv_stream_t* server, int status);
-  static void OnUnixConnection(uv_stream_t* server, int status);
-  void Accept(uv_stream_t* server, bool unix_socket);
+  void OnIncoming(proxy::Listener& listener) override;
+  proxy::Listener::Owner& listener_owner() { return *this; }
   void Remove(Connection& connection);
   void EvictOverCap();
 
   uv_loop_t* loop_;
   AdminApi& api_;
   DrainController& controller_;
-  proxy::UvHandle<uv_tcp_t> tcp_;
-  proxy::UvHandle<uv_pipe_t> unix_;
+  // Before the connections: their sockets return blocks and write requests here.
+  proxy::BufferPool buffers_{4};
+  proxy::WriteReqPool write_reqs_;
+  std::unique_ptr<proxy::Listener> tcp_;
+  std::unique_ptr<proxy::Listener> unix_;
   proxy::UvHandle<uv_check_t> evict_;  // runs EvictOverCap at the end of a turn of the loop
-  std::string unix_path_;
   // Open connections, oldest first; Close() moves one to closing_, which it leaves in its
   // socket's close callback.
   std::list<std::unique_ptr<Connection>> connections_;
   std::list<std::unique_ptr<Connection>> closing_;
-  // Every connection reads into this: a read is parsed (and copied out) before the next one.
-  char read_buffer_[4096];
+  // For peeking at unread request heads (EvictOverCap): the bytes are looked at, not kept.
+  char peek_buffer_[4096];
 };
 
 }  // namespace lameduck::coordinator

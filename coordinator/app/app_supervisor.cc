@@ -17,6 +17,7 @@
 #include <system_error>
 
 #include "coordinator/config/text.h"
+#include "coordinator/control/http_client.h"
 #include "proxy/address.h"
 
 extern char** environ;
@@ -27,7 +28,7 @@ namespace {
 using nlohmann::json;
 
 constexpr uint64_t kPollIntervalMs = 50;
-// A response head bigger than this is not an answer to a quit request; decide on what we have.
+// A response head bigger than this is not an answer to a quit request.
 constexpr size_t kMaxResponseHeadBytes = 8192;
 
 std::string ErrnoText(int error) { return std::generic_category().message(error); }
@@ -180,20 +181,13 @@ Result<ExitUrl> ParseExitUrl(std::string_view url) {
   return exit_url;
 }
 
-// A write request and the bytes it sends, freed together in the write callback.
-struct WriteRequest {
-  uv_write_t req;
-  std::string bytes;
-};
 
 }  // namespace
 
 struct AppSupervisor::ExitRequest {
-  std::string url;      // shown form, for logs and errors
-  std::string request;  // moved into the write once connected
-  proxy::UvHandle<uv_tcp_t> socket;
-  std::string response;  // what has arrived: only the head matters
-  char buffer[2048];
+  explicit ExitRequest(uv_loop_t* loop) : client(loop) {}
+  std::string url;  // shown form, for logs and errors
+  HttpClient client;
 };
 
 AppSupervisor::AppSupervisor(uv_loop_t* loop, const Config& config, EventLog& log)
@@ -434,105 +428,35 @@ void AppSupervisor::CheckProcessesGone() {
 }
 
 void AppSupervisor::PostExitUrl() {
-  auto request = std::make_unique<ExitRequest>();
-  request->url = HideUrlCredentials(*config_.app_exit_url);
+  exit_request_ = std::make_unique<ExitRequest>(loop_);
+  exit_request_->url = HideUrlCredentials(*config_.app_exit_url);
   auto url = ParseExitUrl(*config_.app_exit_url);
-  exit_request_ = std::move(request);
   if (!url) {
     FinishExitUrl("invalid URL (" + url.error() + ")", 0);
     return;
   }
-  std::string& bytes = exit_request_->request;
-  bytes = "POST " + url->target + " HTTP/1.1\r\nHost: " + url->host +
-          "\r\nContent-Length: 0\r\nConnection: close\r\nUser-Agent: lameduck/" LAMEDUCK_VERSION
-          "\r\n";
-  if (!url->user_info.empty()) bytes += "Authorization: Basic " + Base64(url->user_info) + "\r\n";
-  bytes += "\r\n";
-
-  int rc = exit_request_->socket.Init(loop_, uv_tcp_init, this);
-  auto connect = std::make_unique<uv_connect_t>();
-  if (rc == 0) {
-    rc = uv_tcp_connect(connect.get(), exit_request_->socket.get(), url->address.sa(),
-                        &AppSupervisor::OnExitUrlConnected);
+  HttpClient::Request request;
+  request.address = url->address;
+  request.bytes = "POST " + url->target + " HTTP/1.1\r\nHost: " + url->host +
+                  "\r\nContent-Length: 0\r\nConnection: close\r\nUser-Agent: "
+                  "lameduck/" LAMEDUCK_VERSION "\r\n";
+  if (!url->user_info.empty()) {
+    request.bytes += "Authorization: Basic " + Base64(url->user_info) + "\r\n";
   }
-  if (rc != 0) {
-    FinishExitUrl("cannot connect (" + std::string(uv_strerror(rc)) + ")", 0);
-    return;
-  }
-  connect.release();  // freed in OnExitUrlConnected, which runs even if the socket closes first
-  uv_timer_start(timer_.get(), &AppSupervisor::OnExitUrlDeadline,
-                 static_cast<uint64_t>(config_.app_exit_timeout.count()), 0);
-}
-
-void AppSupervisor::OnExitUrlConnected(uv_connect_t* req, int status) {
-  std::unique_ptr<uv_connect_t> owned(req);
-  auto* self = static_cast<AppSupervisor*>(req->handle->data);
-  if (self == nullptr || status == UV_ECANCELED) return;
-  if (status != 0) {
-    self->FinishExitUrl("cannot connect (" + std::string(uv_strerror(status)) + ")", 0);
-    return;
-  }
-  ExitRequest& request = *self->exit_request_;
-  auto write = std::make_unique<WriteRequest>();
-  write->bytes = std::move(request.request);
-  write->req.data = write.get();
-  uv_buf_t buf = uv_buf_init(write->bytes.data(), static_cast<unsigned>(write->bytes.size()));
-  auto* stream = reinterpret_cast<uv_stream_t*>(request.socket.get());
-  int rc = uv_write(&write->req, stream, &buf, 1, &AppSupervisor::OnExitUrlWritten);
-  if (rc == 0) {
-    write.release();  // freed in OnExitUrlWritten
-    rc = uv_read_start(
-        stream,
-        [](uv_handle_t* handle, size_t, uv_buf_t* out) {
-          auto* owner = static_cast<AppSupervisor*>(handle->data);
-          *out = uv_buf_init(owner->exit_request_->buffer, sizeof(ExitRequest::buffer));
-        },
-        &AppSupervisor::OnExitUrlRead);
-  }
-  if (rc != 0) self->FinishExitUrl("cannot send (" + std::string(uv_strerror(rc)) + ")", 0);
-}
-
-// A failed write is not reported from here: the app may have answered and closed before reading
-// all of the request, and the response still counts. A reset shows in the read; else the deadline.
-void AppSupervisor::OnExitUrlWritten(uv_write_t* req, int /*status*/) {
-  std::unique_ptr<WriteRequest> owned(static_cast<WriteRequest*>(req->data));
-}
-
-void AppSupervisor::OnExitUrlRead(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
-  auto* self = static_cast<AppSupervisor*>(stream->data);
-  if (self == nullptr) return;
-  std::string& response = self->exit_request_->response;
-  if (nread > 0) response.append(buf->base, static_cast<size_t>(nread));
-  bool head_complete = response.find("\r\n\r\n") != std::string::npos;
-  if (nread >= 0 && !head_complete && response.size() < kMaxResponseHeadBytes) return;
-  if (nread < 0 && nread != UV_EOF && response.empty()) {
-    self->FinishExitUrl("no response (" + std::string(uv_strerror(static_cast<int>(nread))) + ")",
-                        0);
-    return;
-  }
-  // "HTTP/1.1 200 OK": RFC 9112 section 4.
-  std::string_view line(response);
-  line = line.substr(0, line.find("\r\n"));
-  int code = 0;
-  if (line.starts_with("HTTP/1.") && line.size() >= 12 && line[8] == ' ') {
-    std::from_chars(line.data() + 9, line.data() + 12, code);
-  }
-  if (code == 0) {
-    self->FinishExitUrl(response.empty() ? "closed the connection without a response"
-                                         : "answered with something that is not HTTP/1.x",
-                        0);
-  } else if (code < 200 || code > 299) {
-    self->FinishExitUrl("answered \"" + std::string(line.substr(0, 80)) + "\"", code);
-  } else {
-    self->FinishExitUrl("", code);
-  }
-}
-
-void AppSupervisor::OnExitUrlDeadline(uv_timer_t* timer) {
-  auto* self = static_cast<AppSupervisor*>(timer->data);
-  if (self == nullptr) return;
-  self->FinishExitUrl(
-      "no response within " + std::to_string(self->config_.app_exit_timeout.count()) + " ms", 0);
+  request.bytes += "\r\n";
+  request.deadline = config_.app_exit_timeout;
+  request.until = ResponseParser::Until::kHead;  // the status is the answer; the body is not read
+  request.limits.max_head_bytes = kMaxResponseHeadBytes;
+  // The callback may run before Start returns; FinishExitUrl then destroys the client.
+  exit_request_->client.Start(std::move(request), [this](HttpResult result) {
+    if (!result.ok()) {
+      FinishExitUrl(result.message, 0);
+    } else if (result.status < 200 || result.status > 299) {
+      FinishExitUrl("answered \"" + result.status_line.substr(0, 80) + "\"", result.status);
+    } else {
+      FinishExitUrl("", result.status);
+    }
+  });
 }
 
 // error: empty on a 2xx answer. status_code: the answer's, 0 when there was none.

@@ -73,10 +73,6 @@ class AppSupervisor {
   static void OnSigchld(uv_signal_t* handle, int signum);
   static void OnKillDeadline(uv_timer_t* timer);
   static void OnPoll(uv_timer_t* timer);
-  static void OnExitUrlConnected(uv_connect_t* req, int status);
-  static void OnExitUrlWritten(uv_write_t* req, int status);
-  static void OnExitUrlRead(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
-  static void OnExitUrlDeadline(uv_timer_t* timer);
 
   void ReapChildren();
   void TellLaunchedApp();
@@ -106,7 +102,7 @@ class AppSupervisor {
   std::unique_ptr<ExitRequest> exit_request_;
 
   proxy::UvHandle<uv_signal_t> sigchld_;
-  proxy::UvHandle<uv_timer_t> timer_;  // the SIGKILL deadline, the 50 ms poll, or the URL deadline
+  proxy::UvHandle<uv_timer_t> timer_;  // the SIGKILL deadline or the 50 ms poll
   // Expires with the supervisor, so callbacks can tell whether it survived the one before.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };

@@ -2,11 +2,11 @@
 // under one deadline, and the answer turned into output and an exit status.
 //
 // Not a general HTTP client: one request, `Connection: close`, the answer read to its end (by
-// Content-Length, chunked, or the server closing) and parsed by llhttp.
+// Content-Length, chunked, or the server closing) and parsed by ResponseParser, the same parser
+// HttpClient uses on the loop.
 #include "coordinator/cli/drain_command.h"
 
 #include <arpa/inet.h>
-#include <llhttp.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -22,6 +22,7 @@
 #include "coordinator/config/defaults.h"
 #include "coordinator/config/option_parser.h"
 #include "coordinator/config/text.h"
+#include "coordinator/control/response_parser.h"
 #include "proxy/address.h"
 #include "proxy/result.h"
 
@@ -308,68 +309,22 @@ Result<bool> SendAll(const Socket& socket, std::string_view bytes, const Deadlin
   return true;
 }
 
-// Parses one HTTP response, skipping interim 1xx ones. Callbacks only record; the caller looks at
-// complete() after each Feed.
-class AnswerParser {
- public:
-  AnswerParser() {
-    llhttp_settings_init(&settings_);
-    settings_.on_status = [](llhttp_t* parser, const char* at, size_t length) {
-      Self(parser).answer_.reason.append(at, length);
-      return 0;
-    };
-    settings_.on_body = [](llhttp_t* parser, const char* at, size_t length) {
-      Self(parser).answer_.body.append(at, length);
-      return 0;
-    };
-    settings_.on_message_complete = [](llhttp_t* parser) {
-      AnswerParser& self = Self(parser);
-      if (parser->status_code >= 100 && parser->status_code < 200) {
-        self.answer_ = Answer{};  // 100 Continue and the like: the real answer follows
-        return 0;
-      }
-      self.answer_.status = parser->status_code;
-      self.complete_ = true;
-      return static_cast<int>(HPE_PAUSED);  // anything after the answer is ignored
-    };
-    llhttp_init(&parser_, HTTP_RESPONSE, &settings_);
-    parser_.data = this;
+// The answer parser's failure in the words `lameduck drain` prints after the address.
+std::string ParseError(const ResponseParser& parser) {
+  switch (parser.failure()) {
+    case ResponseParser::Failure::kNothing:
+      return "closed the connection without answering";
+    case ResponseParser::Failure::kTruncated:
+      return "closed the connection in the middle of the answer";
+    case ResponseParser::Failure::kHeadTooLarge:
+    case ResponseParser::Failure::kBodyTooLarge:
+      return "sent an answer larger than lameduck drain reads";
+    case ResponseParser::Failure::kMalformed:
+    case ResponseParser::Failure::kNone:
+      break;
   }
-  AnswerParser(const AnswerParser&) = delete;
-  AnswerParser& operator=(const AnswerParser&) = delete;
-
-  // An error message for a malformed answer.
-  Result<bool> Feed(std::string_view bytes) {
-    received_bytes_ += bytes.size();
-    return Check(llhttp_execute(&parser_, bytes.data(), bytes.size()));
-  }
-  // The server closed: completes an answer delimited by the close.
-  Result<bool> Finish() {
-    if (received_bytes_ == 0) return Error{"closed the connection without answering"};
-    llhttp_errno_t error = llhttp_finish(&parser_);
-    if (error == HPE_INVALID_EOF_STATE || (error == HPE_OK && !complete_)) {
-      return Error{"closed the connection in the middle of the answer"};
-    }
-    if (auto ok = Check(error); !ok) return ok;
-    return true;
-  }
-  bool complete() const { return complete_; }
-  const Answer& answer() const { return answer_; }
-
- private:
-  static AnswerParser& Self(llhttp_t* parser) { return *static_cast<AnswerParser*>(parser->data); }
-  Result<bool> Check(llhttp_errno_t error) {
-    if (error == HPE_OK || (error == HPE_PAUSED && complete_)) return true;
-    return Error{std::string("sent a malformed answer (") + llhttp_errno_name(error) + ": " +
-                 llhttp_get_error_reason(&parser_) + ")"};
-  }
-
-  llhttp_settings_t settings_;
-  llhttp_t parser_;
-  Answer answer_;
-  size_t received_bytes_ = 0;
-  bool complete_ = false;
-};
+  return "sent a malformed answer (" + parser.detail() + ")";
+}
 
 // One request, one answer. Errors are worded for `lameduck drain: ` to precede them.
 Result<Answer> Exchange(const DrainOptions& options) {
@@ -384,9 +339,9 @@ Result<Answer> Exchange(const DrainOptions& options) {
   if (auto ok = SendAll(socket, BuildRequest(options), deadline, timeout_text); !ok) {
     return Error{ok.error() + " (to " + options.admin.text + ")"};
   }
-  AnswerParser parser;
+  ResponseParser parser(ResponseParser::Until::kMessage);
   std::string buffer(kReadChunkBytes, '\0');
-  while (!parser.complete()) {
+  while (parser.state() == ResponseParser::State::kReading) {
     Readiness ready = WaitFor(socket.fd(), POLLIN, deadline);
     if (ready == Readiness::kTimedOut) return Error{"no answer within " + timeout_text};
     ssize_t received =
@@ -396,12 +351,14 @@ Result<Answer> Exchange(const DrainOptions& options) {
       return Error{"reading the answer from " + options.admin.text + ": " + std::strerror(errno)};
     }
     // After the server closed, Finish either completes the answer or says what is missing.
-    auto ok = received == 0
-                  ? parser.Finish()
-                  : parser.Feed(std::string_view(buffer.data(), static_cast<size_t>(received)));
-    if (!ok) return Error{options.admin.text + " " + ok.error()};
+    auto state = received == 0
+                     ? parser.Finish()
+                     : parser.Feed(std::string_view(buffer.data(), static_cast<size_t>(received)));
+    if (state == ResponseParser::State::kFailed) {
+      return Error{options.admin.text + " " + ParseError(parser)};
+    }
   }
-  return parser.answer();
+  return Answer{parser.status(), std::string(parser.reason()), parser.TakeBody()};
 }
 
 // A body on one line for an error message: whitespace runs become one space, the rest is cut.
