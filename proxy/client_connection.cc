@@ -755,22 +755,25 @@ void ClientConnection::Close(bool reset) {
 
 void ClientConnection::OnSocketClosed() { proxy_.Remove(*this); }
 
-void ClientConnection::CloseIfIdle() {
+bool ClientConnection::CloseIfIdle() {
   if (state_ == State::kReadingHead) {
     drain_close_ = true;  // a request is arriving: serve it, then close
-    return;
+    return false;
   }
-  if (state_ != State::kIdle) return;
+  if (state_ != State::kIdle) return false;
   // Read before closing: a request may already be in the socket's buffer, not yet seen.
   char byte;
   ssize_t n = recv(socket_.fd(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
   if (n > 0) {
     drain_close_ = true;  // the loop delivers it next; it is served with Connection: close
-  } else if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
+    return false;
+  }
+  if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
     Close();  // the client already closed, or the socket failed: nothing to say
   } else {
     Linger();
   }
+  return true;
 }
 
 int ClientConnection::WriteToClient(std::string* head, const uv_buf_t* bufs, size_t count,

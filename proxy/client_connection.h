@@ -49,7 +49,8 @@ class ClientConnection final : public Socket::Owner {
   int Accept(uv_stream_t* server, int fd, Address::Kind kind);
 
   // The drain (see DrainTarget).
-  void CloseIfIdle();  // an idle connection closes; one with request bytes waiting serves them
+  // An idle connection closes (true); one with request bytes waiting serves them first (false).
+  bool CloseIfIdle();
   void Close(bool reset = false);  // now, whatever it is doing; reset: a RST, not a FIN
 
   State state() const { return state_; }

@@ -21,8 +21,10 @@ class DrainTarget {
   virtual ~DrainTarget() = default;
   virtual void StopAccepting() = 0;              // close the listeners
   virtual void CloseAfterCurrentResponse() = 0;  // every connection, from now on
-  virtual void CloseIdleConnections() = 0;       // serves bytes already received first
-  virtual size_t ForceCloseAll() = 0;            // how many client connections it cut short
+  // Closes idle keep-alive connections (lingering: FIN, then read until the client's); one that
+  // turns out to hold request bytes serves them first and is not counted. Returns how many.
+  virtual size_t CloseIdleConnections() = 0;
+  virtual size_t ForceCloseAll() = 0;  // how many client connections it cut short
   virtual ProxyCounts counts() const = 0;
 };
 

@@ -150,11 +150,13 @@ void Proxy::StopAccepting() {
   listeners_.clear();
 }
 
-void Proxy::CloseIdleConnections() {
+size_t Proxy::CloseIdleConnections() {
   // CloseIfIdle may close a connection, but it is erased only in its close callback, later: the
   // map does not change under this loop.
-  for (auto& [raw, connection] : clients_) connection->CloseIfIdle();
+  size_t closed = 0;
+  for (auto& [raw, connection] : clients_) closed += connection->CloseIfIdle() ? 1 : 0;
   pool_.CloseAll();
+  return closed;
 }
 
 size_t Proxy::ForceCloseAll() {

@@ -44,7 +44,7 @@ class Proxy final : public DrainTarget, public Listener::Owner {
   // DrainTarget
   void StopAccepting() override;
   void CloseAfterCurrentResponse() override { closing_ = true; }
-  void CloseIdleConnections() override;
+  size_t CloseIdleConnections() override;
   size_t ForceCloseAll() override;
   ProxyCounts counts() const override;
 

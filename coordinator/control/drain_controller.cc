@@ -208,8 +208,7 @@ void DrainController::EndAcceptGrace() {
   summary_.accept_grace_ms = ElapsedMs();
   phase_ = DrainPhase::kListenersClosed;
   log_.Info("listener.closed", {{"after_ms", summary_.accept_grace_ms}});
-  summary_.idle_closed = proxy_.counts().idle;
-  proxy_.CloseIdleConnections();
+  summary_.idle_closed = proxy_.CloseIdleConnections();
   log_.Info("idle.closed", {{"count", summary_.idle_closed}});
   phase_ = DrainPhase::kIdleClosed;
   CheckDone();

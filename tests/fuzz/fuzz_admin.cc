@@ -1,7 +1,7 @@
 // fuzz_admin: coordinator::AdminApi::Handle with a real DrainController over a fake DrainTarget
-// (as in tests/coordinator/control/drain_controller_test.cc), no sockets. Input: byte 0 is flags (bit 0:
-// an --admin-token is configured, "s3cret"; bit 1: the upstream has answered, so lameduck is
-// ready; bits 2..3: connections open on the fake proxy), then up to four requests, each five
+// (as in tests/coordinator/control/drain_controller_test.cc), no sockets. Input: byte 0 is flags
+// (bit 0: an --admin-token is configured, "s3cret"; bit 1: the upstream has answered, so lameduck
+// is ready; bits 2..3: connections open on the fake proxy), then up to four requests, each five
 // lines: method, target, Authorization, User-Agent, peer. A peer is trusted as AdminServer
 // trusts it: loopback, or "unix". Any status is fine; a crash, an exception or UB is a bug.
 #include <uv.h>
@@ -26,9 +26,11 @@ class FakeTarget : public proxy::DrainTarget {
  public:
   void StopAccepting() override {}
   void CloseAfterCurrentResponse() override {}
-  void CloseIdleConnections() override {
+  size_t CloseIdleConnections() override {
+    size_t closed = open.idle;
     open.connections -= open.idle;
     open.idle = 0;
+    return closed;
   }
   size_t ForceCloseAll() override {
     size_t forced = open.connections;

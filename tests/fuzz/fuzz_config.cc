@@ -47,7 +47,7 @@ class IdleTarget : public lameduck::proxy::DrainTarget {
  public:
   void StopAccepting() override {}
   void CloseAfterCurrentResponse() override {}
-  void CloseIdleConnections() override {}
+  size_t CloseIdleConnections() override { return 0; }
   size_t ForceCloseAll() override { return 0; }
   lameduck::proxy::ProxyCounts counts() const override { return {}; }
 };

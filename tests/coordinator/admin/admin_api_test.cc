@@ -24,7 +24,7 @@ class FakeTarget : public proxy::DrainTarget {
  public:
   void StopAccepting() override {}
   void CloseAfterCurrentResponse() override {}
-  void CloseIdleConnections() override {}
+  size_t CloseIdleConnections() override { return 0; }
   size_t ForceCloseAll() override { return 0; }
   proxy::ProxyCounts counts() const override { return open; }
   proxy::ProxyCounts open;

@@ -21,10 +21,12 @@ class FakeTarget : public proxy::DrainTarget {
  public:
   void StopAccepting() override { calls.push_back("stop_accepting"); }
   void CloseAfterCurrentResponse() override { calls.push_back("close_after_response"); }
-  void CloseIdleConnections() override {
+  size_t CloseIdleConnections() override {
     calls.push_back("close_idle");
+    size_t closed = open.idle;
     open.connections -= open.idle;
     open.idle = 0;
+    return closed;
   }
   size_t ForceCloseAll() override {
     calls.push_back("force_close");
