@@ -15,12 +15,13 @@
 #include "coordinator/admin/admin_api.h"
 #include "coordinator/admin/admin_server.h"
 #include "coordinator/app/app_supervisor.h"
-#include "coordinator/config/config.h"
 #include "coordinator/cli/drain_command.h"
+#include "coordinator/cli/inject.h"
+#include "coordinator/config/config.h"
 #include "coordinator/control/drain_controller.h"
 #include "coordinator/control/event_log.h"
-#include "coordinator/cli/inject.h"
 #include "coordinator/control/metrics.h"
+#include "coordinator/control/proxy_event_fanout.h"
 #include "coordinator/control/readiness_checker.h"
 #include "proxy/proxy.h"
 #include "proxy/uv_handle.h"
@@ -50,7 +51,8 @@ int Fail(const std::string& option, const std::string& error) {
 // Everything that runs on the loop, in the order it must be built; destroyed in reverse.
 struct Runtime {
   Runtime(uv_loop_t* loop, const Config& config, EventLog& log)
-      : proxy(loop, config.proxy, metrics),
+      : proxy_events(metrics, controller),
+        proxy(loop, config.proxy, proxy_events),
         app(loop, config, log),
         controller(loop, config, proxy, metrics, log, app),
         api(config, controller, proxy, metrics, log, uv_now(loop)),
@@ -58,6 +60,7 @@ struct Runtime {
         admin(loop, api, controller) {}
 
   Metrics metrics;
+  ProxyEventFanout proxy_events;
   proxy::Proxy proxy;
   AppSupervisor app;
   DrainController controller;
@@ -104,7 +107,6 @@ int Run(const Config& config) {
     }
     if (error.empty()) {
       runtime.app.set_on_app_exit([&](const AppExit& exit) { runtime.controller.OnAppExit(exit); });
-      runtime.metrics.set_on_connection_closed([&] { runtime.controller.OnConnectionClosed(); });
       runtime.controller.set_on_exit([&](int status) {
         exit_status = status;
         uv_stop(&loop);

@@ -7,7 +7,9 @@ constexpr uint64_t kProgressIntervalMs = 500;
 constexpr int kExitOk = 0;
 constexpr int kExitForced = 3;
 
-bool IsSignal(Trigger trigger) {
+// A signal, or the launched app's own exit, ends lameduck once its drain is done; a drain from
+// the admin API or `lameduck drain` leaves it up in kDrained (DESIGN.md, "The drain", step 8).
+bool ExitsWhenDone(Trigger trigger) {
   return trigger == Trigger::kSigterm || trigger == Trigger::kSigint ||
          trigger == Trigger::kAppExit;
 }
@@ -22,10 +24,10 @@ std::string_view ToString(State state) {
       return "ready";
     case State::kDraining:
       return "draining";
-    case State::kDrained:
-      return "drained";
     case State::kAppExiting:
       return "app_exiting";
+    case State::kDrained:
+      return "drained";
     case State::kExited:
       return "exited";
   }
@@ -38,9 +40,7 @@ std::string_view ToString(DrainPhase phase) {
       return "none";
     case DrainPhase::kAcceptGrace:
       return "accept_grace";
-    case DrainPhase::kListenersClosed:
-      return "listeners_closed";
-    case DrainPhase::kIdleClosed:
+    case DrainPhase::kInFlight:
       return "waiting_for_in_flight";
     case DrainPhase::kForced:
       return "forced";
@@ -77,6 +77,7 @@ nlohmann::json DrainSummary::ToJson() const {
           {"in_flight_at_start", in_flight_at_start},
           {"served_during_drain", served_during_drain},
           {"idle_closed", idle_closed},
+          {"awaiting_fin", awaiting_fin},
           {"forced", forced},
           {"exit_status", exit_status}};
 }
@@ -119,7 +120,7 @@ void DrainController::OnUpstreamCheck(bool healthy) {
 }
 
 void DrainController::OnTrigger(Trigger trigger) {
-  bool signal = IsSignal(trigger);
+  bool signal = ExitsWhenDone(trigger);
   switch (state_) {
     case State::kStarting:
     case State::kReady:
@@ -171,16 +172,7 @@ void DrainController::StartDrain(Trigger trigger) {
   uv_timer_start(
       deadline_timer_.get(),
       [](uv_timer_t* timer) {
-        auto* self = static_cast<DrainController*>(timer->data);
-        if (self == nullptr || self->state_ != State::kDraining) return;
-        if (self->phase_ == DrainPhase::kAcceptGrace) {
-          self->proxy_.StopAccepting();
-          self->log_.Info("listener.closed", {{"after_ms", self->ElapsedMs()}});
-        }
-        size_t forced = self->proxy_.ForceCloseAll();
-        self->phase_ = DrainPhase::kForced;
-        self->log_.Warn("drain.forced", {{"count", forced}, {"after_ms", self->ElapsedMs()}});
-        self->Finish(forced);
+        if (auto* self = static_cast<DrainController*>(timer->data)) self->OnDeadline();
       },
       config_.drain_timeout.count(), 0);
   uv_timer_start(
@@ -203,22 +195,33 @@ void DrainController::StartDrain(Trigger trigger) {
 
 void DrainController::EndAcceptGrace() {
   if (state_ != State::kDraining || phase_ != DrainPhase::kAcceptGrace) return;
-  proxy_.StopAccepting();
-  listeners_closed_ms_ = uv_now(loop_);
-  summary_.accept_grace_ms = ElapsedMs();
-  phase_ = DrainPhase::kListenersClosed;
-  log_.Info("listener.closed", {{"after_ms", summary_.accept_grace_ms}});
+  CloseListeners();
   summary_.idle_closed = proxy_.CloseIdleConnections();
   log_.Info("idle.closed", {{"count", summary_.idle_closed}});
-  phase_ = DrainPhase::kIdleClosed;
+  phase_ = DrainPhase::kInFlight;
   CheckDone();
 }
 
-void DrainController::OnConnectionClosed() { CheckDone(); }
+// The end of the accept grace, on time or cut short by the deadline.
+void DrainController::CloseListeners() {
+  proxy_.StopAccepting();
+  listeners_closed_ms_ = uv_now(loop_);
+  summary_.accept_grace_ms = ElapsedMs();
+  log_.Info("listener.closed", {{"after_ms", summary_.accept_grace_ms}});
+}
+
+void DrainController::OnDeadline() {
+  if (state_ != State::kDraining) return;
+  if (phase_ == DrainPhase::kAcceptGrace) CloseListeners();
+  size_t forced = proxy_.ForceCloseAll();
+  phase_ = DrainPhase::kForced;
+  log_.Warn("drain.forced", {{"count", forced}, {"after_ms", ElapsedMs()}});
+  Finish(forced);
+}
 
 void DrainController::CheckDone() {
   // Never sleeps longer than it must: the drain ends the moment the last connection closes.
-  if (state_ == State::kDraining && phase_ == DrainPhase::kIdleClosed &&
+  if (state_ == State::kDraining && phase_ == DrainPhase::kInFlight &&
       proxy_.counts().connections == 0) {
     Finish(0);
   }
@@ -245,6 +248,7 @@ void DrainController::Finish(uint64_t forced) {
   summary_.in_flight_wait_ms = listeners_closed_ms_ == 0 ? 0 : now - listeners_closed_ms_;
   summary_.served_during_drain = metrics_.responses_total() - responses_at_start_;
   summary_.forced = forced;
+  summary_.awaiting_fin = forced > 0 ? 0 : proxy_.counts().finishing;
   ++drains_total_;
   forced_total_ += forced;
   exit_status_ = forced > 0 ? kExitForced : kExitOk;

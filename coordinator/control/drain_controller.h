@@ -22,25 +22,35 @@
 
 namespace lameduck::coordinator {
 
+// The lifecycle, in the order it is lived. Transitions (and nothing else moves the state):
+//   kStarting   -> kReady       the first readiness check the upstream passes
+//   kStarting, kReady -> kDraining   a trigger (OnTrigger), or the launched app exiting
+//   kDraining   -> kAppExiting  nothing open any more, or --drain-timeout forced what was (Finish)
+//   kAppExiting -> kDrained     the app was told to exit and, where visible, exited (OnAppTold)
+//   kDrained    -> kExited      at once when a signal asked for the drain or an APP was launched;
+//                               else (the admin API's drain, a preStop) at the next signal
 enum class State {
   kStarting,    // the upstream has not answered yet: /ready 503 "starting"
   kReady,       // /ready 200 (or 503 "upstream_unready" while the upstream stops answering)
-  kDraining,    // a drain runs (see DrainPhase); /ready 503 "draining"
-  kDrained,     // nothing open any more; the app is being told to exit
-  kAppExiting,  // the app was told; waiting where its exit can be seen
+  kDraining,    // a drain runs (see DrainPhase); /ready 503 "draining" from here on
+  kAppExiting,  // drain over (last_drain() holds it); the app is being told to exit
+  kDrained,     // the app was told; /drain?wait=1 answered; waiting for a signal, or exiting
   kExited,      // done: main stops the loop and exits with exit_status()
 };
 // Every State, in order, for what lists them all (/metrics' lameduck_state): metrics_test.cc
 // checks that no State is left out.
-inline constexpr State kAllStates[] = {State::kStarting, State::kReady,      State::kDraining,
-                                       State::kDrained,  State::kAppExiting, State::kExited};
+inline constexpr State kAllStates[] = {State::kStarting,   State::kReady,   State::kDraining,
+                                       State::kAppExiting, State::kDrained, State::kExited};
+// The phases of State::kDraining, in order:
+//   kAcceptGrace -> kInFlight   --drain-delay is over: listeners closed, idle connections closed
+//   kInFlight    -> kComplete   no connection owes anything any more (counts().connections == 0)
+//   kAcceptGrace, kInFlight -> kForced   --drain-timeout: everything left closed and counted
 enum class DrainPhase {
-  kNone,
-  kAcceptGrace,      // --drain-delay: still accepting; every response says Connection: close
-  kListenersClosed,  // no new connections (a moment: idle ones are closed right after)
-  kIdleClosed,       // idle keep-alive connections closed; in-flight requests finishing
-  kForced,           // --drain-timeout passed: what was left was closed
-  kComplete,
+  kNone,         // no drain has started
+  kAcceptGrace,  // still accepting; every response says Connection: close
+  kInFlight,     // listeners and idle connections closed; in-flight requests finishing
+  kForced,       // --drain-timeout passed: what was left was closed
+  kComplete,     // everything finished on its own
 };
 enum class Trigger { kSigterm, kSigint, kAdminPost, kAdminWait, kCommand, kAppExit };
 
@@ -51,13 +61,16 @@ std::string_view ToString(Trigger trigger);
 // What a drain did; the body of /drain?wait=1 and of the drain.complete event.
 struct DrainSummary {
   Trigger trigger = Trigger::kSigterm;
-  uint64_t duration_ms = 0;          // drain start to the last connection closing (or forcing)
+  // Drain start to the moment no connection owed anything any more (each closed, or served in
+  // full and awaiting the client's FIN: awaiting_fin), or to the forcing.
+  uint64_t duration_ms = 0;
   uint64_t accept_grace_ms = 0;      // phase durations
-  uint64_t in_flight_wait_ms = 0;    // listeners closed to the last connection closing
+  uint64_t in_flight_wait_ms = 0;    // listeners closed to the end of duration_ms
   uint64_t served_during_drain = 0;  // responses completed from drain start to its end
   uint64_t in_flight_at_start = 0;
   uint64_t connections_at_start = 0;
-  uint64_t idle_closed = 0;
+  uint64_t idle_closed = 0;   // idle keep-alive connections the drain closed
+  uint64_t awaiting_fin = 0;  // at the end: served in full, waiting for the client's FIN
   uint64_t forced = 0;
   int exit_status = 0;
   nlohmann::json ToJson() const;
@@ -73,8 +86,10 @@ class DrainController {
   // A drain trigger. A drain already running is joined, never restarted. A signal while the
   // admin API's drain is done (kDrained, waiting for kubelet) ends lameduck at once.
   void OnTrigger(Trigger trigger);
-  // The proxy closed a client connection: the drain may be over.
-  void OnConnectionClosed();
+  // The proxy closed a client connection, or one finished (its last response is written and
+  // only the client's FIN is awaited): the drain may be over. O(1): counts() is kept current.
+  void OnConnectionClosed() { CheckDone(); }
+  void OnConnectionFinished() { CheckDone(); }
   // The launched app exited (on its own, or after being told).
   void OnAppExit(const AppExit& exit);
 
@@ -95,6 +110,8 @@ class DrainController {
  private:
   void StartDrain(Trigger trigger);
   void EndAcceptGrace();
+  void CloseListeners();
+  void OnDeadline();
   void CheckDone();
   void Finish(uint64_t forced);
   void OnAppTold(const AppSupervisor::Outcome& outcome);
@@ -115,7 +132,8 @@ class DrainController {
   State state_ = State::kStarting;
   DrainPhase phase_ = DrainPhase::kNone;
   bool upstream_healthy_ = false;
-  bool exit_when_done_ = false;      // a signal asked for the drain, or arrived during it
+  bool exit_when_done_ =
+      false;  // a signal or the app's exit asked for the drain, or came during it
   std::optional<AppExit> app_exit_;  // the launched app's exit, once seen
   Trigger trigger_ = Trigger::kSigterm;
   uint64_t drain_start_ms_ = 0;

@@ -53,10 +53,6 @@ bool IsUpstreamError(proxy::ProxyError error) {
 
 }  // namespace
 
-void Metrics::OnConnectionClosed() {
-  if (on_connection_closed_) on_connection_closed_();
-}
-
 void Metrics::OnResponseComplete(int status) {
   ++responses_total_;
   int status_class = status / 100;

@@ -1,11 +1,10 @@
-// Metrics: counts what the proxy reports (it is the proxy's ProxyEvents) and renders everything
-// lameduck knows as Prometheus text exposition format 0.0.4. Counters only grow; gauges are read
-// when rendered. No labels beyond status class and error kind: cardinality stays fixed.
+// Metrics: counts what the proxy reports (ProxyEventFanout passes its events on) and renders
+// everything lameduck knows as Prometheus text exposition format 0.0.4. Counters only grow; gauges
+// are read when rendered. No labels beyond status class and error kind: cardinality stays fixed.
 #pragma once
 
 #include <array>
 #include <cstdint>
-#include <functional>
 #include <string>
 
 #include "proxy/drain_target.h"
@@ -17,13 +16,8 @@ class Metrics : public proxy::ProxyEvents {
  public:
   // proxy::ProxyEvents
   void OnConnectionOpened() override { ++connections_total_; }
-  void OnConnectionClosed() override;
-  void OnConnectionFinished() override { OnConnectionClosed(); }
   void OnResponseComplete(int status) override;
   void OnProxyError(proxy::ProxyError error) override;
-  void set_on_connection_closed(std::function<void()> callback) {
-    on_connection_closed_ = std::move(callback);
-  }
 
   uint64_t responses_total() const { return responses_total_; }
 
@@ -48,7 +42,6 @@ class Metrics : public proxy::ProxyEvents {
   uint64_t responses_total_ = 0;
   std::array<uint64_t, 6> by_class_{};  // index 1..5 for 1xx..5xx
   std::array<uint64_t, kErrorKinds> errors_{};
-  std::function<void()> on_connection_closed_;
 };
 
 }  // namespace lameduck::coordinator

@@ -106,7 +106,7 @@ TEST_F(DrainControllerTest, RunsTheStepsInOrderAndEndsWhenTheLastConnectionClose
   controller.OnTrigger(Trigger::kSigterm);
   EXPECT_EQ(controller.readiness(), "draining");  // at once
   EXPECT_EQ(target_.calls, (std::vector<std::string>{"close_after_response"}));
-  ASSERT_TRUE(RunUntil([&] { return controller.phase() == DrainPhase::kIdleClosed; }));
+  ASSERT_TRUE(RunUntil([&] { return controller.phase() == DrainPhase::kInFlight; }));
   EXPECT_EQ(target_.calls,
             (std::vector<std::string>{"close_after_response", "stop_accepting", "close_idle"}));
   EXPECT_EQ(controller.state(), State::kDraining);  // one request still in flight
@@ -117,6 +117,42 @@ TEST_F(DrainControllerTest, RunsTheStepsInOrderAndEndsWhenTheLastConnectionClose
   ASSERT_TRUE(controller.last_drain());
   EXPECT_EQ(controller.last_drain()->idle_closed, 2u);
   EXPECT_EQ(controller.last_drain()->forced, 0u);
+}
+
+// A connection whose last response is written waits only for the client's FIN: it owes
+// nothing, so the drain ends without waiting for it, and says how many there were.
+TEST_F(DrainControllerTest, EndsWhenTheLastConnectionOnlyAwaitsTheClientsFinAndCountsThem) {
+  DrainController& controller = Make();
+  controller.OnUpstreamCheck(true);
+  target_.open = {.connections = 2, .in_flight = 2};
+  controller.OnTrigger(Trigger::kSigterm);
+  ASSERT_TRUE(RunUntil([&] { return controller.phase() == DrainPhase::kInFlight; }));
+  target_.open = {.connections = 1, .finishing = 1, .in_flight = 1};
+  controller.OnConnectionFinished();
+  EXPECT_EQ(controller.state(), State::kDraining);
+  target_.open = {.connections = 0, .finishing = 2};
+  controller.OnConnectionFinished();
+  EXPECT_EQ(controller.state(), State::kExited);
+  ASSERT_TRUE(controller.last_drain());
+  EXPECT_EQ(controller.last_drain()->awaiting_fin, 2u);
+  EXPECT_EQ(controller.last_drain()->forced, 0u);
+  EXPECT_EQ(exit_status_, 0);
+}
+
+// Cut short by the deadline, the accept grace still closes the listeners and is recorded.
+TEST_F(DrainControllerTest, ADeadlineInsideTheAcceptGraceClosesTheListenersAndRecordsTheGrace) {
+  config_.drain_delay = 5s;
+  config_.drain_timeout = 100ms;
+  DrainController& controller = Make();
+  target_.open = {.connections = 1, .in_flight = 1};
+  controller.OnTrigger(Trigger::kSigterm);
+  ASSERT_TRUE(RunUntil([&] { return exit_status_.has_value(); }));
+  EXPECT_EQ(exit_status_, 3);
+  EXPECT_EQ(target_.calls,
+            (std::vector<std::string>{"close_after_response", "stop_accepting", "force_close"}));
+  ASSERT_TRUE(controller.last_drain());
+  EXPECT_GE(controller.last_drain()->accept_grace_ms, 90u);
+  EXPECT_EQ(controller.last_drain()->accept_grace_ms, controller.last_drain()->duration_ms);
 }
 
 TEST_F(DrainControllerTest, ForcesWhatIsLeftAtTheDeadlineAndExits3) {
@@ -167,7 +203,7 @@ TEST_F(DrainControllerTest, TriggersDuringADrainJoinItInsteadOfRestartingIt) {
   controller.OnTrigger(Trigger::kAdminWait);
   controller.OnTrigger(Trigger::kSigterm);  // joins; lameduck now exits when done
   controller.OnTrigger(Trigger::kSigterm);  // ignored
-  ASSERT_TRUE(RunUntil([&] { return controller.phase() == DrainPhase::kIdleClosed; }));
+  ASSERT_TRUE(RunUntil([&] { return controller.phase() == DrainPhase::kInFlight; }));
   int close_after = 0;
   for (const auto& call : target_.calls) close_after += call == "close_after_response";
   EXPECT_EQ(close_after, 1);
