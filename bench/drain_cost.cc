@@ -32,8 +32,11 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+std::vector<pid_t> g_children;  // killed on the way out, so a failed run leaves nothing behind
+
 [[noreturn]] void Die(const std::string& message) {
   std::fprintf(stderr, "drain_cost: %s\n", message.c_str());
+  for (pid_t pid : g_children) kill(pid, SIGKILL);
   std::exit(1);
 }
 
@@ -89,11 +92,12 @@ pid_t Spawn(const std::vector<std::string>& args, int stdout_fd) {
     execv(argv[0], argv.data());
     _exit(127);
   }
+  g_children.push_back(pid);
   return pid;
 }
 
-// One request on every connection, pipelined across connections: all sent, then all read.
-void WarmUp(const std::vector<int>& fds) {
+// One request on each connection, pipelined across connections: all sent, then all read.
+void WarmUpBatch(const std::vector<int>& fds) {
   static const char kRequest[] = "GET / HTTP/1.1\r\nHost: bench\r\n\r\n";
   for (int fd : fds) {
     if (send(fd, kRequest, sizeof(kRequest) - 1, MSG_NOSIGNAL) < 0) Die("send");
@@ -106,6 +110,16 @@ void WarmUp(const std::vector<int>& fds) {
       Die("no 200 during warm-up: " + (n <= 0 ? std::string(n == 0 ? "EOF" : std::strerror(errno))
                                               : std::string(buf, std::min<size_t>(n, 40))));
     }
+  }
+}
+
+// A batch of connections at a time, so that lameduck's pool holds a batch's worth of app
+// connections rather than one per client (sample_app's backlog would overflow).
+void WarmUp(const std::vector<int>& fds) {
+  constexpr size_t kBatch = 128;
+  for (size_t begin = 0; begin < fds.size(); begin += kBatch) {
+    size_t end = std::min(fds.size(), begin + kBatch);
+    WarmUpBatch({fds.begin() + begin, fds.begin() + end});
   }
 }
 
