@@ -43,8 +43,9 @@ std::map<std::string, std::string> Environment() {
   return env;
 }
 
-int Fail(const std::string& option, const std::string& error) {
-  std::fprintf(stderr, "lameduck: %s: %s\n", option.c_str(), error.c_str());
+// error: one line that starts with the option it is about.
+int Fail(const std::string& error) {
+  std::fprintf(stderr, "lameduck: %s\n", error.c_str());
   return kExitBadConfig;
 }
 
@@ -71,6 +72,20 @@ struct Runtime {
   AdminServer admin;  // last: its connections' type is complete only in admin_server.cc
 };
 
+// Binds every listener of the proxy and the admin API; the first failure, naming its option.
+Result<void> Bind(Runtime& runtime, const Config& config) {
+  if (std::string error = runtime.proxy.Start(); !error.empty()) return Error{"--listen: " + error};
+  if (Result<void> bound = runtime.admin.ListenTcp(config.admin); !bound.ok()) {
+    return Error{"--admin: " + bound.error()};
+  }
+  if (config.admin_socket) {
+    if (Result<void> bound = runtime.admin.ListenUnix(*config.admin_socket); !bound.ok()) {
+      return Error{"--admin-socket: " + bound.error()};
+    }
+  }
+  return {};
+}
+
 void OnSignal(uv_signal_t* handle, int signum) {
   if (auto* runtime = static_cast<Runtime*>(handle->data)) {
     runtime->controller.OnTrigger(signum == SIGINT ? Trigger::kSigint : Trigger::kSigterm);
@@ -85,14 +100,10 @@ int Run(const Config& config) {
   {
     Runtime runtime(&loop, config, log);
     // Bind everything before starting anything: bad configuration never half-starts.
-    std::string error = runtime.proxy.Start();
-    if (!error.empty()) exit_status = Fail("--listen", error);
-    if (error.empty() && !(error = runtime.admin.ListenTcp(config.admin)).empty()) {
-      exit_status = Fail("--admin", error);
-    }
-    if (error.empty() && config.admin_socket &&
-        !(error = runtime.admin.ListenUnix(*config.admin_socket)).empty()) {
-      exit_status = Fail("--admin-socket", error);
+    std::string error;
+    if (Result<void> bound = Bind(runtime, config); !bound.ok()) {
+      error = bound.error();
+      exit_status = Fail(error);
     }
     std::optional<int> app_pid;
     if (error.empty() && !config.app_command.empty()) {

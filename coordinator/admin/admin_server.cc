@@ -231,12 +231,13 @@ AdminServer::AdminServer(uv_loop_t* loop, AdminApi& api, DrainController& contro
 
 AdminServer::~AdminServer() { Close(); }
 
-std::string AdminServer::ListenTcp(const proxy::Address& address) {
+Result<void> AdminServer::ListenTcp(const proxy::Address& address) {
   tcp_ = std::make_unique<proxy::Listener>(listener_owner(), address);
-  return tcp_->Start(loop_);
+  if (std::string error = tcp_->Start(loop_); !error.empty()) return Error{std::move(error)};
+  return {};
 }
 
-std::string AdminServer::ListenUnix(const std::string& path) {
+Result<void> AdminServer::ListenUnix(const std::string& path) {
   proxy::Address address;
   address.kind = proxy::Address::Kind::kUnix;
   address.path = path;
@@ -246,7 +247,8 @@ std::string AdminServer::ListenUnix(const std::string& path) {
   mode_t old_mask = umask(0177);
   std::string error = unix_->Start(loop_);
   umask(old_mask);
-  return error;
+  if (!error.empty()) return Error{std::move(error)};
+  return {};
 }
 
 int AdminServer::tcp_port() const { return tcp_ ? tcp_->port() : -1; }

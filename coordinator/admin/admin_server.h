@@ -38,8 +38,8 @@ class AdminServer final : private proxy::Listener::Owner {
   AdminServer(const AdminServer&) = delete;
   AdminServer& operator=(const AdminServer&) = delete;
 
-  std::string ListenTcp(const proxy::Address& address);  // "" or an error naming the address
-  std::string ListenUnix(const std::string& path);
+  Result<void> ListenTcp(const proxy::Address& address);  // an error names the address
+  Result<void> ListenUnix(const std::string& path);
   int tcp_port() const;
   // Stops listening; connections finish their answer (waiters get theirs first) and close.
   void Close();

@@ -181,7 +181,6 @@ Result<ExitUrl> ParseExitUrl(std::string_view url) {
   return exit_url;
 }
 
-
 }  // namespace
 
 struct AppSupervisor::ExitRequest {
@@ -432,7 +431,7 @@ void AppSupervisor::PostExitUrl() {
   exit_request_->url = HideUrlCredentials(*config_.app_exit_url);
   auto url = ParseExitUrl(*config_.app_exit_url);
   if (!url) {
-    FinishExitUrl("invalid URL (" + url.error() + ")", 0);
+    FinishExitUrl(Error{"invalid URL (" + url.error() + ")"}, 0);
     return;
   }
   HttpClient::Request request;
@@ -450,27 +449,27 @@ void AppSupervisor::PostExitUrl() {
   // The callback may run before Start returns; FinishExitUrl then destroys the client.
   exit_request_->client.Start(std::move(request), [this](HttpResult result) {
     if (!result.ok()) {
-      FinishExitUrl(result.message, 0);
+      FinishExitUrl(Error{result.message}, 0);
     } else if (result.status < 200 || result.status > 299) {
-      FinishExitUrl("answered \"" + result.status_line.substr(0, 80) + "\"", result.status);
+      FinishExitUrl(Error{"answered \"" + result.status_line.substr(0, 80) + "\""}, result.status);
     } else {
-      FinishExitUrl("", result.status);
+      FinishExitUrl({}, result.status);
     }
   });
 }
 
-// error: empty on a 2xx answer. status_code: the answer's, 0 when there was none.
-void AppSupervisor::FinishExitUrl(std::string error, int status_code) {
+// answer: ok on a 2xx. status_code: the answer's, 0 when there was none.
+void AppSupervisor::FinishExitUrl(Result<void> answer, int status_code) {
   std::string url = exit_request_->url;
   exit_request_.reset();  // closes the socket; pending callbacks then find no owner
   json fields = {{"mode", "url"}, {"url", url}};
   if (status_code != 0) fields["status_code"] = status_code;
   fields["duration_ms"] = uv_now(loop_) - told_at_ms_;
-  if (error.empty()) {
+  if (answer.ok()) {
     outcome_.told = true;
     log_.Info("app.signal", fields);
   } else {
-    outcome_.error = "--app-exit-url " + url + ": " + error;
+    outcome_.error = "--app-exit-url " + url + ": " + answer.error();
     fields["error"] = outcome_.error;
     log_.Error("app.signal", fields);
   }

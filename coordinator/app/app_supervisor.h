@@ -81,7 +81,7 @@ class AppSupervisor {
   void SignalAndWait(std::string_view mode, const std::string& label, const std::vector<int>& pids);
   void CheckProcessesGone();
   void PostExitUrl();
-  void FinishExitUrl(std::string error, int status_code);  // error "" on 2xx; code 0: none
+  void FinishExitUrl(Result<void> answer, int status_code);  // ok on 2xx; code 0: none
   void Finish(Outcome outcome);
 
   uv_loop_t* loop_;
