@@ -132,8 +132,8 @@ class DrainController {
   State state_ = State::kStarting;
   DrainPhase phase_ = DrainPhase::kNone;
   bool upstream_healthy_ = false;
-  bool exit_when_done_ =
-      false;  // a signal or the app's exit asked for the drain, or came during it
+  // A signal or the app's exit asked for the drain, or came during it: exit when it is done.
+  bool exit_when_done_ = false;
   std::optional<AppExit> app_exit_;  // the launched app's exit, once seen
   Trigger trigger_ = Trigger::kSigterm;
   uint64_t drain_start_ms_ = 0;

@@ -12,12 +12,12 @@
 
 namespace lameduck::coordinator {
 
-class Metrics : public proxy::ProxyEvents {
+class Metrics {
  public:
-  // proxy::ProxyEvents
-  void OnConnectionOpened() override { ++connections_total_; }
-  void OnResponseComplete(int status) override;
-  void OnProxyError(proxy::ProxyError error) override;
+  // What the proxy reports, passed on by ProxyEventFanout.
+  void OnConnectionOpened() { ++connections_total_; }
+  void OnResponseComplete(int status);
+  void OnProxyError(proxy::ProxyError error);
 
   uint64_t responses_total() const { return responses_total_; }
 

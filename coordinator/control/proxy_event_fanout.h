@@ -17,14 +17,8 @@ class ProxyEventFanout final : public proxy::ProxyEvents {
       : metrics_(metrics), controller_(controller) {}
 
   void OnConnectionOpened() override { metrics_.OnConnectionOpened(); }
-  void OnConnectionClosed() override {
-    metrics_.OnConnectionClosed();
-    controller_.OnConnectionClosed();
-  }
-  void OnConnectionFinished() override {
-    metrics_.OnConnectionFinished();
-    controller_.OnConnectionFinished();
-  }
+  void OnConnectionClosed() override { controller_.OnConnectionClosed(); }
+  void OnConnectionFinished() override { controller_.OnConnectionFinished(); }
   void OnResponseComplete(int status) override { metrics_.OnResponseComplete(status); }
   void OnProxyError(proxy::ProxyError error) override { metrics_.OnProxyError(error); }
 

@@ -26,6 +26,12 @@ class LoopRunner {
 
   uv_loop_t* loop() { return &loop_; }
 
+  // Turns the loop for `duration`, whatever happens: for checking that something does not.
+  void RunFor(std::chrono::milliseconds duration) {
+    auto end = std::chrono::steady_clock::now() + duration;
+    (void)RunUntil([&] { return std::chrono::steady_clock::now() >= end; }, duration * 2, "time");
+  }
+
   ::testing::AssertionResult RunUntil(const std::function<bool()>& done,
                                       std::chrono::milliseconds timeout, std::string_view what) {
     uv_timer_t tick;  // keeps the loop turning while the code under test has nothing armed

@@ -166,17 +166,6 @@ TEST_F(DrainControllerTest, ForcesWhatIsLeftAtTheDeadlineAndExits3) {
   EXPECT_EQ(target_.calls.back(), "force_close");
 }
 
-TEST_F(DrainControllerTest, ADeadlineInsideTheAcceptGraceStillClosesTheListeners) {
-  config_.drain_delay = 5s;
-  config_.drain_timeout = 100ms;
-  DrainController& controller = Make();
-  target_.open = {.connections = 1, .in_flight = 1};
-  controller.OnTrigger(Trigger::kSigterm);
-  ASSERT_TRUE(RunUntil([&] { return exit_status_.has_value(); }));
-  EXPECT_EQ(target_.calls,
-            (std::vector<std::string>{"close_after_response", "stop_accepting", "force_close"}));
-}
-
 TEST_F(DrainControllerTest, AnAdminDrainStaysDrainedUntilASignalThenExitsAtOnce) {
   DrainController& controller = Make();
   controller.OnTrigger(Trigger::kAdminPost);

@@ -182,7 +182,9 @@ TEST_F(HttpClientTest, ACancelledExchangeNeverCallsBack) {
   upstream_.SetRawHandler(&Silent);
   ASSERT_TRUE(upstream_.Start());
   bool called = false;
-  client_.Start(Get(Tcp(upstream_.port())), [&](HttpResult) { called = true; });
+  HttpClient::Request request = Get(Tcp(upstream_.port()));
+  request.deadline = 50ms;  // would fire during the runs below, had the exchange not been cancelled
+  client_.Start(std::move(request), [&](HttpResult) { called = true; });
   ASSERT_TRUE(loop_.RunUntil([&] { return upstream_.accepted_connections() == 1; }, 2s,
                              "the upstream to accept"));
   client_.Cancel();
@@ -190,6 +192,7 @@ TEST_F(HttpClientTest, ACancelledExchangeNeverCallsBack) {
   // The upstream sees the close; the loop runs past where a callback could have come.
   EXPECT_TRUE(loop_.RunUntil([&] { return upstream_.open_connections() == 0; }, 2s,
                              "the upstream to see the close"));
+  loop_.RunFor(100ms);  // and past the 50 ms deadline that would have fired
   EXPECT_FALSE(called);
 }
 
@@ -205,6 +208,7 @@ TEST_F(HttpClientTest, AClientDestroyedMidExchangeNeverCallsBack) {
   EXPECT_TRUE(loop_.RunUntil(
       [&] { return upstream_.accepted_connections() == 1 && upstream_.open_connections() == 0; },
       2s, "the connection to come and go"));
+  loop_.RunFor(100ms);  // past the deadline
   EXPECT_FALSE(called);
 }
 
