@@ -28,8 +28,10 @@ class AdminServer::Connection final : private proxy::Socket::Owner {
  public:
   enum class State {
     kReadingHead,  // header timer armed; the parser takes what arrives
-    kWaiting,      // a /drain?wait=1 request: answered when the drain is done
-    kAnswered,     // the answer is written or queued, a FIN follows; later bytes are ignored
+    kWaiting,      // a /drain?wait=1 request: answered when the drain is done, even if the
+                   // client has half-closed meanwhile
+    kAnswered,     // the answer is written or queued, a FIN follows (then the close, also when
+                   // the client has half-closed); later bytes are ignored
     kClosing,      // the socket is closing; erased from closing_ in OnSocketClosed
   };
 
@@ -143,7 +145,13 @@ class AdminServer::Connection final : private proxy::Socket::Owner {
   // proxy::Socket::Owner
   void OnSocketRead(ssize_t nread, proxy::BlockRef block) override {
     if (nread < 0) {
-      Close();  // the client left (a waiter too: nothing to answer)
+      // RFC 9112 9.6: a client may half-close once its request is sent and still read the
+      // answer, so an EOF after a whole head changes nothing: a waiter is answered when the
+      // drain is done, an answer being written is finished, and OnSocketShutdown closes. (A
+      // full close looks the same from here: that answer goes nowhere, harmlessly.) An EOF
+      // before the head is whole, or a reset, ends the connection now.
+      if (nread == UV_EOF && (state_ == State::kWaiting || state_ == State::kAnswered)) return;
+      Close();
       return;
     }
     if (state_ != State::kReadingHead) return;  // later bytes are not read

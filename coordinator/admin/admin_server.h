@@ -1,10 +1,11 @@
 // AdminServer: carries the admin API over HTTP/1.1 on the --admin TCP address and the
 // --admin-socket unix socket (mode 0600). One request per connection, answered with
-// Connection: close; a /drain?wait=1 request is held open until the drain is done. Its own
-// limits keep probes working while someone floods it: small heads, a header timeout, and a cap
-// on connections enforced by closing the oldest idle or slowloris connection, never a fresh one
-// whose request is on its way (a probe) unless nothing else is left (ChooseEvictions in
-// admin_eviction.h). What a request means is AdminApi's business.
+// Connection: close; a /drain?wait=1 request is held open until the drain is done, also after
+// the client's half-close (RFC 9112 9.6: the answer is still owed). Its own limits keep probes
+// working while someone floods it: small heads, a header timeout, and a cap on connections
+// enforced by closing the oldest idle or slowloris connection, never a fresh one whose request
+// is on its way (a probe) unless nothing else is left (ChooseEvictions in admin_eviction.h).
+// What a request means is AdminApi's business.
 //
 // The transport is the proxy's: proxy::Listener accepts, proxy::Socket reads into pooled blocks
 // and writes, llhttp and proxy::HeadCollector read the request head.

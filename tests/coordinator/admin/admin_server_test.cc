@@ -1,8 +1,8 @@
 // AdminServer in-process, over real loopback and unix sockets on the test's own loop: how it
 // carries one request per connection (split across writes, pipelined, HEAD, too large, garbage),
-// the /drain?wait=1 waiters (answered together, dropped when they reset), the unix socket's
-// mode, and its connection cap. What each path answers is admin_api_test.cc's business; the
-// eviction policy's own cases are admin_eviction_test.cc's.
+// the /drain?wait=1 waiters (answered together, dropped when they reset, answered after a
+// half-close), the unix socket's mode, and its connection cap. What each path answers is
+// admin_api_test.cc's business; the eviction policy's own cases are admin_eviction_test.cc's.
 //
 // The clients run on the loop's thread: connecting and sending a few bytes complete in the
 // kernel, and reads never block (RawClient polls), so a test is RunUntil over what the client
@@ -378,6 +378,22 @@ TEST_F(AdminServerTest, AWaiterThatResetsIsClosedWithoutWaitingForTheDrain) {
   waiter->Reset();
   EXPECT_TRUE(RunUntil([&] { return server_->empty(); }, "the reset waiter's connection closed"));
   EXPECT_EQ(controller_->state(), State::kDraining);
+}
+
+// RFC 9112 9.6: a client that half-closes after a complete request still gets its response.
+TEST_F(AdminServerTest, AWaiterThatHalfClosesAfterItsRequestStillGetsTheSummary) {
+  std::unique_ptr<RawClient> waiter = Connect();
+  waiter->Send(kWaitForDrain);
+  waiter->ShutdownWrite();
+  ASSERT_TRUE(RunUntil([&] { return DrainRequestsTaken() == 1; }, "the drain request"));
+  loop_.RunFor(50ms);  // the server reads the EOF meanwhile
+  ASSERT_FALSE(waiter->closed()) << "closed on the client's half-close, unanswered";
+  FinishDrain();
+  ASSERT_TRUE(RunUntil([&] { return waiter->closed(); }, "the answer and the close"));
+  Parsed parsed = ParseResponse(waiter->received());
+  ASSERT_TRUE(parsed.response) << waiter->received();
+  EXPECT_EQ(parsed.response->status, 200);
+  EXPECT_EQ(json::parse(parsed.response->body)["trigger"], "admin_wait");
 }
 
 TEST_F(AdminServerTest, AnswersAGetThatHalfClosesAfterItsRequest) {
