@@ -28,6 +28,7 @@ std::string Listener::Start(uv_loop_t* loop) {
     if ((rc = uv_pipe_bind(pipe_.get(), address_.path.c_str())) != 0) {
       return Failure(address_, "bind", rc);
     }
+    owns_socket_file_ = true;  // made by this bind: Close removes it, and nothing else
   } else {
     if ((rc = tcp_.Init(loop, uv_tcp_init, this)) != 0) return Failure(address_, "listen on", rc);
     if ((rc = uv_tcp_bind(tcp_.get(), address_.sa(), 0)) != 0) {
@@ -53,10 +54,12 @@ int Listener::AcceptRaw() {
 }
 
 void Listener::Close() {
-  bool was_open = tcp_ || pipe_;
   tcp_.Close();
   pipe_.Close();
-  if (was_open && address_.kind == Address::Kind::kUnix) unlink(address_.path.c_str());
+  // Only the socket file this listener's bind made: a failed bind may have met a file that is
+  // not a socket (a mistyped --admin-socket), which is someone else's.
+  if (owns_socket_file_) unlink(address_.path.c_str());
+  owns_socket_file_ = false;
   waiting_ = false;
 }
 

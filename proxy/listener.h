@@ -44,7 +44,8 @@ class Listener {
   Address address_;
   UvHandle<uv_tcp_t> tcp_;
   UvHandle<uv_pipe_t> pipe_;
-  bool waiting_ = false;  // a connection waits in the backlog, not accepted
+  bool owns_socket_file_ = false;  // unix: this listener's bind created the socket file
+  bool waiting_ = false;           // a connection waits in the backlog, not accepted
 };
 
 }  // namespace lameduck::proxy

@@ -23,6 +23,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -433,6 +434,26 @@ TEST_F(AdminServerTest, CreatesTheUnixSocketWithMode0600) {
   EXPECT_TRUE(S_ISSOCK(info.st_mode));
   EXPECT_EQ(info.st_mode & 0777, 0600);
   server_->Close();  // removes the socket file, so the directory can go
+}
+
+// --admin-socket naming a file that is not a socket fails to bind; the file must survive it
+// (closing the listener removes only a socket file this server created).
+TEST_F(AdminServerTest, AFailedUnixListenLeavesAFileThatIsNotASocketAlone) {
+  ScratchDir dir;
+  ASSERT_FALSE(dir.path().empty());
+  std::string path = dir.path() + "/precious.conf";
+  {
+    std::ofstream file(path);
+    file << "precious\n";
+  }
+  Result<void> listening = server_->ListenUnix(path);
+  ASSERT_FALSE(listening.ok());
+  EXPECT_NE(listening.error().find("cannot bind"), std::string::npos) << listening.error();
+  server_->Close();
+  struct stat info {};
+  EXPECT_EQ(stat(path.c_str(), &info), 0) << "the file was deleted";
+  EXPECT_TRUE(S_ISREG(info.st_mode));
+  unlink(path.c_str());
 }
 
 TEST_F(AdminServerTest, AnswersOverTheUnixSocket) {
