@@ -26,74 +26,12 @@ bool Congested(size_t queued_bytes, bool reading) {
   return reading ? queued_bytes > kHighWaterBytes : queued_bytes >= kLowWaterBytes;
 }
 
-bool IsIdempotent(uint8_t method) {
-  // RFC 9110 9.2.2; TRACE is idempotent too but never worth a second try.
-  return method == HTTP_GET || method == HTTP_HEAD || method == HTTP_OPTIONS ||
-         method == HTTP_PUT || method == HTTP_DELETE;
-}
-
 }  // namespace
 
-struct RequestParserCallbacks {
-  static ClientConnection& Self(llhttp_t* parser) {
-    return *static_cast<ClientConnection*>(parser->data);
-  }
-  static int OnMessageBegin(llhttp_t* parser) {
-    auto& self = Self(parser);
-    self.request_.Reset();
-    self.head_in_progress_ = true;
-    return 0;
-  }
-  static int OnUrl(llhttp_t* parser, const char* at, size_t length) {
-    Self(parser).request_.AppendTarget(at, length);
-    return 0;
-  }
-  static int OnHeaderField(llhttp_t* parser, const char* at, size_t length) {
-    auto& self = Self(parser);
-    if (!self.head_in_progress_) return 0;  // a trailer: forwarded as body bytes
-    // llhttp accepts "Host : x"; RFC 9112 5.1 says reject whitespace before the colon.
-    if (std::memchr(at, ' ', length) != nullptr || std::memchr(at, '\t', length) != nullptr) {
-      self.bad_field_name_ = true;
-    }
-    self.request_.AppendField(at, length);
-    return 0;
-  }
-  static int OnHeaderValue(llhttp_t* parser, const char* at, size_t length) {
-    auto& self = Self(parser);
-    if (self.head_in_progress_) self.request_.AppendValue(at, length);
-    return 0;
-  }
-  static int OnHeadersComplete(llhttp_t* parser) {
-    auto& self = Self(parser);
-    self.head_in_progress_ = false;
-    self.event_ = ClientConnection::ParseEvent::kHeadComplete;
-    return HPE_PAUSED;
-  }
-  static int OnMessageComplete(llhttp_t* parser) {
-    Self(parser).event_ = ClientConnection::ParseEvent::kMessageComplete;
-    return HPE_PAUSED;
-  }
-  static const llhttp_settings_t* Settings() {
-    static const llhttp_settings_t settings = [] {
-      llhttp_settings_t s;
-      llhttp_settings_init(&s);
-      s.on_message_begin = &OnMessageBegin;
-      s.on_url = &OnUrl;
-      s.on_header_field = &OnHeaderField;
-      s.on_header_value = &OnHeaderValue;
-      s.on_headers_complete = &OnHeadersComplete;
-      s.on_message_complete = &OnMessageComplete;
-      return s;
-    }();
-    return &settings;
-  }
-};
-
 ClientConnection::ClientConnection(Proxy& proxy)
-    : proxy_(proxy), socket_(*this, proxy.buffers(), proxy.write_reqs()) {
-  llhttp_init(&parser_, HTTP_REQUEST, RequestParserCallbacks::Settings());
-  parser_.data = this;
-}
+    : proxy_(proxy),
+      socket_(*this, proxy.buffers(), proxy.write_reqs()),
+      parser_(proxy.options().max_header_bytes) {}
 
 int ClientConnection::Accept(uv_stream_t* server, int fd, Address::Kind kind) {
   if (int rc = socket_.Init(proxy_.loop(), kind); rc != 0) return rc;
@@ -242,12 +180,7 @@ void ClientConnection::ProcessInput(BlockRef block, size_t offset, size_t length
           break;
         }
         state_ = State::kReadingHead;
-        head_bytes_ = 0;
-        saw_line_end_ = false;
-        obs_fold_ = false;
-        bad_field_name_ = false;
-        bad_request_line_ = false;
-        request_line_ = RequestLine::kLeading;
+        parser_.StartHead();
         ArmTimer(proxy_.options().header_timeout.count());
         break;
       case State::kReadingHead:
@@ -288,116 +221,35 @@ void ClientConnection::ProcessInput(BlockRef block, size_t offset, size_t length
 }
 
 bool ClientConnection::ReadHead(const BlockRef& block, size_t& offset, size_t& length) {
-  const char* data = block.data() + offset;
-  event_ = ParseEvent::kNone;
-  llhttp_errno_t err = llhttp_execute(&parser_, data, length);
-  size_t used = err == HPE_OK ? length : static_cast<size_t>(llhttp_get_error_pos(&parser_) - data);
-  if (err != HPE_OK && !(err == HPE_PAUSED && event_ == ParseEvent::kHeadComplete)) {
-    SendError(ProxyError::kBadRequest);
-    return false;
+  http1::RequestParser::Result result = parser_.ParseHead(block.data() + offset, length);
+  offset += result.used;
+  length -= result.used;
+  switch (result.outcome) {
+    case http1::RequestParser::Outcome::kNeedMore:
+      return false;  // the head continues in a later read
+    case http1::RequestParser::Outcome::kError:
+      SendError(result.error);
+      return false;
+    case http1::RequestParser::Outcome::kHeadComplete:
+    case http1::RequestParser::Outcome::kMessageComplete:
+      break;
   }
-  ScanHeadBytes(data, used);
-  head_bytes_ += used;
-  if (head_bytes_ > proxy_.options().max_header_bytes) {
-    SendError(ProxyError::kHeadTooLarge);
-    return false;
-  }
-  offset += used;
-  length -= used;
-  if (err == HPE_OK) return false;  // the head continues in a later read
-  // The head is complete. A message without a body completes without more input: find out now,
-  // so that what follows in this read is known to be the next request, not this one's body.
-  llhttp_resume(&parser_);
-  event_ = ParseEvent::kNone;
-  err = llhttp_execute(&parser_, block.data() + offset, 0);
-  // llhttp checks Transfer-Encoding only here, after the head ("gzip" without chunked).
-  if (err != HPE_OK && !(err == HPE_PAUSED && event_ == ParseEvent::kMessageComplete)) {
-    SendError(ProxyError::kBadRequest);
-    return false;
-  }
-  request_phase_ =
-      event_ == ParseEvent::kMessageComplete ? RequestPhase::kComplete : RequestPhase::kBody;
+  request_phase_ = result.outcome == http1::RequestParser::Outcome::kMessageComplete
+                       ? RequestPhase::kComplete
+                       : RequestPhase::kBody;
   StartExchange();
   return state_ == State::kProxying;
 }
 
-void ClientConnection::ScanHeadBytes(const char* data, size_t length) {
-  ScanRequestLine(data, length);
-  // obs-fold (a line that starts with SP or HTAB) is accepted by llhttp; RFC 9112 5.2 lets a
-  // server reject it, and a proxy must not pass it on: reject.
-  const char* end = data + length;
-  if (saw_line_end_ && length > 0 && (*data == ' ' || *data == '\t')) obs_fold_ = true;
-  for (const char* p = data; p < end;) {
-    const char* lf = static_cast<const char*>(std::memchr(p, '\n', end - p));
-    if (lf == nullptr) break;
-    if (lf + 1 < end && (lf[1] == ' ' || lf[1] == '\t')) obs_fold_ = true;
-    p = lf + 1;
-  }
-  if (length > 0) saw_line_end_ = end[-1] == '\n';
-}
-
-// RFC 9112 3: request-line = method SP request-target SP HTTP-version, one space each; llhttp
-// skips runs of spaces, and re-emitting the line normalised would hide what the client sent.
-// Empty lines before it are ignored (RFC 9112 2.2), as llhttp does.
-void ClientConnection::ScanRequestLine(const char* data, size_t length) {
-  for (size_t i = 0; i < length && request_line_ != RequestLine::kDone; ++i) {
-    char c = data[i];
-    bool space = c == ' ' || c == '\t';
-    switch (request_line_) {
-      case RequestLine::kLeading:
-        if (c != '\r' && c != '\n') request_line_ = RequestLine::kMethod;
-        break;
-      case RequestLine::kMethod:
-        if (space) request_line_ = RequestLine::kAfterMethod;
-        break;
-      case RequestLine::kAfterMethod:
-        if (space) bad_request_line_ = true;
-        request_line_ = RequestLine::kTarget;
-        break;
-      case RequestLine::kTarget:
-        if (space) request_line_ = RequestLine::kAfterTarget;
-        break;
-      case RequestLine::kAfterTarget:
-        if (space) bad_request_line_ = true;
-        request_line_ = RequestLine::kVersion;
-        break;
-      case RequestLine::kVersion:
-        if (space) bad_request_line_ = true;
-        if (c == '\r' || c == '\n') request_line_ = RequestLine::kDone;
-        break;
-      case RequestLine::kDone:
-        break;
-    }
-  }
-}
-
-ProxyError ClientConnection::ValidateHead() const {
-  if (parser_.http_major != 1) return ProxyError::kVersionNotSupported;
-  if (parser_.method == HTTP_CONNECT) return ProxyError::kMethodNotAllowed;
-  if (obs_fold_ || bad_field_name_ || bad_request_line_) return ProxyError::kBadRequest;
-  // RFC 9112 3.2: exactly one Host in HTTP/1.1; at most one in HTTP/1.0.
-  int hosts = request_.Count("host");
-  if (hosts > 1 || (parser_.http_minor >= 1 && hosts == 0)) return ProxyError::kBadRequest;
-  // HTTP/1.0 has no chunked coding: Transfer-Encoding there is a smuggling attempt (RFC 9112 6.1).
-  if (parser_.http_minor == 0 && (parser_.flags & F_TRANSFER_ENCODING) != 0) {
-    return ProxyError::kBadRequest;
-  }
-  return ProxyError::kNone;
-}
-
 void ClientConnection::StartExchange() {
-  http10_ = parser_.http_minor == 0;
-  keep_alive_ = llhttp_should_keep_alive(&parser_) != 0;
-  upgrade_ = parser_.upgrade != 0;
+  http10_ = parser_.http10();
+  keep_alive_ = parser_.keep_alive();
+  upgrade_ = parser_.upgrade();
   close_after_ = !keep_alive_ || drain_close_ || proxy_.closing();
   body_bytes_forwarded_ = 0;
   retried_ = false;
   status_ = 0;
   response_phase_ = ResponsePhase::kAwaitingHead;
-  if (ProxyError error = ValidateHead(); error != ProxyError::kNone) {
-    SendError(error);
-    return;
-  }
   state_ = State::kProxying;
   needs_upstream_ = true;
   ArmTimer(proxy_.options().idle_timeout.count());
@@ -411,18 +263,18 @@ bool ClientConnection::AttachUpstream(bool allow_pooled) {
     return false;
   }
   upstream_ = upstream;
-  upstream_->Attach(*this, parser_.method == HTTP_HEAD);
+  upstream_->Attach(*this, parser_.head_request());
   upstream_was_reused_ = upstream_->reused();
   return true;
 }
 
 void ClientConnection::SendRequestHead() {
-  RequestRewrite rewrite;
-  rewrite.method = llhttp_method_name(static_cast<llhttp_method_t>(parser_.method));
+  http1::RequestRewrite rewrite;
+  rewrite.method = parser_.method_name();
   rewrite.client_ip = client_ip_;
   rewrite.upgrade = upgrade_;
   rewrite.default_host = proxy_.upstream_host();
-  WriteRequestHead(request_, rewrite, upstream_head_);
+  http1::WriteRequestHead(parser_.head(), rewrite, upstream_head_);
   if (upstream_->Write(&upstream_head_, nullptr, 0, BlockRef()) != 0) {
     OnUpstreamFailed(*upstream_, ProxyError::kUpstreamClosed, /*response_started=*/false);
     return;
@@ -444,11 +296,9 @@ void ClientConnection::OnUpstreamConnected() {
 }
 
 bool ClientConnection::ReadBody(const BlockRef& block, size_t& offset, size_t& length) {
-  const char* data = block.data() + offset;
-  event_ = ParseEvent::kNone;
-  llhttp_errno_t err = llhttp_execute(&parser_, data, length);
-  size_t used = err == HPE_OK ? length : static_cast<size_t>(llhttp_get_error_pos(&parser_) - data);
-  if (err != HPE_OK && !(err == HPE_PAUSED && event_ == ParseEvent::kMessageComplete)) {
+  http1::RequestParser::Result result = parser_.ParseBody(block.data() + offset, length);
+  size_t used = result.used;
+  if (result.outcome == http1::RequestParser::Outcome::kError) {
     // A broken chunked body. If part of the message already went upstream, that connection is
     // out of step for good: it closes.
     ReleaseUpstream(/*reusable=*/false);
@@ -465,7 +315,7 @@ bool ClientConnection::ReadBody(const BlockRef& block, size_t& offset, size_t& l
   offset += used;
   length -= used;
   if (state_ != State::kProxying) return false;
-  if (event_ == ParseEvent::kMessageComplete) OnRequestComplete();
+  if (result.outcome == http1::RequestParser::Outcome::kMessageComplete) OnRequestComplete();
   return state_ == State::kProxying && length > 0;
 }
 
@@ -504,17 +354,19 @@ void ClientConnection::ProcessPending() {
   ProcessInput(std::move(block), pending_offset_, pending_length_);
 }
 
-ResponseFraming ClientConnection::OnResponseHead(UpstreamConnection& upstream,
-                                                 const HeadCollector& head,
-                                                 const llhttp_t& parser) {
+http1::ResponseFraming ClientConnection::OnResponseHead(UpstreamConnection& upstream,
+                                                        const ResponseHead& head) {
+  using http1::ResponseConnection;
+  using http1::ResponseFraming;
   Touch();
-  int status = parser.status_code;
+  int status = head.status;
   if (status < 200 && status != 101) {
     // Interim (100 Continue, 103 Early Hints): passed on, except to HTTP/1.0 clients, which
     // cannot take them (RFC 9110 15.2).
     if (!http10_) {
-      WriteResponseHead(head, {status, ResponseFraming::kAsIs, ResponseConnection::kKeepAlive},
-                        response_head_);
+      http1::WriteResponseHead(*head.fields,
+                               {status, ResponseFraming::kAsIs, ResponseConnection::kKeepAlive},
+                               response_head_);
       WriteToClient(&response_head_, nullptr, 0, BlockRef());
     }
     return ResponseFraming::kAsIs;
@@ -524,9 +376,9 @@ ResponseFraming ClientConnection::OnResponseHead(UpstreamConnection& upstream,
     return ResponseFraming::kAsIs;
   }
   status_ = status;
-  bool chunked = (parser.flags & F_CHUNKED) != 0;
-  bool has_body = parser_.method != HTTP_HEAD && status != 204 && status != 304 && status != 101;
-  bool close_delimited = has_body && !chunked && (parser.flags & F_CONTENT_LENGTH) == 0;
+  bool chunked = head.chunked;
+  bool has_body = !parser_.head_request() && status != 204 && status != 304 && status != 101;
+  bool close_delimited = has_body && !chunked && !head.content_length;
   ResponseFraming framing =
       http10_ && chunked && has_body ? ResponseFraming::kDechunk : ResponseFraming::kAsIs;
   // Close after this response when: the client or the drain asks; the request is still coming
@@ -539,7 +391,7 @@ ResponseFraming ClientConnection::OnResponseHead(UpstreamConnection& upstream,
                                   : close_after_ ? ResponseConnection::kClose
                                   : http10_      ? ResponseConnection::kKeepAliveHttp10
                                                  : ResponseConnection::kKeepAlive;
-  WriteResponseHead(head, {status, framing, connection}, response_head_);
+  http1::WriteResponseHead(*head.fields, {status, framing, connection}, response_head_);
   response_phase_ = ResponsePhase::kStreaming;
   // Held back so that the head and the first body bytes, usually in the same upstream read,
   // leave in one write.
@@ -594,7 +446,7 @@ void ClientConnection::OnUpstreamFailed(UpstreamConnection& upstream, ProxyError
 // a way that matters (RFC 9110 9.2.2), and the bytes to resend are all still here.
 bool ClientConnection::CanRetry(ProxyError error) const {
   return error == ProxyError::kUpstreamClosed && state_ == State::kProxying && !retried_ &&
-         upstream_was_reused_ && IsIdempotent(parser_.method) && body_bytes_forwarded_ == 0 &&
+         upstream_was_reused_ && parser_.idempotent() && body_bytes_forwarded_ == 0 &&
          response_phase_ == ResponsePhase::kAwaitingHead;
 }
 
@@ -620,13 +472,7 @@ void ClientConnection::FinishExchange() {
   state_ = State::kIdle;
   request_phase_ = RequestPhase::kBody;
   response_phase_ = ResponsePhase::kAwaitingHead;
-  if (upgrade_) {
-    // llhttp treats what follows an Upgrade request as another protocol; the app declined it,
-    // so the next bytes are HTTP/1.1 again: parse them from a fresh state.
-    llhttp_reset(&parser_);
-  } else {
-    llhttp_resume(&parser_);  // paused at on_message_complete
-  }
+  parser_.NextMessage();
   ArmTimer(proxy_.options().idle_timeout.count());
   ProcessPending();  // a pipelined request waits here
   UpdateReading();
@@ -692,7 +538,7 @@ void ClientConnection::SendError(ProxyError error) {
   }
   ReleaseUpstream(/*reusable=*/false);
   status_ = StatusFor(error);
-  WriteErrorResponse(status_, response_head_);
+  http1::WriteErrorResponse(status_, response_head_);
   response_phase_ = ResponsePhase::kComplete;
   close_after_ = true;
   proxy_.events().OnResponseComplete(status_);

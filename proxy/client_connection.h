@@ -5,14 +5,15 @@
 // reset). It does not own upstream connections: the Proxy does; the pool lends them.
 #pragma once
 
-#include <llhttp.h>
 #include <netinet/in.h>
 #include <uv.h>
 
 #include <string>
 
 #include "proxy/address.h"
-#include "proxy/head_rewrite.h"
+#include "proxy/http1/head_writer.h"
+#include "proxy/http1/request_parser.h"
+#include "proxy/message_head.h"
 #include "proxy/proxy_events.h"
 #include "proxy/socket.h"
 #include "proxy/uv_handle.h"
@@ -63,8 +64,7 @@ class ClientConnection final : public Socket::Owner {
   // From the attached UpstreamConnection.
   void Touch();
   void OnUpstreamConnected();
-  ResponseFraming OnResponseHead(UpstreamConnection& upstream, const HeadCollector& head,
-                                 const llhttp_t& parser);
+  http1::ResponseFraming OnResponseHead(UpstreamConnection& upstream, const ResponseHead& head);
   void OnResponseBody(const uv_buf_t* bufs, size_t count, const BlockRef& block);
   void FlushResponseHead();  // the upstream's read is done: send a head still held back
   void OnResponseComplete(UpstreamConnection& upstream, bool reusable);
@@ -76,18 +76,6 @@ class ClientConnection final : public Socket::Owner {
   void OnUpstreamShutdown(UpstreamConnection& upstream, int status);
 
  private:
-  enum class ParseEvent { kNone, kHeadComplete, kMessageComplete };
-  enum class RequestLine {
-    kLeading,
-    kMethod,
-    kAfterMethod,
-    kTarget,
-    kAfterTarget,
-    kVersion,
-    kDone
-  };
-  friend struct RequestParserCallbacks;
-
   // Socket::Owner
   void OnSocketRead(ssize_t nread, BlockRef block) override;
   void OnSocketWritten(int status) override;
@@ -99,9 +87,6 @@ class ClientConnection final : public Socket::Owner {
   bool ReadBody(const BlockRef& block, size_t& offset, size_t& length);
   void Stash(BlockRef block, size_t offset, size_t length);
   void ProcessPending();
-  void ScanHeadBytes(const char* data, size_t length);
-  void ScanRequestLine(const char* data, size_t length);
-  ProxyError ValidateHead() const;
   void StartExchange();
   bool AttachUpstream(bool allow_pooled);
   void SendRequestHead();
@@ -126,15 +111,13 @@ class ClientConnection final : public Socket::Owner {
   Proxy& proxy_;
   Socket socket_;
   UvHandle<uv_timer_t> timer_;
-  llhttp_t parser_;
-  HeadCollector request_;
+  http1::RequestParser parser_;
   std::string upstream_head_;  // built per request; swapped into its write
   std::string response_head_;  // built per response; swapped into its write
   UpstreamConnection* upstream_ = nullptr;
   State state_ = State::kIdle;
   RequestPhase request_phase_ = RequestPhase::kBody;
   ResponsePhase response_phase_ = ResponsePhase::kAwaitingHead;
-  ParseEvent event_ = ParseEvent::kNone;
 
   // Bytes read but not yet parsed: the next pipelined request, or input that arrived while the
   // upstream was connecting. Client reads stay stopped while anything is here.
@@ -148,14 +131,7 @@ class ClientConnection final : public Socket::Owner {
   size_t unsent_length_ = 0;
 
   // Facts about the current exchange.
-  size_t head_bytes_ = 0;
   size_t body_bytes_forwarded_ = 0;
-  bool head_in_progress_ = false;  // parser inside the head: header callbacks are not trailers
-  bool saw_line_end_ = false;      // obs-fold scan: the previous head byte was LF
-  bool obs_fold_ = false;
-  bool bad_field_name_ = false;
-  bool bad_request_line_ = false;  // a run of spaces in the request line
-  RequestLine request_line_ = RequestLine::kLeading;
   bool keep_alive_ = true;    // the client allows another request after this one
   bool close_after_ = false;  // this exchange ends the connection
   bool http10_ = false;

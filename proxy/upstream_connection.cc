@@ -5,83 +5,10 @@
 
 namespace lameduck::proxy {
 
-// Trampolines from llhttp into the connection: record facts, return; the connection acts after
-// llhttp_execute returns.
-struct UpstreamParserCallbacks {
-  static UpstreamConnection& Self(llhttp_t* parser) {
-    return *static_cast<UpstreamConnection*>(parser->data);
-  }
-  static int OnMessageBegin(llhttp_t* parser) {
-    auto& self = Self(parser);
-    self.head_.Reset();
-    self.in_head_ = true;
-    self.head_delivered_ = false;
-    self.head_bytes_ = 0;
-    return 0;
-  }
-  static int OnStatus(llhttp_t* parser, const char* at, size_t length) {
-    Self(parser).head_.AppendTarget(at, length);
-    return 0;
-  }
-  static int OnHeaderField(llhttp_t* parser, const char* at, size_t length) {
-    auto& self = Self(parser);
-    if (self.in_head_) self.head_.AppendField(at, length);
-    return 0;
-  }
-  static int OnHeaderValue(llhttp_t* parser, const char* at, size_t length) {
-    auto& self = Self(parser);
-    if (self.in_head_) self.head_.AppendValue(at, length);
-    return 0;
-  }
-  static int OnHeadersComplete(llhttp_t* parser) {
-    auto& self = Self(parser);
-    self.in_head_ = false;
-    // A response to HEAD, a 1xx, a 204 and a 304 have no body whatever their framing fields
-    // say (RFC 9110 9.3.2, 15.2, 15.3.5, 15.4.5; RFC 9112 6.3 rule 1): a 304's Content-Length
-    // is the length of the representation. llhttp would wait for that many bytes, so say it.
-    // Then there is no pause here: the head goes to the client with the message's completion.
-    int status = parser->status_code;
-    bool interim = status < 200 && status != 101;
-    if ((self.head_request_ && status >= 200) || interim || status == 204 || status == 304) {
-      return 1;
-    }
-    self.event_ = UpstreamConnection::ParseEvent::kHeadComplete;
-    return HPE_PAUSED;
-  }
-  static int OnBody(llhttp_t* parser, const char* at, size_t length) {
-    auto& self = Self(parser);
-    if (self.dechunk_) {
-      self.dechunked_.push_back(uv_buf_init(const_cast<char*>(at), static_cast<unsigned>(length)));
-    }
-    return 0;
-  }
-  static int OnMessageComplete(llhttp_t* parser) {
-    Self(parser).event_ = UpstreamConnection::ParseEvent::kMessageComplete;
-    return HPE_PAUSED;
-  }
-  static const llhttp_settings_t* Settings() {
-    static const llhttp_settings_t settings = [] {
-      llhttp_settings_t s;
-      llhttp_settings_init(&s);
-      s.on_message_begin = &OnMessageBegin;
-      s.on_status = &OnStatus;
-      s.on_header_field = &OnHeaderField;
-      s.on_header_value = &OnHeaderValue;
-      s.on_headers_complete = &OnHeadersComplete;
-      s.on_body = &OnBody;
-      s.on_message_complete = &OnMessageComplete;
-      return s;
-    }();
-    return &settings;
-  }
-};
-
 UpstreamConnection::UpstreamConnection(Proxy& proxy)
-    : proxy_(proxy), socket_(*this, proxy.buffers(), proxy.write_reqs()) {
-  llhttp_init(&parser_, HTTP_RESPONSE, UpstreamParserCallbacks::Settings());
-  parser_.data = this;
-  dechunked_.reserve(16);
-}
+    : proxy_(proxy),
+      socket_(*this, proxy.buffers(), proxy.write_reqs()),
+      parser_(proxy.options().max_header_bytes) {}
 
 int UpstreamConnection::Connect() {
   state_ = State::kConnecting;
@@ -114,15 +41,12 @@ void UpstreamConnection::OnSocketConnected(int status) {
 
 void UpstreamConnection::Attach(ClientConnection& client, bool head_request) {
   client_ = &client;
-  head_request_ = head_request;
-  dechunk_ = false;
-  in_body_ = false;
+  parser_.Reset(head_request);
   final_head_seen_ = false;
   wrote_ = false;
   write_failed_ = false;
   response_bytes_ = 0;
   ++exchanges_;
-  llhttp_reset(&parser_);
   if (state_ == State::kActive) socket_.StartReading();
 }
 
@@ -251,53 +175,37 @@ void UpstreamConnection::ParseResponseBytes(const BlockRef& block, size_t length
   const char* data = block.data();
   size_t offset = 0;
   if (client_ != nullptr) client_->Touch();
-  // After a pause is lifted llhttp may complete a message without further input (a head with
+  // After an event llhttp may complete a message without further input (a head with
   // Content-Length: 0 that ended the read), so it runs once more even with nothing left.
-  bool resumed = false;
-  while ((offset < length || resumed) && state_ == State::kActive && client_ != nullptr) {
-    resumed = false;
-    event_ = ParseEvent::kNone;
-    dechunked_.clear();
-    llhttp_errno_t err = llhttp_execute(&parser_, data + offset, length - offset);
-    size_t end =
-        err == HPE_OK ? length : static_cast<size_t>(llhttp_get_error_pos(&parser_) - data);
-    if (err != HPE_OK && err != HPE_PAUSED) {
+  bool again = false;
+  while ((offset < length || again) && state_ == State::kActive && client_ != nullptr) {
+    http1::ResponseParser::Step step = parser_.Parse(data + offset, length - offset);
+    again = false;
+    if (step.error) {
       Fail(ProxyError::kUpstreamBadResponse);
       return;
     }
-    response_bytes_ += end - offset;
-    if (in_body_) {
-      DeliverBody(block, offset, end);
-    } else {
-      head_bytes_ += end - offset;
-      if (head_bytes_ > proxy_.options().max_header_bytes) {
-        Fail(ProxyError::kUpstreamBadResponse);
-        return;
-      }
-    }
+    size_t end = offset + step.used;
+    response_bytes_ += step.used;
+    if (step.body) DeliverBody(block, offset, end);
     offset = end;
     if (client_ == nullptr || state_ != State::kActive) return;
-    if (event_ == ParseEvent::kNone) continue;
-    llhttp_resume(&parser_);
-    resumed = true;
-    int status = parser_.status_code;
-    bool interim = status >= 100 && status < 200 && status != 101;
-    if (!head_delivered_) {
-      head_delivered_ = true;
-      if (!interim) {
+    if (!step.head && !step.end) continue;
+    again = true;
+    const ResponseHead& head = parser_.head();
+    if (step.head) {
+      if (!head.interim()) {
         final_head_seen_ = true;
         uv_timer_stop(timer_.get());  // the response-head clock
       }
-      dechunk_ = client_->OnResponseHead(*this, head_, parser_) == ResponseFraming::kDechunk;
+      parser_.set_dechunk(client_->OnResponseHead(*this, head) == http1::ResponseFraming::kDechunk);
       if (client_ == nullptr || state_ != State::kActive) return;
-      in_body_ = event_ == ParseEvent::kHeadComplete && !interim;  // 1xx have no body
     }
-    if (event_ == ParseEvent::kMessageComplete) {
-      in_body_ = false;
-      if (interim) continue;  // the final response follows on the same connection
-      bool upgraded = status == 101;
+    if (step.end) {
+      if (head.interim()) continue;  // the final response follows on the same connection
+      bool upgraded = head.status == 101;
       // Bytes after a final response that nobody asked for mean the connection is out of step.
-      bool reusable = !upgraded && offset == length && llhttp_should_keep_alive(&parser_);
+      bool reusable = !upgraded && offset == length && parser_.keep_alive();
       client_->OnResponseComplete(*this, reusable);
       if (upgraded && client_ != nullptr && state_ == State::kTunnel && offset < length) {
         client_->OnTunnelData(*this, block, offset, length - offset);
@@ -308,8 +216,9 @@ void UpstreamConnection::ParseResponseBytes(const BlockRef& block, size_t length
 }
 
 void UpstreamConnection::DeliverBody(const BlockRef& block, size_t begin, size_t end) {
-  if (dechunk_) {
-    if (!dechunked_.empty()) client_->OnResponseBody(dechunked_.data(), dechunked_.size(), block);
+  if (parser_.dechunk()) {
+    const std::vector<uv_buf_t>& spans = parser_.body_spans();
+    if (!spans.empty()) client_->OnResponseBody(spans.data(), spans.size(), block);
     return;
   }
   if (end == begin) return;
@@ -328,11 +237,8 @@ void UpstreamConnection::OnEof(ssize_t nread) {
     Fail(ProxyError::kUpstreamClosed);
     return;
   }
-  // A close-delimited body ends here (RFC 9112 6.3, rule 8): llhttp_finish completes it.
-  event_ = ParseEvent::kNone;
-  llhttp_errno_t err = llhttp_finish(&parser_);
-  if ((err == HPE_OK || err == HPE_PAUSED) && event_ == ParseEvent::kMessageComplete) {
-    in_body_ = false;
+  // A close-delimited body ends here (RFC 9112 6.3, rule 8).
+  if (parser_.Finish()) {
     ClientConnection* client = client_;
     client->OnResponseComplete(*this, /*reusable=*/false);
     Close();

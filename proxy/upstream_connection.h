@@ -4,14 +4,12 @@
 // one end of a tunnel. It never writes to the client and never decides what the client sees.
 #pragma once
 
-#include <llhttp.h>
 #include <uv.h>
 
 #include <chrono>
 #include <string>
-#include <vector>
 
-#include "proxy/head_rewrite.h"
+#include "proxy/http1/response_parser.h"
 #include "proxy/proxy_events.h"
 #include "proxy/socket.h"
 #include "proxy/uv_handle.h"
@@ -61,16 +59,12 @@ class UpstreamConnection final : public Socket::Owner {
   bool reused() const { return exchanges_ > 1; }
   bool response_started() const { return response_bytes_ > 0; }
   bool write_failed() const { return write_failed_; }  // never reusable then
-  int status() const { return parser_.status_code; }
 
   // Intrusive links for the UpstreamPool: being pooled allocates nothing.
   UpstreamConnection* pool_prev = nullptr;
   UpstreamConnection* pool_next = nullptr;
 
  private:
-  enum class ParseEvent { kNone, kHeadComplete, kMessageComplete };
-  friend struct UpstreamParserCallbacks;
-
   // Socket::Owner
   void OnSocketRead(ssize_t nread, BlockRef block) override;
   void OnSocketWritten(int status) override;
@@ -88,21 +82,12 @@ class UpstreamConnection final : public Socket::Owner {
   Proxy& proxy_;
   Socket socket_;
   UvHandle<uv_timer_t> timer_;
-  llhttp_t parser_;
-  HeadCollector head_;
-  std::vector<uv_buf_t> dechunked_;  // kDechunk: the data spans of one read
+  http1::ResponseParser parser_;
   ClientConnection* client_ = nullptr;
   State state_ = State::kConnecting;
-  ParseEvent event_ = ParseEvent::kNone;
-  bool head_request_ = false;
-  bool head_delivered_ = false;  // the final or interim head now being parsed went to the client
-  bool in_body_ = false;
   bool final_head_seen_ = false;  // a final (not 1xx) head arrived: the head clock is stopped
-  bool dechunk_ = false;
-  bool wrote_ = false;         // a write of this exchange went out
-  bool write_failed_ = false;  // the app stopped taking the request: the rest is dropped
-  bool in_head_ = true;  // parser is inside a head: header callbacks are the head's, not trailers
-  size_t head_bytes_ = 0;
+  bool wrote_ = false;            // a write of this exchange went out
+  bool write_failed_ = false;     // the app stopped taking the request: the rest is dropped
   size_t response_bytes_ = 0;
   unsigned exchanges_ = 0;
 };
