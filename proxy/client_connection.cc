@@ -35,6 +35,7 @@ ClientConnection::ClientConnection(Proxy& proxy)
 
 int ClientConnection::Accept(uv_stream_t* server, int fd, Address::Kind kind) {
   if (int rc = socket_.Init(proxy_.loop(), kind); rc != 0) return rc;
+  Recount();  // from here on the Proxy erases it only in Remove, which uncounts it
   int rc = timer_.Init(proxy_.loop(), uv_timer_init, this);
   if (rc == 0) rc = fd >= 0 ? socket_.Open(fd) : uv_accept(server, socket_.stream());
   if (rc != 0) {
@@ -55,6 +56,46 @@ int ClientConnection::Accept(uv_stream_t* server, int fd, Address::Kind kind) {
   ArmTimer(proxy_.options().header_timeout.count());  // a new connection owes us a head
   UpdateReading();
   return 0;
+}
+
+void ClientConnection::SetState(State state) {
+  state_ = state;
+  Recount();
+}
+
+void ClientConnection::SetResponsePhase(ResponsePhase phase) {
+  response_phase_ = phase;
+  Recount();
+}
+
+void ClientConnection::SetShutdownDone() {
+  shutdown_done_ = true;
+  Recount();
+}
+
+ClientConnection::CountClass ClientConnection::Classify() const {
+  switch (state_) {
+    case State::kIdle:
+      return CountClass::kIdle;
+    case State::kProxying:
+      return response_phase_ != ResponsePhase::kComplete ? CountClass::kInFlight
+                                                         : CountClass::kOther;
+    case State::kTunnel:
+      return CountClass::kUpgraded;
+    case State::kLingering:
+      return shutdown_done_ ? CountClass::kFinishing : CountClass::kOther;
+    case State::kReadingHead:
+    case State::kClosing:
+      return CountClass::kOther;
+  }
+  return CountClass::kOther;
+}
+
+void ClientConnection::Recount() {
+  CountClass now = Classify();
+  if (now == counted_as_) return;
+  proxy_.MoveCount(counted_as_, now);
+  counted_as_ = now;
 }
 
 void ClientConnection::Touch() { last_activity_ms_ = uv_now(proxy_.loop()); }
@@ -179,7 +220,7 @@ void ClientConnection::ProcessInput(BlockRef block, size_t offset, size_t length
           more = false;
           break;
         }
-        state_ = State::kReadingHead;
+        SetState(State::kReadingHead);
         parser_.StartHead();
         ArmTimer(proxy_.options().header_timeout.count());
         break;
@@ -249,8 +290,8 @@ void ClientConnection::StartExchange() {
   body_bytes_forwarded_ = 0;
   retried_ = false;
   status_ = 0;
-  response_phase_ = ResponsePhase::kAwaitingHead;
-  state_ = State::kProxying;
+  SetResponsePhase(ResponsePhase::kAwaitingHead);
+  SetState(State::kProxying);
   needs_upstream_ = true;
   ArmTimer(proxy_.options().idle_timeout.count());
 }
@@ -392,7 +433,7 @@ http1::ResponseFraming ClientConnection::OnResponseHead(UpstreamConnection& upst
                                   : http10_      ? ResponseConnection::kKeepAliveHttp10
                                                  : ResponseConnection::kKeepAlive;
   http1::WriteResponseHead(*head.fields, {status, framing, connection}, response_head_);
-  response_phase_ = ResponsePhase::kStreaming;
+  SetResponsePhase(ResponsePhase::kStreaming);
   // Held back so that the head and the first body bytes, usually in the same upstream read,
   // leave in one write.
   head_held_ = true;
@@ -422,7 +463,7 @@ void ClientConnection::OnResponseComplete(UpstreamConnection&, bool reusable) {
     StartTunnel();
     return;
   }
-  response_phase_ = ResponsePhase::kComplete;
+  SetResponsePhase(ResponsePhase::kComplete);
   proxy_.events().OnResponseComplete(status_);
   ReleaseUpstream(reusable);
   MaybeFinishExchange();
@@ -469,9 +510,9 @@ void ClientConnection::FinishExchange() {
     Linger();
     return;
   }
-  state_ = State::kIdle;
+  SetState(State::kIdle);
   request_phase_ = RequestPhase::kBody;
-  response_phase_ = ResponsePhase::kAwaitingHead;
+  SetResponsePhase(ResponsePhase::kAwaitingHead);
   parser_.NextMessage();
   ArmTimer(proxy_.options().idle_timeout.count());
   ProcessPending();  // a pipelined request waits here
@@ -492,8 +533,8 @@ void ClientConnection::ReleaseUpstream(bool reusable) {
 }
 
 void ClientConnection::StartTunnel() {
-  state_ = State::kTunnel;
-  response_phase_ = ResponsePhase::kComplete;
+  SetState(State::kTunnel);
+  SetResponsePhase(ResponsePhase::kComplete);
   proxy_.events().OnResponseComplete(101);
   upstream_->StartTunnel();
   if (client_eof_) upstream_->ShutdownWrite();  // the client half-closed before the 101
@@ -539,7 +580,7 @@ void ClientConnection::SendError(ProxyError error) {
   ReleaseUpstream(/*reusable=*/false);
   status_ = StatusFor(error);
   http1::WriteErrorResponse(status_, response_head_);
-  response_phase_ = ResponsePhase::kComplete;
+  SetResponsePhase(ResponsePhase::kComplete);
   close_after_ = true;
   proxy_.events().OnResponseComplete(status_);
   if (WriteToClient(&response_head_, nullptr, 0, BlockRef()) != 0) return;
@@ -549,7 +590,7 @@ void ClientConnection::SendError(ProxyError error) {
 void ClientConnection::Linger() {
   if (state_ == State::kLingering || state_ == State::kClosing) return;
   ReleaseUpstream(/*reusable=*/false);
-  state_ = State::kLingering;
+  SetState(State::kLingering);
   pending_.Reset();
   unsent_.Reset();
   // Shut the write side once the response is out, then read until the client's FIN: closing
@@ -567,7 +608,7 @@ void ClientConnection::OnSocketShutdown(int status) {
     Close();
     return;
   }
-  shutdown_done_ = true;
+  SetShutdownDone();
   if (state_ == State::kTunnel) {
     MaybeEndTunnel();
   } else if (state_ == State::kLingering) {
@@ -586,7 +627,7 @@ void ClientConnection::Abort() { Close(/*reset=*/true); }
 
 void ClientConnection::Close(bool reset) {
   if (state_ == State::kClosing) return;
-  state_ = State::kClosing;
+  SetState(State::kClosing);
   pending_.Reset();
   unsent_.Reset();
   timer_.Close();

@@ -54,7 +54,19 @@ class ClientConnection final : public Socket::Owner {
   bool CloseIfIdle();
   void Close(bool reset = false);  // now, whatever it is doing; reset: a RST, not a FIN
 
+  // Which of the drain's counts (ProxyCounts) this connection is in: exactly one at a time, a
+  // function of state_, response_phase_ and shutdown_done_; the Proxy keeps the sums.
+  enum class CountClass {
+    kUncounted,  // not accepted yet, or removed
+    kIdle,       // kIdle
+    kInFlight,   // kProxying, response not complete
+    kUpgraded,   // kTunnel
+    kFinishing,  // kLingering and our FIN is out: only the client's FIN is awaited
+    kOther,      // open and owing something, none of the above (reading a head, closing, ...)
+  };
+
   State state() const { return state_; }
+  CountClass counted_as() const { return counted_as_; }
   // The last response is written; only the client's FIN is awaited.
   bool finished() const { return state_ == State::kLingering && shutdown_done_; }
   bool in_flight() const {
@@ -102,6 +114,13 @@ class ClientConnection final : public Socket::Owner {
   void SendError(ProxyError error);
   void Linger();
   void Abort();
+  // Every change of state_, response_phase_ or shutdown_done_ goes through these, so that the
+  // Proxy's counts stay current (counts() is O(1): the drain asks on every close).
+  void SetState(State state);
+  void SetResponsePhase(ResponsePhase phase);
+  void SetShutdownDone();
+  CountClass Classify() const;
+  void Recount();
   int WriteToClient(std::string* head, const uv_buf_t* bufs, size_t count, const BlockRef& block);
   void UpdateReading();
   uint64_t QueuesStillFor();
@@ -116,6 +135,7 @@ class ClientConnection final : public Socket::Owner {
   std::string response_head_;  // built per response; swapped into its write
   UpstreamConnection* upstream_ = nullptr;
   State state_ = State::kIdle;
+  CountClass counted_as_ = CountClass::kUncounted;
   RequestPhase request_phase_ = RequestPhase::kBody;
   ResponsePhase response_phase_ = ResponsePhase::kAwaitingHead;
 
