@@ -52,7 +52,7 @@ int ClientConnection::Accept(uv_stream_t* server, int fd, Address::Kind kind) {
       PeerIp(peer, client_ip_, sizeof(client_ip_));
     }
   }
-  Touch();
+  NoteActivity();
   ArmTimer(proxy_.options().header_timeout.count());  // a new connection owes us a head
   UpdateReading();
   return 0;
@@ -98,7 +98,7 @@ void ClientConnection::Recount() {
   counted_as_ = now;
 }
 
-void ClientConnection::Touch() { last_activity_ms_ = uv_now(proxy_.loop()); }
+void ClientConnection::NoteActivity() { last_activity_ms_ = uv_now(proxy_.loop()); }
 
 void ClientConnection::ArmTimer(uint64_t timeout_ms) {
   if (timer_) uv_timer_start(timer_.get(), &ClientConnection::OnTimer, timeout_ms, 0);
@@ -126,7 +126,7 @@ void ClientConnection::OnTimer(uv_timer_t* timer) {
       uint64_t idle = uv_now(self->proxy_.loop()) - self->last_activity_ms_;
       if (idle < idle_limit) {
         self->ArmTimer(idle_limit - idle);
-      } else if (uint64_t still = self->QueuesStillFor(); still < idle_limit) {
+      } else if (uint64_t still = self->QueuedBytesUnchangedForMs(); still < idle_limit) {
         self->ArmTimer(idle_limit - still);  // a slow peer is draining the kernel's buffers
       } else {
         self->proxy_.events().OnProxyError(ProxyError::kStalled);
@@ -136,7 +136,7 @@ void ClientConnection::OnTimer(uv_timer_t* timer) {
     }
     case State::kLingering:
       // Still writing the last response to a slow reader: not stalled while it drains.
-      if (uint64_t still = self->QueuesStillFor();
+      if (uint64_t still = self->QueuedBytesUnchangedForMs();
           !self->shutdown_done_ && still < static_cast<uint64_t>(options.idle_timeout.count())) {
         self->ArmTimer(options.idle_timeout.count() - still);
         return;
@@ -153,7 +153,7 @@ void ClientConnection::OnTimer(uv_timer_t* timer) {
 // for how long (ms) the bytes still queued, ours and the kernel's in both directions of the
 // exchange, have not changed; called only when the timer finds no other activity, so it costs
 // a couple of ioctls per --idle-timeout, never one per byte.
-uint64_t ClientConnection::QueuesStillFor() {
+uint64_t ClientConnection::QueuedBytesUnchangedForMs() {
   auto queued = [](int fd) -> uint64_t {
     int bytes = 0;
     if (fd < 0 || ioctl(fd, SIOCOUTQ, &bytes) != 0) return 0;
@@ -207,7 +207,7 @@ void ClientConnection::OnSocketRead(ssize_t nread, BlockRef block) {
         return;
     }
   }
-  Touch();
+  NoteActivity();
   ProcessInput(std::move(block), 0, static_cast<size_t>(nread));
 }
 
@@ -286,7 +286,7 @@ void ClientConnection::StartExchange() {
   http10_ = parser_.http10();
   keep_alive_ = parser_.keep_alive();
   upgrade_ = parser_.upgrade();
-  close_after_ = !keep_alive_ || drain_close_ || proxy_.closing();
+  close_after_ = !keep_alive_ || drain_close_ || proxy_.close_after_each_response();
   body_bytes_forwarded_ = 0;
   retried_ = false;
   status_ = 0;
@@ -399,7 +399,7 @@ http1::ResponseFraming ClientConnection::OnResponseHead(UpstreamConnection& upst
                                                         const ResponseHead& head) {
   using http1::ResponseConnection;
   using http1::ResponseFraming;
-  Touch();
+  NoteActivity();
   int status = head.status;
   if (status < 200 && status != 101) {
     // Interim (100 Continue, 103 Early Hints): passed on, except to HTTP/1.0 clients, which
@@ -425,7 +425,7 @@ http1::ResponseFraming ClientConnection::OnResponseHead(UpstreamConnection& upst
   // Close after this response when: the client or the drain asks; the request is still coming
   // (an early answer); or only the close can end the body. An upgrade the app declined (it
   // answered and ignored the Upgrade, RFC 9110 7.8) leaves the connection HTTP/1.1: it stays.
-  close_after_ = close_after_ || drain_close_ || proxy_.closing() ||
+  close_after_ = close_after_ || drain_close_ || proxy_.close_after_each_response() ||
                  request_phase_ != RequestPhase::kComplete || close_delimited ||
                  framing == ResponseFraming::kDechunk;
   ResponseConnection connection = status == 101  ? ResponseConnection::kUpgrade
@@ -492,7 +492,7 @@ bool ClientConnection::CanRetry(ProxyError error) const {
 }
 
 void ClientConnection::OnUpstreamWritable(UpstreamConnection&) {
-  Touch();
+  NoteActivity();
   UpdateReading();
 }
 
@@ -506,7 +506,7 @@ void ClientConnection::MaybeFinishExchange() {
 }
 
 void ClientConnection::FinishExchange() {
-  if (close_after_ || drain_close_ || proxy_.closing()) {
+  if (close_after_ || drain_close_ || proxy_.close_after_each_response()) {
     Linger();
     return;
   }
@@ -545,13 +545,12 @@ void ClientConnection::StartTunnel() {
 
 void ClientConnection::OnTunnelData(UpstreamConnection&, const BlockRef& block, size_t offset,
                                     size_t length) {
-  Touch();
+  NoteActivity();
   uv_buf_t buf = uv_buf_init(block.data() + offset, static_cast<unsigned>(length));
   WriteToClient(nullptr, &buf, 1, block);
 }
 
 void ClientConnection::OnTunnelEof(UpstreamConnection&) {
-  upstream_eof_ = true;
   socket_.Shutdown();  // pass the half-close on, after what is queued for the client
 }
 
@@ -623,9 +622,9 @@ void ClientConnection::OnSocketShutdown(int status) {
 
 // A reset, not a FIN: a response cut short must not look whole to the client (a close-delimited
 // body would), and a stalled or vanished client has nothing left to read.
-void ClientConnection::Abort() { Close(/*reset=*/true); }
+void ClientConnection::Abort() { Close(CloseMode::kReset); }
 
-void ClientConnection::Close(bool reset) {
+void ClientConnection::Close(CloseMode mode) {
   if (state_ == State::kClosing) return;
   SetState(State::kClosing);
   pending_.Reset();
@@ -637,7 +636,7 @@ void ClientConnection::Close(bool reset) {
     upstream->Detach();
     upstream->Close();
   }
-  socket_.Close(reset);
+  socket_.Close(mode);
 }
 
 void ClientConnection::OnSocketClosed() { proxy_.Remove(*this); }
@@ -671,7 +670,7 @@ int ClientConnection::WriteToClient(std::string* head, const uv_buf_t* bufs, siz
     return rc;
   }
   if (upstream_ != nullptr && socket_.write_queue_bytes() > kHighWaterBytes) {
-    upstream_->SetReadPaused(true);
+    upstream_->PauseReading();
   }
   return 0;
 }
@@ -682,9 +681,9 @@ void ClientConnection::OnSocketWritten(int status) {
     Abort();  // the client is gone
     return;
   }
-  Touch();
+  NoteActivity();
   if (upstream_ != nullptr && socket_.write_queue_bytes() < kLowWaterBytes) {
-    upstream_->SetReadPaused(false);
+    upstream_->ResumeReading();
   }
 }
 

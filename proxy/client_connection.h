@@ -52,7 +52,7 @@ class ClientConnection final : public Socket::Owner {
   // The drain (see DrainTarget).
   // An idle connection closes (true); one with request bytes waiting serves them first (false).
   bool CloseIfIdle();
-  void Close(bool reset = false);  // now, whatever it is doing; reset: a RST, not a FIN
+  void Close(CloseMode mode = CloseMode::kFin);  // now, whatever it is doing
 
   // Which of the drain's counts (ProxyCounts) this connection is in: exactly one at a time, a
   // function of state_, response_phase_ and shutdown_done_; the Proxy keeps the sums.
@@ -74,7 +74,7 @@ class ClientConnection final : public Socket::Owner {
   }
 
   // From the attached UpstreamConnection.
-  void Touch();
+  void NoteActivity();  // bytes moved: the stall clock (--idle-timeout) starts again
   void OnUpstreamConnected();
   http1::ResponseFraming OnResponseHead(UpstreamConnection& upstream, const ResponseHead& head);
   void OnResponseBody(const uv_buf_t* bufs, size_t count, const BlockRef& block);
@@ -123,7 +123,7 @@ class ClientConnection final : public Socket::Owner {
   void Recount();
   int WriteToClient(std::string* head, const uv_buf_t* bufs, size_t count, const BlockRef& block);
   void UpdateReading();
-  uint64_t QueuesStillFor();
+  uint64_t QueuedBytesUnchangedForMs();
   void ArmTimer(uint64_t timeout_ms);
   static void OnTimer(uv_timer_t* timer);
 
@@ -162,12 +162,11 @@ class ClientConnection final : public Socket::Owner {
   bool drain_close_ = false;          // the drain chose this connection: close after what it serves
   bool client_eof_ = false;           // the client finished sending (half-close)
   bool head_held_ = false;      // response_head_ built, not yet written: it goes with the body
-  bool upstream_eof_ = false;   // tunnel: the upstream finished sending
   bool shutdown_done_ = false;  // our FIN went out, after everything queued before it
   bool upstream_shutdown_done_ = false;  // tunnel: the same towards the upstream
   int status_ = 0;
   uint64_t last_activity_ms_ = 0;
-  uint64_t queued_bytes_ = 0;     // QueuesStillFor: the bytes queued at its last look,
+  uint64_t queued_bytes_ = 0;     // QueuedBytesUnchangedForMs: the bytes queued at its last look,
   uint64_t queued_since_ms_ = 0;  // and since when they have been that many
   char client_ip_[INET6_ADDRSTRLEN] = {};
 };

@@ -43,7 +43,7 @@ class Proxy final : public DrainTarget, public Listener::Owner {
 
   // DrainTarget
   void StopAccepting() override;
-  void CloseAfterCurrentResponse() override { closing_ = true; }
+  void CloseAfterCurrentResponse() override { close_after_each_response_ = true; }
   size_t CloseIdleConnections() override;
   size_t ForceCloseAll() override;
   ProxyCounts counts() const override { return counts_; }  // kept current: O(1)
@@ -58,7 +58,8 @@ class Proxy final : public DrainTarget, public Listener::Owner {
   BufferPool& buffers() { return buffers_; }
   WriteReqPool& write_reqs() { return write_reqs_; }
   UpstreamPool& pool() { return pool_; }
-  bool closing() const { return closing_; }
+  // The drain wants every response from now on to say Connection: close and end its connection.
+  bool close_after_each_response() const { return close_after_each_response_; }
   // Host for requests that have none (HTTP/1.0): the upstream's address, or "localhost".
   std::string_view upstream_host() const { return upstream_host_; }
   UpstreamConnection* NewUpstream();  // connecting; nullptr if that failed at once
@@ -81,7 +82,7 @@ class Proxy final : public DrainTarget, public Listener::Owner {
   std::unordered_map<ClientConnection*, std::unique_ptr<ClientConnection>> clients_;
   std::unordered_map<UpstreamConnection*, std::unique_ptr<UpstreamConnection>> upstreams_;
   ProxyCounts counts_;  // of clients_, by each one's counted_as()
-  bool closing_ = false;
+  bool close_after_each_response_ = false;
   std::string upstream_host_;
 };
 

@@ -79,13 +79,12 @@ void UpstreamConnection::StartTunnel() {
   uv_timer_stop(timer_.get());
 }
 
-void UpstreamConnection::SetReadPaused(bool paused) {
-  if (state_ != State::kActive && state_ != State::kTunnel) return;
-  if (paused) {
-    socket_.StopReading();
-  } else {
-    socket_.StartReading();
-  }
+void UpstreamConnection::PauseReading() {
+  if (state_ == State::kActive || state_ == State::kTunnel) socket_.StopReading();
+}
+
+void UpstreamConnection::ResumeReading() {
+  if (state_ == State::kActive || state_ == State::kTunnel) socket_.StartReading();
 }
 
 void UpstreamConnection::EnterPool(std::chrono::milliseconds idle_limit) {
@@ -174,7 +173,7 @@ void UpstreamConnection::ParseResponse(const BlockRef& block, size_t length) {
 void UpstreamConnection::ParseResponseBytes(const BlockRef& block, size_t length) {
   const char* data = block.data();
   size_t offset = 0;
-  if (client_ != nullptr) client_->Touch();
+  if (client_ != nullptr) client_->NoteActivity();
   // After an event llhttp may complete a message without further input (a head with
   // Content-Length: 0 that ended the read), so it runs once more even with nothing left.
   bool again = false;

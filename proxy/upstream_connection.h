@@ -36,9 +36,11 @@ class UpstreamConnection final : public Socket::Owner {
   // can have a body (a HEAD request's cannot).
   void Attach(ClientConnection& client, bool head_request);
   void Detach() { client_ = nullptr; }
-  void ArmResponseTimeout();        // the request is complete: its response head must come in time
-  void StartTunnel();               // the 101 was sent on: forward raw bytes from here on
-  void SetReadPaused(bool paused);  // back-pressure from the client side
+  void ArmResponseTimeout();  // the request is complete: its response head must come in time
+  void StartTunnel();         // the 101 was sent on: forward raw bytes from here on
+  // Back-pressure from the client side, which writes what this connection reads.
+  void PauseReading();
+  void ResumeReading();
 
   // Writes to the app. Returns 0 or a libuv error. During an exchange a failed write is not
   // an error yet: the app may have answered early and closed without reading the rest (a 413),
