@@ -255,7 +255,7 @@ void ClientConnection::ProcessInput(BlockRef block, size_t offset, size_t length
     needs_upstream_ = false;
     if (AttachUpstream(/*allow_pooled=*/true) &&
         upstream_->state() == UpstreamConnection::State::kActive) {
-      OnUpstreamConnected();  // a pooled connection is ready at once
+      OnUpstreamReady();  // a pooled connection is ready at once
     }
   }
   UpdateReading();
@@ -309,7 +309,7 @@ bool ClientConnection::AttachUpstream(bool allow_pooled) {
   return true;
 }
 
-void ClientConnection::SendRequestHead() {
+bool ClientConnection::SendRequestHead() {
   http1::RequestRewrite rewrite;
   rewrite.method = parser_.method_name();
   rewrite.client_ip = client_ip_;
@@ -317,22 +317,18 @@ void ClientConnection::SendRequestHead() {
   rewrite.default_host = proxy_.upstream_host();
   http1::WriteRequestHead(parser_.head(), rewrite, upstream_head_);
   if (upstream_->Write(&upstream_head_, nullptr, 0, BlockRef()) != 0) {
-    OnUpstreamFailed(*upstream_, ProxyError::kUpstreamClosed, /*response_started=*/false);
-    return;
+    FailUpstream(ProxyError::kUpstreamClosed, /*response_started=*/false);
+    return false;
   }
-  if (request_phase_ == RequestPhase::kComplete) upstream_->ArmResponseTimeout();
+  if (request_phase_ == RequestPhase::kComplete) upstream_->EndRequest();
+  return true;
 }
 
-void ClientConnection::OnUpstreamConnected() {
-  if (state_ != State::kProxying || upstream_ == nullptr) return;
-  UpstreamConnection* upstream = upstream_;
-  SendRequestHead();
-  // A failed head write may have ended the exchange, or started a retry on a new connection
-  // that is not connected yet: then nothing more goes out now.
-  if (state_ != State::kProxying || upstream_ != upstream) return;
-  ForwardUnsent();  // body bytes that waited for the connection
-  if (state_ != State::kProxying || upstream_ != upstream) return;
-  ProcessPending();  // and any that were not parsed yet
+void ClientConnection::OnUpstreamReady() {
+  // A failed write ends the exchange, or starts a retry on a new connection that is not
+  // connected yet: then nothing more goes out now.
+  if (!SendRequestHead() || !ForwardUnsent()) return;  // body bytes that waited for the connection
+  ProcessPending();                                    // and any that were not parsed yet
   UpdateReading();
 }
 
@@ -342,7 +338,7 @@ bool ClientConnection::ReadBody(const BlockRef& block, size_t& offset, size_t& l
   if (result.outcome == http1::RequestParser::Outcome::kError) {
     // A broken chunked body. If part of the message already went upstream, that connection is
     // out of step for good: it closes.
-    ReleaseUpstream(/*reusable=*/false);
+    DropUpstream();
     SendError(ProxyError::kBadRequest);
     return false;
   }
@@ -364,22 +360,24 @@ bool ClientConnection::ForwardBody(const BlockRef& block, size_t offset, size_t 
   if (length == 0 || upstream_ == nullptr) return true;
   uv_buf_t buf = uv_buf_init(block.data() + offset, static_cast<unsigned>(length));
   if (upstream_->Write(nullptr, &buf, 1, block.Share()) != 0) {
-    OnUpstreamFailed(*upstream_, ProxyError::kUpstreamClosed, upstream_->response_started());
+    FailUpstream(ProxyError::kUpstreamClosed, upstream_->response_started());
     return false;
   }
   body_bytes_forwarded_ += length;
   return true;
 }
 
-void ClientConnection::ForwardUnsent() {
-  if (!unsent_) return;
+bool ClientConnection::ForwardUnsent() {
+  if (!unsent_) return true;
   // Kept until written: if the write fails and the request is retried, it is still here.
-  if (ForwardBody(unsent_, unsent_offset_, unsent_length_)) unsent_.Reset();
+  if (!ForwardBody(unsent_, unsent_offset_, unsent_length_)) return false;
+  unsent_.Reset();
+  return true;
 }
 
 void ClientConnection::OnRequestComplete() {
   request_phase_ = RequestPhase::kComplete;
-  if (upstream_ != nullptr) upstream_->ArmResponseTimeout();
+  if (upstream_ != nullptr) upstream_->EndRequest();
   MaybeFinishExchange();
 }
 
@@ -395,8 +393,7 @@ void ClientConnection::ProcessPending() {
   ProcessInput(std::move(block), pending_offset_, pending_length_);
 }
 
-http1::ResponseFraming ClientConnection::OnResponseHead(UpstreamConnection& upstream,
-                                                        const ResponseHead& head) {
+ResponseReceiver::HeadVerdict ClientConnection::OnHead(const ResponseHead& head) {
   using http1::ResponseConnection;
   using http1::ResponseFraming;
   NoteActivity();
@@ -408,14 +405,11 @@ http1::ResponseFraming ClientConnection::OnResponseHead(UpstreamConnection& upst
       http1::WriteResponseHead(*head.fields,
                                {status, ResponseFraming::kAsIs, ResponseConnection::kKeepAlive},
                                response_head_);
-      WriteToClient(&response_head_, nullptr, 0, BlockRef());
+      if (WriteToClient(&response_head_, nullptr, 0, BlockRef()) != 0) return HeadVerdict::kStop;
     }
-    return ResponseFraming::kAsIs;
+    return HeadVerdict::kForward;
   }
-  if (status == 101 && !upgrade_) {
-    OnUpstreamFailed(upstream, ProxyError::kUpstreamBadResponse, /*response_started=*/false);
-    return ResponseFraming::kAsIs;
-  }
+  if (status == 101 && !upgrade_) return HeadVerdict::kRefuse;  // nobody asked for a tunnel
   status_ = status;
   bool chunked = head.chunked;
   bool has_body = !parser_.head_request() && status != 204 && status != 304 && status != 101;
@@ -437,10 +431,11 @@ http1::ResponseFraming ClientConnection::OnResponseHead(UpstreamConnection& upst
   // Held back so that the head and the first body bytes, usually in the same upstream read,
   // leave in one write.
   head_held_ = true;
-  return framing;
+  return framing == ResponseFraming::kDechunk ? HeadVerdict::kDataOnly : HeadVerdict::kForward;
 }
 
-void ClientConnection::OnResponseBody(const uv_buf_t* bufs, size_t count, const BlockRef& block) {
+ResponseReceiver::Verdict ClientConnection::OnBody(const uv_buf_t* bufs, size_t count,
+                                                   const BlockRef& block) {
   // De-chunked reads can hold many spans; a write takes a bounded number.
   constexpr size_t kMaxSpansPerWrite = 32;
   for (size_t i = 0; i < count && state_ != State::kClosing; i += kMaxSpansPerWrite) {
@@ -448,6 +443,13 @@ void ClientConnection::OnResponseBody(const uv_buf_t* bufs, size_t count, const 
                   std::min(kMaxSpansPerWrite, count - i), block);
     head_held_ = false;
   }
+  // A failed write to the client closed it, and with it the upstream: stop there.
+  return upstream_ != nullptr ? Verdict::kContinue : Verdict::kStop;
+}
+
+void ClientConnection::OnReadDone() {
+  NoteActivity();
+  FlushResponseHead();
 }
 
 void ClientConnection::FlushResponseHead() {
@@ -456,23 +458,33 @@ void ClientConnection::FlushResponseHead() {
   WriteToClient(&response_head_, nullptr, 0, BlockRef());
 }
 
-void ClientConnection::OnResponseComplete(UpstreamConnection&, bool reusable) {
+void ClientConnection::OnEnd() {
+  upstream_ = nullptr;  // it went back to the pool, or closes: not ours any more
   FlushResponseHead();
   if (state_ == State::kClosing) return;
-  if (status_ == 101) {
-    StartTunnel();
-    return;
-  }
   SetResponsePhase(ResponsePhase::kComplete);
   proxy_.events().OnResponseComplete(status_);
-  ReleaseUpstream(reusable);
   MaybeFinishExchange();
 }
 
-void ClientConnection::OnUpstreamFailed(UpstreamConnection& upstream, ProxyError error,
-                                        bool response_started) {
-  if (&upstream != upstream_) return;
-  ReleaseUpstream(/*reusable=*/false);
+void ClientConnection::OnUpgraded(const BlockRef& block, size_t offset, size_t length) {
+  FlushResponseHead();
+  if (length > 0) OnTunnelData(block, offset, length);  // bytes the app sent after its 101
+  if (state_ == State::kClosing) return;
+  StartTunnel();
+}
+
+void ClientConnection::OnUpstreamError(ProxyError error, bool response_started) {
+  upstream_ = nullptr;  // detached and closing already
+  RecoverFromUpstreamFailure(error, response_started);
+}
+
+void ClientConnection::FailUpstream(ProxyError error, bool response_started) {
+  DropUpstream();
+  RecoverFromUpstreamFailure(error, response_started);
+}
+
+void ClientConnection::RecoverFromUpstreamFailure(ProxyError error, bool response_started) {
   if (!response_started && CanRetry(error)) {
     // A reused connection the app had closed: send the request once more on a fresh one.
     retried_ = true;
@@ -491,7 +503,7 @@ bool ClientConnection::CanRetry(ProxyError error) const {
          response_phase_ == ResponsePhase::kAwaitingHead;
 }
 
-void ClientConnection::OnUpstreamWritable(UpstreamConnection&) {
+void ClientConnection::OnUpstreamWritable() {
   NoteActivity();
   UpdateReading();
 }
@@ -519,42 +531,36 @@ void ClientConnection::FinishExchange() {
   UpdateReading();
 }
 
-void ClientConnection::ReleaseUpstream(bool reusable) {
+// Lets the upstream go before its response ended: it is out of step for good, so it closes.
+void ClientConnection::DropUpstream() {
   UpstreamConnection* upstream = upstream_;
   if (upstream == nullptr) return;
   upstream_ = nullptr;
   upstream->Detach();
-  if (reusable && request_phase_ == RequestPhase::kComplete && upstream->writes_pending() == 0 &&
-      !upstream->write_failed() && upstream->state() == UpstreamConnection::State::kActive) {
-    proxy_.pool().Put(*upstream);
-  } else {
-    upstream->Close();
-  }
+  upstream->Close();
 }
 
 void ClientConnection::StartTunnel() {
   SetState(State::kTunnel);
   SetResponsePhase(ResponsePhase::kComplete);
   proxy_.events().OnResponseComplete(101);
-  upstream_->StartTunnel();
   if (client_eof_) upstream_->ShutdownWrite();  // the client half-closed before the 101
   ArmTimer(proxy_.options().idle_timeout.count());
   ProcessPending();  // bytes the client sent after its upgrade request belong to the tunnel
   UpdateReading();
 }
 
-void ClientConnection::OnTunnelData(UpstreamConnection&, const BlockRef& block, size_t offset,
-                                    size_t length) {
+void ClientConnection::OnTunnelData(const BlockRef& block, size_t offset, size_t length) {
   NoteActivity();
   uv_buf_t buf = uv_buf_init(block.data() + offset, static_cast<unsigned>(length));
   WriteToClient(nullptr, &buf, 1, block);
 }
 
-void ClientConnection::OnTunnelEof(UpstreamConnection&) {
+void ClientConnection::OnTunnelEof() {
   socket_.Shutdown();  // pass the half-close on, after what is queued for the client
 }
 
-void ClientConnection::OnUpstreamShutdown(UpstreamConnection&, int status) {
+void ClientConnection::OnTunnelShutdown(int status) {
   if (status != 0) {
     Close();
     return;
@@ -576,7 +582,7 @@ void ClientConnection::SendError(ProxyError error) {
     Abort();  // mid-response: the client must see it incomplete, never a clean end
     return;
   }
-  ReleaseUpstream(/*reusable=*/false);
+  DropUpstream();
   status_ = StatusFor(error);
   http1::WriteErrorResponse(status_, response_head_);
   SetResponsePhase(ResponsePhase::kComplete);
@@ -588,7 +594,7 @@ void ClientConnection::SendError(ProxyError error) {
 
 void ClientConnection::Linger() {
   if (state_ == State::kLingering || state_ == State::kClosing) return;
-  ReleaseUpstream(/*reusable=*/false);
+  DropUpstream();
   SetState(State::kLingering);
   pending_.Reset();
   unsent_.Reset();

@@ -15,6 +15,7 @@
 #include "proxy/http1/request_parser.h"
 #include "proxy/message_head.h"
 #include "proxy/proxy_events.h"
+#include "proxy/response_receiver.h"
 #include "proxy/socket.h"
 #include "proxy/uv_handle.h"
 
@@ -23,7 +24,7 @@ namespace lameduck::proxy {
 class Proxy;
 class UpstreamConnection;
 
-class ClientConnection final : public Socket::Owner {
+class ClientConnection final : public Socket::Owner, public ResponseReceiver {
  public:
   enum class State {
     kIdle,         // between requests, no byte of the next one yet; idle timer armed; reading
@@ -73,19 +74,18 @@ class ClientConnection final : public Socket::Owner {
     return state_ == State::kProxying && response_phase_ != ResponsePhase::kComplete;
   }
 
-  // From the attached UpstreamConnection.
-  void NoteActivity();  // bytes moved: the stall clock (--idle-timeout) starts again
-  void OnUpstreamConnected();
-  http1::ResponseFraming OnResponseHead(UpstreamConnection& upstream, const ResponseHead& head);
-  void OnResponseBody(const uv_buf_t* bufs, size_t count, const BlockRef& block);
-  void FlushResponseHead();  // the upstream's read is done: send a head still held back
-  void OnResponseComplete(UpstreamConnection& upstream, bool reusable);
-  void OnUpstreamFailed(UpstreamConnection& upstream, ProxyError error, bool response_started);
-  void OnUpstreamWritable(UpstreamConnection& upstream);
-  void OnTunnelData(UpstreamConnection& upstream, const BlockRef& block, size_t offset,
-                    size_t length);
-  void OnTunnelEof(UpstreamConnection& upstream);
-  void OnUpstreamShutdown(UpstreamConnection& upstream, int status);
+  // ResponseReceiver: from the attached UpstreamConnection.
+  void OnUpstreamReady() override;
+  void OnUpstreamWritable() override;
+  HeadVerdict OnHead(const ResponseHead& head) override;
+  Verdict OnBody(const uv_buf_t* bufs, size_t count, const BlockRef& block) override;
+  void OnReadDone() override;
+  void OnEnd() override;
+  void OnUpgraded(const BlockRef& block, size_t offset, size_t length) override;
+  void OnUpstreamError(ProxyError error, bool response_started) override;
+  void OnTunnelData(const BlockRef& block, size_t offset, size_t length) override;
+  void OnTunnelEof() override;
+  void OnTunnelShutdown(int status) override;
 
  private:
   // Socket::Owner
@@ -101,14 +101,18 @@ class ClientConnection final : public Socket::Owner {
   void ProcessPending();
   void StartExchange();
   bool AttachUpstream(bool allow_pooled);
-  void SendRequestHead();
+  bool SendRequestHead();  // false: the write failed, and the exchange moved on
   bool ForwardBody(const BlockRef& block, size_t offset, size_t length);  // false: failed
-  void ForwardUnsent();
+  bool ForwardUnsent();  // false: the write failed, and the exchange moved on
   void OnRequestComplete();
   bool CanRetry(ProxyError error) const;
   void MaybeFinishExchange();
   void FinishExchange();
-  void ReleaseUpstream(bool reusable);
+  void DropUpstream();
+  void FailUpstream(ProxyError error, bool response_started);
+  void RecoverFromUpstreamFailure(ProxyError error, bool response_started);
+  void FlushResponseHead();  // send a head still held back for the first body bytes
+  void NoteActivity();       // bytes moved: the stall clock (--idle-timeout) starts again
   void StartTunnel();
   void MaybeEndTunnel();
   void SendError(ProxyError error);

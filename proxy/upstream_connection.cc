@@ -1,6 +1,5 @@
 #include "proxy/upstream_connection.h"
 
-#include "proxy/client_connection.h"
 #include "proxy/proxy.h"
 
 namespace lameduck::proxy {
@@ -36,12 +35,14 @@ void UpstreamConnection::OnSocketConnected(int status) {
   }
   state_ = State::kActive;
   socket_.StartReading();
-  if (client_ != nullptr) client_->OnUpstreamConnected();
+  if (request_ended_) ArmResponseTimer();
+  if (receiver_ != nullptr) receiver_->OnUpstreamReady();
 }
 
-void UpstreamConnection::Attach(ClientConnection& client, bool head_request) {
-  client_ = &client;
+void UpstreamConnection::Attach(ResponseReceiver& receiver, bool head_request) {
+  receiver_ = &receiver;
   parser_.Reset(head_request);
+  request_ended_ = false;
   final_head_seen_ = false;
   wrote_ = false;
   write_failed_ = false;
@@ -59,7 +60,7 @@ int UpstreamConnection::Write(std::string* head, const uv_buf_t* bufs, unsigned 
   int rc = socket_.Write(head, bufs, count, std::move(block));
   // Only once part of the request went out can the app have answered it; a first write that
   // fails is the caller's to handle (a pooled connection the app closed: the request is retried).
-  if (rc != 0 && state_ == State::kActive && client_ != nullptr && wrote_) {
+  if (rc != 0 && state_ == State::kActive && receiver_ != nullptr && wrote_) {
     write_failed_ = true;
     if (head != nullptr) head->clear();
     return 0;
@@ -68,15 +69,15 @@ int UpstreamConnection::Write(std::string* head, const uv_buf_t* bufs, unsigned 
   return rc;
 }
 
-void UpstreamConnection::ArmResponseTimeout() {
-  if (state_ != State::kActive || final_head_seen_) return;
-  uv_timer_start(timer_.get(), &UpstreamConnection::OnTimer,
-                 proxy_.options().upstream_timeout.count(), 0);
+void UpstreamConnection::EndRequest() {
+  request_ended_ = true;
+  if (state_ == State::kActive) ArmResponseTimer();  // else once connected
 }
 
-void UpstreamConnection::StartTunnel() {
-  state_ = State::kTunnel;
-  uv_timer_stop(timer_.get());
+void UpstreamConnection::ArmResponseTimer() {
+  if (final_head_seen_) return;
+  uv_timer_start(timer_.get(), &UpstreamConnection::OnTimer,
+                 proxy_.options().upstream_timeout.count(), 0);
 }
 
 void UpstreamConnection::PauseReading() {
@@ -89,7 +90,7 @@ void UpstreamConnection::ResumeReading() {
 
 void UpstreamConnection::EnterPool(std::chrono::milliseconds idle_limit) {
   state_ = State::kIdle;
-  client_ = nullptr;
+  receiver_ = nullptr;
   socket_.StartReading();  // to notice the app closing it
   uv_timer_start(timer_.get(), &UpstreamConnection::OnTimer, idle_limit.count(), 0);
 }
@@ -108,11 +109,11 @@ void UpstreamConnection::Close() {
 }
 
 void UpstreamConnection::Fail(ProxyError error) {
-  ClientConnection* client = client_;
-  client_ = nullptr;
+  ResponseReceiver* receiver = receiver_;
+  receiver_ = nullptr;
   bool started = response_started();
   Close();
-  if (client != nullptr) client->OnUpstreamFailed(*this, error, started);
+  if (receiver != nullptr) receiver->OnUpstreamError(error, started);
 }
 
 void UpstreamConnection::OnTimer(uv_timer_t* timer) {
@@ -135,12 +136,13 @@ void UpstreamConnection::OnTimer(uv_timer_t* timer) {
 }
 
 void UpstreamConnection::OnSocketRead(ssize_t nread, BlockRef block) {
+  if (receiver_ == nullptr) {
+    // Pooled: the app closed it, or sent bytes nobody asked for; either way it is no longer a
+    // clean place for the next request. Or the exchange let it go and it is closing.
+    Close();
+    return;
+  }
   switch (state_) {
-    case State::kIdle:
-      // The app closed a pooled connection, or sent bytes nobody asked for: either way it is
-      // no longer a clean place for the next request.
-      Close();
-      return;
     case State::kActive:
       if (nread < 0) {
         OnEof(nread);
@@ -149,14 +151,13 @@ void UpstreamConnection::OnSocketRead(ssize_t nread, BlockRef block) {
       }
       return;
     case State::kTunnel:
-      if (client_ == nullptr) {
-        Close();
-      } else if (nread < 0) {
-        client_->OnTunnelEof(*this);
+      if (nread < 0) {
+        receiver_->OnTunnelEof();
       } else {
-        client_->OnTunnelData(*this, block, 0, static_cast<size_t>(nread));
+        receiver_->OnTunnelData(block, 0, static_cast<size_t>(nread));
       }
       return;
+    case State::kIdle:
     case State::kConnecting:
     case State::kClosing:
       return;
@@ -164,20 +165,14 @@ void UpstreamConnection::OnSocketRead(ssize_t nread, BlockRef block) {
 }
 
 void UpstreamConnection::ParseResponse(const BlockRef& block, size_t length) {
-  ParseResponseBytes(block, length);
-  // A head held back for the first body bytes must not wait for a later read: an app may send
-  // the head and stream the body much later (server-sent events, long polls).
-  if (client_ != nullptr && state_ == State::kActive) client_->FlushResponseHead();
-}
-
-void UpstreamConnection::ParseResponseBytes(const BlockRef& block, size_t length) {
+  using Verdict = ResponseReceiver::Verdict;
+  using HeadVerdict = ResponseReceiver::HeadVerdict;
   const char* data = block.data();
   size_t offset = 0;
-  if (client_ != nullptr) client_->NoteActivity();
   // After an event llhttp may complete a message without further input (a head with
   // Content-Length: 0 that ended the read), so it runs once more even with nothing left.
   bool again = false;
-  while ((offset < length || again) && state_ == State::kActive && client_ != nullptr) {
+  while (offset < length || again) {
     http1::ResponseParser::Step step = parser_.Parse(data + offset, length - offset);
     again = false;
     if (step.error) {
@@ -186,9 +181,8 @@ void UpstreamConnection::ParseResponseBytes(const BlockRef& block, size_t length
     }
     size_t end = offset + step.used;
     response_bytes_ += step.used;
-    if (step.body) DeliverBody(block, offset, end);
+    if (step.body && DeliverBody(block, offset, end) == Verdict::kStop) return;
     offset = end;
-    if (client_ == nullptr || state_ != State::kActive) return;
     if (!step.head && !step.end) continue;
     again = true;
     const ResponseHead& head = parser_.head();
@@ -197,39 +191,62 @@ void UpstreamConnection::ParseResponseBytes(const BlockRef& block, size_t length
         final_head_seen_ = true;
         uv_timer_stop(timer_.get());  // the response-head clock
       }
-      parser_.set_dechunk(client_->OnResponseHead(*this, head) == http1::ResponseFraming::kDechunk);
-      if (client_ == nullptr || state_ != State::kActive) return;
+      HeadVerdict verdict = receiver_->OnHead(head);
+      if (verdict == HeadVerdict::kStop) return;
+      if (verdict == HeadVerdict::kRefuse) {
+        Fail(ProxyError::kUpstreamBadResponse);
+        return;
+      }
+      parser_.set_dechunk(verdict == HeadVerdict::kDataOnly);
     }
     if (step.end) {
       if (head.interim()) continue;  // the final response follows on the same connection
-      bool upgraded = head.status == 101;
-      // Bytes after a final response that nobody asked for mean the connection is out of step.
-      bool reusable = !upgraded && offset == length && parser_.keep_alive();
-      client_->OnResponseComplete(*this, reusable);
-      if (upgraded && client_ != nullptr && state_ == State::kTunnel && offset < length) {
-        client_->OnTunnelData(*this, block, offset, length - offset);
-      }
+      EndResponse(block, offset, length);
       return;
     }
   }
+  // A head held back for the first body bytes must not wait for a later read: an app may send
+  // the head and stream the body much later (server-sent events, long polls).
+  receiver_->OnReadDone();
 }
 
-void UpstreamConnection::DeliverBody(const BlockRef& block, size_t begin, size_t end) {
-  if (parser_.dechunk()) {
-    const std::vector<uv_buf_t>& spans = parser_.body_spans();
-    if (!spans.empty()) client_->OnResponseBody(spans.data(), spans.size(), block);
+bool UpstreamConnection::Reusable(size_t unparsed) const {
+  // Bytes after a final response that nobody asked for mean the connection is out of step; a
+  // request not wholly handed over, or still being written, would be out of step too.
+  return state_ == State::kActive && unparsed == 0 && parser_.keep_alive() && request_ended_ &&
+         !write_failed_ && socket_.writes_pending() == 0;
+}
+
+void UpstreamConnection::EndResponse(const BlockRef& block, size_t offset, size_t length) {
+  ResponseReceiver* receiver = receiver_;
+  if (parser_.head().status == 101) {
+    state_ = State::kTunnel;
+    uv_timer_stop(timer_.get());
+    receiver->OnUpgraded(block, offset, length - offset);
     return;
   }
-  if (end == begin) return;
+  receiver_ = nullptr;
+  if (Reusable(length - offset)) {
+    proxy_.pool().Put(*this);
+  } else {
+    Close();
+  }
+  receiver->OnEnd();
+}
+
+ResponseReceiver::Verdict UpstreamConnection::DeliverBody(const BlockRef& block, size_t begin,
+                                                          size_t end) {
+  if (parser_.dechunk()) {
+    const std::vector<uv_buf_t>& spans = parser_.body_spans();
+    if (spans.empty()) return ResponseReceiver::Verdict::kContinue;
+    return receiver_->OnBody(spans.data(), spans.size(), block);
+  }
+  if (end == begin) return ResponseReceiver::Verdict::kContinue;
   uv_buf_t buf = uv_buf_init(block.data() + begin, static_cast<unsigned>(end - begin));
-  client_->OnResponseBody(&buf, 1, block);
+  return receiver_->OnBody(&buf, 1, block);
 }
 
 void UpstreamConnection::OnEof(ssize_t nread) {
-  if (client_ == nullptr) {
-    Close();
-    return;
-  }
   // A reset is never the end of a body, also when a write met it first and took its error, and
   // the read sees a plain EOF.
   if (nread != UV_EOF || write_failed_ || socket_.WasReset()) {
@@ -237,17 +254,18 @@ void UpstreamConnection::OnEof(ssize_t nread) {
     return;
   }
   // A close-delimited body ends here (RFC 9112 6.3, rule 8).
-  if (parser_.Finish()) {
-    ClientConnection* client = client_;
-    client->OnResponseComplete(*this, /*reusable=*/false);
-    Close();
+  if (!parser_.Finish()) {
+    Fail(ProxyError::kUpstreamClosed);
     return;
   }
-  Fail(ProxyError::kUpstreamClosed);
+  ResponseReceiver* receiver = receiver_;
+  receiver_ = nullptr;
+  Close();
+  receiver->OnEnd();
 }
 
 void UpstreamConnection::OnSocketWritten(int status) {
-  if (state_ == State::kClosing || client_ == nullptr) return;
+  if (state_ == State::kClosing || receiver_ == nullptr) return;
   if (status != 0) {
     // EPIPE/ECONNRESET on write: the app closed. A response may still be readable (an early
     // answer) and the read side, still on, will see it or the close: it decides.
@@ -258,11 +276,11 @@ void UpstreamConnection::OnSocketWritten(int status) {
     }
     return;
   }
-  client_->OnUpstreamWritable(*this);
+  receiver_->OnUpstreamWritable();
 }
 
 void UpstreamConnection::OnSocketShutdown(int status) {
-  if (state_ == State::kTunnel && client_ != nullptr) client_->OnUpstreamShutdown(*this, status);
+  if (state_ == State::kTunnel && receiver_ != nullptr) receiver_->OnTunnelShutdown(status);
 }
 
 void UpstreamConnection::OnSocketClosed() { proxy_.Remove(*this); }
