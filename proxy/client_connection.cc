@@ -63,8 +63,8 @@ void ClientConnection::SetState(State state) {
   Recount();
 }
 
-void ClientConnection::SetResponsePhase(ResponsePhase phase) {
-  response_phase_ = phase;
+void ClientConnection::SetResponseState(Exchange::ResponseState state) {
+  exchange_.response = state;
   Recount();
 }
 
@@ -78,8 +78,8 @@ ClientConnection::CountClass ClientConnection::Classify() const {
     case State::kIdle:
       return CountClass::kIdle;
     case State::kProxying:
-      return response_phase_ != ResponsePhase::kComplete ? CountClass::kInFlight
-                                                         : CountClass::kOther;
+      return exchange_.response != Exchange::ResponseState::kComplete ? CountClass::kInFlight
+                                                                      : CountClass::kOther;
     case State::kTunnel:
       return CountClass::kUpgraded;
     case State::kLingering:
@@ -118,8 +118,9 @@ void ClientConnection::OnTimer(uv_timer_t* timer) {
     case State::kProxying:
     case State::kTunnel: {
       uint64_t idle_limit = options.idle_timeout.count();
-      if (self->state_ == State::kProxying && self->request_phase_ == RequestPhase::kComplete &&
-          self->response_phase_ == ResponsePhase::kAwaitingHead) {
+      if (self->state_ == State::kProxying &&
+          self->exchange_.request == Exchange::RequestState::kComplete &&
+          self->exchange_.response == Exchange::ResponseState::kAwaitingHead) {
         self->ArmTimer(idle_limit);  // waiting for a response head: --upstream-timeout decides
         return;
       }
@@ -160,7 +161,8 @@ uint64_t ClientConnection::QueuedBytesUnchangedForMs() {
     return static_cast<uint64_t>(bytes);
   };
   uint64_t bytes = queued(socket_.fd()) + socket_.write_queue_bytes();
-  if (upstream_ != nullptr) bytes += queued(upstream_->fd()) + upstream_->write_queue_bytes();
+  if (exchange_.upstream != nullptr)
+    bytes += queued(exchange_.upstream->fd()) + exchange_.upstream->write_queue_bytes();
   uint64_t now = uv_now(proxy_.loop());
   if (bytes != queued_bytes_) {
     queued_bytes_ = bytes;
@@ -187,19 +189,19 @@ void ClientConnection::OnSocketRead(ssize_t nread, BlockRef block) {
         UpdateReading();
         return;
       case State::kProxying:
-        if (nread == UV_EOF && request_phase_ == RequestPhase::kComplete) {
+        if (nread == UV_EOF && exchange_.request == Exchange::RequestState::kComplete) {
           // A half-close after a whole request (RFC 9112 9.6): answer it, then close.
-          close_after_ = true;
+          exchange_.close_after = true;
           UpdateReading();
         } else {
           Abort();  // gone mid-request, or reset: the upstream connection is spoiled too
         }
         return;
       case State::kTunnel:
-        if (upstream_ == nullptr) {
+        if (exchange_.upstream == nullptr) {
           Close();
         } else {
-          upstream_->ShutdownWrite();  // pass the half-close on, after what is queued
+          exchange_.upstream->ShutdownWrite();  // pass the half-close on, after what is queued
           UpdateReading();
         }
         return;
@@ -230,7 +232,7 @@ void ClientConnection::ProcessInput(BlockRef block, size_t offset, size_t length
       case State::kProxying:
         if (length == 0) {
           more = false;
-        } else if (request_phase_ == RequestPhase::kComplete || unsent_) {
+        } else if (exchange_.request == Exchange::RequestState::kComplete || exchange_.unsent) {
           Stash(std::move(block), offset, length);  // the next request, or more than can wait
           more = false;
         } else {
@@ -238,9 +240,9 @@ void ClientConnection::ProcessInput(BlockRef block, size_t offset, size_t length
         }
         break;
       case State::kTunnel:
-        if (length > 0 && upstream_ != nullptr) {
+        if (length > 0 && exchange_.upstream != nullptr) {
           uv_buf_t buf = uv_buf_init(block.data() + offset, static_cast<unsigned>(length));
-          if (upstream_->Write(nullptr, &buf, 1, block.Share()) != 0) Abort();
+          if (exchange_.upstream->Write(nullptr, &buf, 1, block.Share()) != 0) Abort();
         }
         more = false;
         break;
@@ -251,10 +253,9 @@ void ClientConnection::ProcessInput(BlockRef block, size_t offset, size_t length
     }
   }
   // Only now, with what this read brought checked, does the exchange take an upstream.
-  if (state_ == State::kProxying && needs_upstream_) {
-    needs_upstream_ = false;
-    if (AttachUpstream(/*allow_pooled=*/true) &&
-        upstream_->state() == UpstreamConnection::State::kActive) {
+  if (state_ == State::kProxying && exchange_.attempt == Exchange::Attempt::kNone) {
+    if (AttachUpstream(UpstreamSource::kPoolOrNew) &&
+        exchange_.upstream->state() == UpstreamConnection::State::kActive) {
       OnUpstreamReady();  // a pooled connection is ready at once
     }
   }
@@ -275,37 +276,33 @@ bool ClientConnection::ReadHead(const BlockRef& block, size_t& offset, size_t& l
     case http1::RequestParser::Outcome::kMessageComplete:
       break;
   }
-  request_phase_ = result.outcome == http1::RequestParser::Outcome::kMessageComplete
-                       ? RequestPhase::kComplete
-                       : RequestPhase::kBody;
-  StartExchange();
+  StartExchange(result.outcome == http1::RequestParser::Outcome::kMessageComplete
+                    ? Exchange::RequestState::kComplete
+                    : Exchange::RequestState::kBody);
   return state_ == State::kProxying;
 }
 
-void ClientConnection::StartExchange() {
-  http10_ = parser_.http10();
-  keep_alive_ = parser_.keep_alive();
-  upgrade_ = parser_.upgrade();
-  close_after_ = !keep_alive_ || drain_close_ || proxy_.close_after_each_response();
-  body_bytes_forwarded_ = 0;
-  retried_ = false;
-  status_ = 0;
-  SetResponsePhase(ResponsePhase::kAwaitingHead);
-  SetState(State::kProxying);
-  needs_upstream_ = true;
+void ClientConnection::StartExchange(Exchange::RequestState request) {
+  exchange_.Begin(parser_.http10(), parser_.upgrade(),
+                  !parser_.keep_alive() || drain_close_ || proxy_.close_after_each_response());
+  exchange_.request = request;
+  SetState(State::kProxying);  // with the attempt kNone: an upstream is taken after this read
   ArmTimer(proxy_.options().idle_timeout.count());
 }
 
-bool ClientConnection::AttachUpstream(bool allow_pooled) {
-  UpstreamConnection* upstream = allow_pooled ? proxy_.pool().Take() : nullptr;
+bool ClientConnection::AttachUpstream(UpstreamSource source) {
+  UpstreamConnection* upstream =
+      source == UpstreamSource::kPoolOrNew ? proxy_.pool().Take() : nullptr;
   if (upstream == nullptr) upstream = proxy_.NewUpstream();
   if (upstream == nullptr) {
     SendError(ProxyError::kUpstreamConnect);
     return false;
   }
-  upstream_ = upstream;
-  upstream_->Attach(*this, parser_.head_request());
-  upstream_was_reused_ = upstream_->reused();
+  exchange_.upstream = upstream;
+  exchange_.upstream->Attach(*this, parser_.head_request());
+  exchange_.attempt = source == UpstreamSource::kNew ? Exchange::Attempt::kRetry
+                      : upstream->reused()           ? Exchange::Attempt::kReused
+                                                     : Exchange::Attempt::kFresh;
   return true;
 }
 
@@ -313,14 +310,14 @@ bool ClientConnection::SendRequestHead() {
   http1::RequestRewrite rewrite;
   rewrite.method = parser_.method_name();
   rewrite.client_ip = client_ip_;
-  rewrite.upgrade = upgrade_;
+  rewrite.upgrade = exchange_.upgrade;
   rewrite.default_host = proxy_.upstream_host();
   http1::WriteRequestHead(parser_.head(), rewrite, upstream_head_);
-  if (upstream_->Write(&upstream_head_, nullptr, 0, BlockRef()) != 0) {
+  if (exchange_.upstream->Write(&upstream_head_, nullptr, 0, BlockRef()) != 0) {
     FailUpstream(ProxyError::kUpstreamClosed, /*response_started=*/false);
     return false;
   }
-  if (request_phase_ == RequestPhase::kComplete) upstream_->EndRequest();
+  if (exchange_.request == Exchange::RequestState::kComplete) exchange_.upstream->EndRequest();
   return true;
 }
 
@@ -342,12 +339,13 @@ bool ClientConnection::ReadBody(const BlockRef& block, size_t& offset, size_t& l
     SendError(ProxyError::kBadRequest);
     return false;
   }
-  if (upstream_ != nullptr && upstream_->state() == UpstreamConnection::State::kActive) {
+  if (exchange_.upstream != nullptr &&
+      exchange_.upstream->state() == UpstreamConnection::State::kActive) {
     ForwardBody(block, offset, used);
   } else if (used > 0) {
-    unsent_ = block.Share();
-    unsent_offset_ = offset;
-    unsent_length_ = used;
+    exchange_.unsent = block.Share();
+    exchange_.unsent_offset = offset;
+    exchange_.unsent_length = used;
   }
   offset += used;
   length -= used;
@@ -357,27 +355,28 @@ bool ClientConnection::ReadBody(const BlockRef& block, size_t& offset, size_t& l
 }
 
 bool ClientConnection::ForwardBody(const BlockRef& block, size_t offset, size_t length) {
-  if (length == 0 || upstream_ == nullptr) return true;
+  if (length == 0 || exchange_.upstream == nullptr) return true;
   uv_buf_t buf = uv_buf_init(block.data() + offset, static_cast<unsigned>(length));
-  if (upstream_->Write(nullptr, &buf, 1, block.Share()) != 0) {
-    FailUpstream(ProxyError::kUpstreamClosed, upstream_->response_started());
+  if (exchange_.upstream->Write(nullptr, &buf, 1, block.Share()) != 0) {
+    FailUpstream(ProxyError::kUpstreamClosed, exchange_.upstream->response_started());
     return false;
   }
-  body_bytes_forwarded_ += length;
+  exchange_.body_bytes_forwarded += length;
   return true;
 }
 
 bool ClientConnection::ForwardUnsent() {
-  if (!unsent_) return true;
+  if (!exchange_.unsent) return true;
   // Kept until written: if the write fails and the request is retried, it is still here.
-  if (!ForwardBody(unsent_, unsent_offset_, unsent_length_)) return false;
-  unsent_.Reset();
+  if (!ForwardBody(exchange_.unsent, exchange_.unsent_offset, exchange_.unsent_length))
+    return false;
+  exchange_.unsent.Reset();
   return true;
 }
 
 void ClientConnection::OnRequestComplete() {
-  request_phase_ = RequestPhase::kComplete;
-  if (upstream_ != nullptr) upstream_->EndRequest();
+  exchange_.request = Exchange::RequestState::kComplete;
+  if (exchange_.upstream != nullptr) exchange_.upstream->EndRequest();
   MaybeFinishExchange();
 }
 
@@ -401,7 +400,7 @@ ResponseReceiver::HeadVerdict ClientConnection::OnHead(const ResponseHead& head)
   if (status < 200 && status != 101) {
     // Interim (100 Continue, 103 Early Hints): passed on, except to HTTP/1.0 clients, which
     // cannot take them (RFC 9110 15.2).
-    if (!http10_) {
+    if (!exchange_.http10) {
       http1::WriteResponseHead(*head.fields,
                                {status, ResponseFraming::kAsIs, ResponseConnection::kKeepAlive},
                                response_head_);
@@ -409,28 +408,29 @@ ResponseReceiver::HeadVerdict ClientConnection::OnHead(const ResponseHead& head)
     }
     return HeadVerdict::kForward;
   }
-  if (status == 101 && !upgrade_) return HeadVerdict::kRefuse;  // nobody asked for a tunnel
-  status_ = status;
+  if (status == 101 && !exchange_.upgrade)
+    return HeadVerdict::kRefuse;  // nobody asked for a tunnel
+  exchange_.status = status;
   bool chunked = head.chunked;
   bool has_body = !parser_.head_request() && status != 204 && status != 304 && status != 101;
   bool close_delimited = has_body && !chunked && !head.content_length;
   ResponseFraming framing =
-      http10_ && chunked && has_body ? ResponseFraming::kDechunk : ResponseFraming::kAsIs;
+      exchange_.http10 && chunked && has_body ? ResponseFraming::kDechunk : ResponseFraming::kAsIs;
   // Close after this response when: the client or the drain asks; the request is still coming
   // (an early answer); or only the close can end the body. An upgrade the app declined (it
   // answered and ignored the Upgrade, RFC 9110 7.8) leaves the connection HTTP/1.1: it stays.
-  close_after_ = close_after_ || drain_close_ || proxy_.close_after_each_response() ||
-                 request_phase_ != RequestPhase::kComplete || close_delimited ||
-                 framing == ResponseFraming::kDechunk;
-  ResponseConnection connection = status == 101  ? ResponseConnection::kUpgrade
-                                  : close_after_ ? ResponseConnection::kClose
-                                  : http10_      ? ResponseConnection::kKeepAliveHttp10
-                                                 : ResponseConnection::kKeepAlive;
+  exchange_.close_after = exchange_.close_after || drain_close_ ||
+                          proxy_.close_after_each_response() ||
+                          exchange_.request != Exchange::RequestState::kComplete ||
+                          close_delimited || framing == ResponseFraming::kDechunk;
+  ResponseConnection connection = status == 101           ? ResponseConnection::kUpgrade
+                                  : exchange_.close_after ? ResponseConnection::kClose
+                                  : exchange_.http10      ? ResponseConnection::kKeepAliveHttp10
+                                                          : ResponseConnection::kKeepAlive;
   http1::WriteResponseHead(*head.fields, {status, framing, connection}, response_head_);
-  SetResponsePhase(ResponsePhase::kStreaming);
   // Held back so that the head and the first body bytes, usually in the same upstream read,
   // leave in one write.
-  head_held_ = true;
+  SetResponseState(Exchange::ResponseState::kHeadHeld);
   return framing == ResponseFraming::kDechunk ? HeadVerdict::kDataOnly : HeadVerdict::kForward;
 }
 
@@ -439,12 +439,13 @@ ResponseReceiver::Verdict ClientConnection::OnBody(const uv_buf_t* bufs, size_t 
   // De-chunked reads can hold many spans; a write takes a bounded number.
   constexpr size_t kMaxSpansPerWrite = 32;
   for (size_t i = 0; i < count && state_ != State::kClosing; i += kMaxSpansPerWrite) {
-    WriteToClient(head_held_ ? &response_head_ : nullptr, bufs + i,
+    bool with_head = exchange_.response == Exchange::ResponseState::kHeadHeld;
+    if (with_head) SetResponseState(Exchange::ResponseState::kStreaming);
+    WriteToClient(with_head ? &response_head_ : nullptr, bufs + i,
                   std::min(kMaxSpansPerWrite, count - i), block);
-    head_held_ = false;
   }
   // A failed write to the client closed it, and with it the upstream: stop there.
-  return upstream_ != nullptr ? Verdict::kContinue : Verdict::kStop;
+  return exchange_.upstream != nullptr ? Verdict::kContinue : Verdict::kStop;
 }
 
 void ClientConnection::OnReadDone() {
@@ -453,17 +454,17 @@ void ClientConnection::OnReadDone() {
 }
 
 void ClientConnection::FlushResponseHead() {
-  if (!head_held_) return;
-  head_held_ = false;
+  if (exchange_.response != Exchange::ResponseState::kHeadHeld) return;
+  SetResponseState(Exchange::ResponseState::kStreaming);
   WriteToClient(&response_head_, nullptr, 0, BlockRef());
 }
 
 void ClientConnection::OnEnd() {
-  upstream_ = nullptr;  // it went back to the pool, or closes: not ours any more
+  exchange_.upstream = nullptr;  // it went back to the pool, or closes: not ours any more
   FlushResponseHead();
   if (state_ == State::kClosing) return;
-  SetResponsePhase(ResponsePhase::kComplete);
-  proxy_.events().OnResponseComplete(status_);
+  SetResponseState(Exchange::ResponseState::kComplete);
+  proxy_.events().OnResponseComplete(exchange_.status);
   MaybeFinishExchange();
 }
 
@@ -475,7 +476,7 @@ void ClientConnection::OnUpgraded(const BlockRef& block, size_t offset, size_t l
 }
 
 void ClientConnection::OnUpstreamError(ProxyError error, bool response_started) {
-  upstream_ = nullptr;  // detached and closing already
+  exchange_.upstream = nullptr;  // detached and closing already
   RecoverFromUpstreamFailure(error, response_started);
 }
 
@@ -487,8 +488,7 @@ void ClientConnection::FailUpstream(ProxyError error, bool response_started) {
 void ClientConnection::RecoverFromUpstreamFailure(ProxyError error, bool response_started) {
   if (!response_started && CanRetry(error)) {
     // A reused connection the app had closed: send the request once more on a fresh one.
-    retried_ = true;
-    if (AttachUpstream(/*allow_pooled=*/false)) UpdateReading();
+    if (AttachUpstream(UpstreamSource::kNew)) UpdateReading();
     return;
   }
   SendError(error);
@@ -498,9 +498,10 @@ void ClientConnection::RecoverFromUpstreamFailure(ProxyError error, bool respons
 // body (if any) has not started to flow: then the app cannot have acted on the request twice in
 // a way that matters (RFC 9110 9.2.2), and the bytes to resend are all still here.
 bool ClientConnection::CanRetry(ProxyError error) const {
-  return error == ProxyError::kUpstreamClosed && state_ == State::kProxying && !retried_ &&
-         upstream_was_reused_ && parser_.idempotent() && body_bytes_forwarded_ == 0 &&
-         response_phase_ == ResponsePhase::kAwaitingHead;
+  return error == ProxyError::kUpstreamClosed && state_ == State::kProxying &&
+         exchange_.attempt == Exchange::Attempt::kReused && parser_.idempotent() &&
+         exchange_.body_bytes_forwarded == 0 &&
+         exchange_.response == Exchange::ResponseState::kAwaitingHead;
 }
 
 void ClientConnection::OnUpstreamWritable() {
@@ -509,8 +510,9 @@ void ClientConnection::OnUpstreamWritable() {
 }
 
 void ClientConnection::MaybeFinishExchange() {
-  if (state_ != State::kProxying || response_phase_ != ResponsePhase::kComplete) return;
-  if (request_phase_ == RequestPhase::kComplete) {
+  if (state_ != State::kProxying || exchange_.response != Exchange::ResponseState::kComplete)
+    return;
+  if (exchange_.request == Exchange::RequestState::kComplete) {
     FinishExchange();
   } else {
     Linger();  // answered early (a 413, say): the rest of the body is read and dropped
@@ -518,13 +520,13 @@ void ClientConnection::MaybeFinishExchange() {
 }
 
 void ClientConnection::FinishExchange() {
-  if (close_after_ || drain_close_ || proxy_.close_after_each_response()) {
+  if (exchange_.close_after || drain_close_ || proxy_.close_after_each_response()) {
     Linger();
     return;
   }
   SetState(State::kIdle);
-  request_phase_ = RequestPhase::kBody;
-  SetResponsePhase(ResponsePhase::kAwaitingHead);
+  exchange_.request = Exchange::RequestState::kBody;
+  SetResponseState(Exchange::ResponseState::kAwaitingHead);
   parser_.NextMessage();
   ArmTimer(proxy_.options().idle_timeout.count());
   ProcessPending();  // a pipelined request waits here
@@ -533,18 +535,18 @@ void ClientConnection::FinishExchange() {
 
 // Lets the upstream go before its response ended: it is out of step for good, so it closes.
 void ClientConnection::DropUpstream() {
-  UpstreamConnection* upstream = upstream_;
+  UpstreamConnection* upstream = exchange_.upstream;
   if (upstream == nullptr) return;
-  upstream_ = nullptr;
+  exchange_.upstream = nullptr;
   upstream->Detach();
   upstream->Close();
 }
 
 void ClientConnection::StartTunnel() {
   SetState(State::kTunnel);
-  SetResponsePhase(ResponsePhase::kComplete);
+  SetResponseState(Exchange::ResponseState::kComplete);
   proxy_.events().OnResponseComplete(101);
-  if (client_eof_) upstream_->ShutdownWrite();  // the client half-closed before the 101
+  if (client_eof_) exchange_.upstream->ShutdownWrite();  // the client half-closed before the 101
   ArmTimer(proxy_.options().idle_timeout.count());
   ProcessPending();  // bytes the client sent after its upgrade request belong to the tunnel
   UpdateReading();
@@ -578,16 +580,16 @@ void ClientConnection::MaybeEndTunnel() {
 void ClientConnection::SendError(ProxyError error) {
   if (state_ == State::kLingering || state_ == State::kClosing) return;
   proxy_.events().OnProxyError(error);
-  if (response_phase_ != ResponsePhase::kAwaitingHead || state_ == State::kTunnel) {
+  if (exchange_.response != Exchange::ResponseState::kAwaitingHead || state_ == State::kTunnel) {
     Abort();  // mid-response: the client must see it incomplete, never a clean end
     return;
   }
   DropUpstream();
-  status_ = StatusFor(error);
-  http1::WriteErrorResponse(status_, response_head_);
-  SetResponsePhase(ResponsePhase::kComplete);
-  close_after_ = true;
-  proxy_.events().OnResponseComplete(status_);
+  exchange_.status = StatusFor(error);
+  http1::WriteErrorResponse(exchange_.status, response_head_);
+  SetResponseState(Exchange::ResponseState::kComplete);
+  exchange_.close_after = true;
+  proxy_.events().OnResponseComplete(exchange_.status);
   if (WriteToClient(&response_head_, nullptr, 0, BlockRef()) != 0) return;
   Linger();
 }
@@ -597,7 +599,7 @@ void ClientConnection::Linger() {
   DropUpstream();
   SetState(State::kLingering);
   pending_.Reset();
-  unsent_.Reset();
+  exchange_.unsent.Reset();
   // Shut the write side once the response is out, then read until the client's FIN: closing
   // with unread input would make the kernel send a reset, and the client could lose the
   // response it has not read yet. Until the shutdown completes, the response is still being
@@ -634,11 +636,11 @@ void ClientConnection::Close(CloseMode mode) {
   if (state_ == State::kClosing) return;
   SetState(State::kClosing);
   pending_.Reset();
-  unsent_.Reset();
+  exchange_.unsent.Reset();
   timer_.Close();
-  if (upstream_ != nullptr) {
-    UpstreamConnection* upstream = upstream_;
-    upstream_ = nullptr;
+  if (exchange_.upstream != nullptr) {
+    UpstreamConnection* upstream = exchange_.upstream;
+    exchange_.upstream = nullptr;
     upstream->Detach();
     upstream->Close();
   }
@@ -675,8 +677,8 @@ int ClientConnection::WriteToClient(std::string* head, const uv_buf_t* bufs, siz
     Abort();
     return rc;
   }
-  if (upstream_ != nullptr && socket_.write_queue_bytes() > kHighWaterBytes) {
-    upstream_->PauseReading();
+  if (exchange_.upstream != nullptr && socket_.write_queue_bytes() > kHighWaterBytes) {
+    exchange_.upstream->PauseReading();
   }
   return 0;
 }
@@ -688,8 +690,8 @@ void ClientConnection::OnSocketWritten(int status) {
     return;
   }
   NoteActivity();
-  if (upstream_ != nullptr && socket_.write_queue_bytes() < kLowWaterBytes) {
-    upstream_->ResumeReading();
+  if (exchange_.upstream != nullptr && socket_.write_queue_bytes() < kLowWaterBytes) {
+    exchange_.upstream->ResumeReading();
   }
 }
 
@@ -702,19 +704,19 @@ void ClientConnection::UpdateReading() {
       want = !pending_ && !client_eof_;
       break;
     case State::kProxying:
-      if (request_phase_ == RequestPhase::kComplete) {
+      if (exchange_.request == Exchange::RequestState::kComplete) {
         // Reading on costs nothing (no epoll change per request) and notices a client that
         // goes away; a pipelined request that arrives is stashed, and reading stops.
         want = !pending_ && !client_eof_;
       } else {
-        want = !pending_ && !unsent_ && upstream_ != nullptr &&
-               upstream_->state() == UpstreamConnection::State::kActive &&
-               !Congested(upstream_->write_queue_bytes(), socket_.reading());
+        want = !pending_ && !exchange_.unsent && exchange_.upstream != nullptr &&
+               exchange_.upstream->state() == UpstreamConnection::State::kActive &&
+               !Congested(exchange_.upstream->write_queue_bytes(), socket_.reading());
       }
       break;
     case State::kTunnel:
-      want = !client_eof_ && upstream_ != nullptr &&
-             !Congested(upstream_->write_queue_bytes(), socket_.reading());
+      want = !client_eof_ && exchange_.upstream != nullptr &&
+             !Congested(exchange_.upstream->write_queue_bytes(), socket_.reading());
       break;
     case State::kClosing:
       break;

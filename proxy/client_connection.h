@@ -11,6 +11,7 @@
 #include <string>
 
 #include "proxy/address.h"
+#include "proxy/exchange.h"
 #include "proxy/http1/head_writer.h"
 #include "proxy/http1/request_parser.h"
 #include "proxy/message_head.h"
@@ -29,19 +30,10 @@ class ClientConnection final : public Socket::Owner, public ResponseReceiver {
   enum class State {
     kIdle,         // between requests, no byte of the next one yet; idle timer armed; reading
     kReadingHead,  // part of a head arrived; header timer armed (from its first byte); reading
-    kProxying,     // head complete: an exchange with the upstream (see request_/response_)
+    kProxying,     // head complete: exchange_ is under way (see its request and response states)
     kTunnel,       // after a 101: raw bytes both ways until either side closes
     kLingering,    // last response queued; write side shut after it; reading until the FIN
     kClosing,      // uv_close called; the Proxy erases it from OnSocketClosed
-  };
-  enum class RequestPhase {
-    kBody,      // head forwarded (or waiting for a connection); body bytes flow as they arrive
-    kComplete,  // on_message_complete seen; parser paused; later bytes wait in pending_
-  };
-  enum class ResponsePhase {
-    kAwaitingHead,  // nothing sent to the client yet: an error can still be a clean 5xx
-    kStreaming,     // head sent; body bytes flow
-    kComplete,      // all of it queued to the client
   };
 
   explicit ClientConnection(Proxy& proxy);
@@ -56,7 +48,7 @@ class ClientConnection final : public Socket::Owner, public ResponseReceiver {
   void Close(CloseMode mode = CloseMode::kFin);  // now, whatever it is doing
 
   // Which of the drain's counts (ProxyCounts) this connection is in: exactly one at a time, a
-  // function of state_, response_phase_ and shutdown_done_; the Proxy keeps the sums.
+  // function of state_, exchange_.response and shutdown_done_; the Proxy keeps the sums.
   enum class CountClass {
     kUncounted,  // not accepted yet, or removed
     kIdle,       // kIdle
@@ -68,11 +60,6 @@ class ClientConnection final : public Socket::Owner, public ResponseReceiver {
 
   State state() const { return state_; }
   CountClass counted_as() const { return counted_as_; }
-  // The last response is written; only the client's FIN is awaited.
-  bool finished() const { return state_ == State::kLingering && shutdown_done_; }
-  bool in_flight() const {
-    return state_ == State::kProxying && response_phase_ != ResponsePhase::kComplete;
-  }
 
   // ResponseReceiver: from the attached UpstreamConnection.
   void OnUpstreamReady() override;
@@ -99,8 +86,9 @@ class ClientConnection final : public Socket::Owner, public ResponseReceiver {
   bool ReadBody(const BlockRef& block, size_t& offset, size_t& length);
   void Stash(BlockRef block, size_t offset, size_t length);
   void ProcessPending();
-  void StartExchange();
-  bool AttachUpstream(bool allow_pooled);
+  void StartExchange(Exchange::RequestState request);
+  enum class UpstreamSource { kPoolOrNew, kNew };
+  bool AttachUpstream(UpstreamSource source);
   bool SendRequestHead();  // false: the write failed, and the exchange moved on
   bool ForwardBody(const BlockRef& block, size_t offset, size_t length);  // false: failed
   bool ForwardUnsent();  // false: the write failed, and the exchange moved on
@@ -121,7 +109,7 @@ class ClientConnection final : public Socket::Owner, public ResponseReceiver {
   // Every change of state_, response_phase_ or shutdown_done_ goes through these, so that the
   // Proxy's counts stay current (counts() is O(1): the drain asks on every close).
   void SetState(State state);
-  void SetResponsePhase(ResponsePhase phase);
+  void SetResponseState(Exchange::ResponseState state);
   void SetShutdownDone();
   CountClass Classify() const;
   void Recount();
@@ -137,38 +125,20 @@ class ClientConnection final : public Socket::Owner, public ResponseReceiver {
   http1::RequestParser parser_;
   std::string upstream_head_;  // built per request; swapped into its write
   std::string response_head_;  // built per response; swapped into its write
-  UpstreamConnection* upstream_ = nullptr;
   State state_ = State::kIdle;
   CountClass counted_as_ = CountClass::kUncounted;
-  RequestPhase request_phase_ = RequestPhase::kBody;
-  ResponsePhase response_phase_ = ResponsePhase::kAwaitingHead;
+  Exchange exchange_;  // the current one (kProxying); begun afresh per request
 
   // Bytes read but not yet parsed: the next pipelined request, or input that arrived while the
   // upstream was connecting. Client reads stay stopped while anything is here.
   BlockRef pending_;
   size_t pending_offset_ = 0;
   size_t pending_length_ = 0;
-  // Body bytes already parsed (so known to be valid) that wait for the upstream connection:
-  // a request whose body is broken is refused before any of it reaches the app.
-  BlockRef unsent_;
-  size_t unsent_offset_ = 0;
-  size_t unsent_length_ = 0;
 
-  // Facts about the current exchange.
-  size_t body_bytes_forwarded_ = 0;
-  bool keep_alive_ = true;    // the client allows another request after this one
-  bool close_after_ = false;  // this exchange ends the connection
-  bool http10_ = false;
-  bool upgrade_ = false;
-  bool retried_ = false;
-  bool needs_upstream_ = false;       // head accepted; connect once this read's bytes are checked
-  bool upstream_was_reused_ = false;  // the current upstream served an earlier exchange
-  bool drain_close_ = false;          // the drain chose this connection: close after what it serves
-  bool client_eof_ = false;           // the client finished sending (half-close)
-  bool head_held_ = false;      // response_head_ built, not yet written: it goes with the body
+  bool drain_close_ = false;    // the drain chose this connection: close after what it serves
+  bool client_eof_ = false;     // the client finished sending (half-close)
   bool shutdown_done_ = false;  // our FIN went out, after everything queued before it
   bool upstream_shutdown_done_ = false;  // tunnel: the same towards the upstream
-  int status_ = 0;
   uint64_t last_activity_ms_ = 0;
   uint64_t queued_bytes_ = 0;     // QueuedBytesUnchangedForMs: the bytes queued at its last look,
   uint64_t queued_since_ms_ = 0;  // and since when they have been that many

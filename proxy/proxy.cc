@@ -165,7 +165,7 @@ size_t Proxy::ForceCloseAll() {
   for (auto& [raw, connection] : clients_) {
     if (connection->state() == ClientConnection::State::kClosing) continue;
     // A finished connection was served in full; it only waits for the client's FIN.
-    if (!connection->finished()) ++closed;
+    if (connection->counted_as() != ClientConnection::CountClass::kFinishing) ++closed;
     connection->Close();
   }
   pool_.CloseAll();

@@ -1,0 +1,60 @@
+// Exchange: one request and its response, as the connection carrying them tracks them: the
+// state of each side (an enum per side, with the invariant of each value beside it), the
+// request's facts, the upstream connection serving it and the try it is on. Embedded in its
+// connection and begun afresh per request, so a request allocates nothing. It holds no socket
+// and speaks no wire protocol; the connection drives it and the upstream reports to it through
+// ResponseReceiver.
+#pragma once
+
+#include <cstddef>
+#include <string_view>
+
+#include "proxy/buffer_pool.h"
+
+namespace lameduck::proxy {
+
+class UpstreamConnection;
+
+struct Exchange {
+  enum class RequestState {
+    kBody,      // head accepted; body bytes go upstream as they arrive (or wait in `unsent`)
+    kComplete,  // the whole request arrived; the parser is paused; later bytes are the next
+                // request's and wait in the connection until this exchange ends
+  };
+  enum class ResponseState {
+    kAwaitingHead,  // nothing sent to the client yet: an error can still be a clean 5xx
+    kHeadHeld,      // the head is built, not sent: it leaves with the first body bytes, or when
+                    // the upstream's read ends without any
+    kStreaming,     // head sent; body bytes flow
+    kComplete,      // all of it queued to the client
+  };
+  enum class Attempt {
+    kNone,    // no upstream yet: one is taken once the read that brought the head is checked
+    kReused,  // on a pooled connection, which the app may have closed: retried once if so
+    kFresh,   // on a new connection: a failure is final
+    kRetry,   // the second try, on a new connection: a failure is final
+  };
+
+  // A new request's head was accepted.
+  void Begin(bool http10, bool upgrade, bool close_after);
+
+  RequestState request = RequestState::kBody;
+  ResponseState response = ResponseState::kAwaitingHead;
+  Attempt attempt = Attempt::kNone;
+  UpstreamConnection* upstream = nullptr;  // attached to this exchange while not null
+  // Body bytes already parsed (so known to be valid) that wait for the upstream connection:
+  // a request whose body is broken is refused before any of it reaches the app.
+  BlockRef unsent;
+  size_t unsent_offset = 0;
+  size_t unsent_length = 0;
+  size_t body_bytes_forwarded = 0;
+  int status = 0;            // the final response's, once its head came (or the error's)
+  bool http10 = false;       // the client speaks HTTP/1.0: no 1xx, no chunked coding
+  bool upgrade = false;      // the request asked for a protocol upgrade: a 101 may come
+  bool close_after = false;  // the connection ends after this exchange
+};
+
+std::string_view ToString(Exchange::RequestState state);
+std::string_view ToString(Exchange::ResponseState state);
+
+}  // namespace lameduck::proxy
