@@ -324,8 +324,9 @@ bool ClientConnection::SendRequestHead() {
 void ClientConnection::OnUpstreamReady() {
   // A failed write ends the exchange, or starts a retry on a new connection that is not
   // connected yet: then nothing more goes out now.
-  if (!SendRequestHead() || !ForwardUnsent()) return;  // body bytes that waited for the connection
-  ProcessPending();                                    // and any that were not parsed yet
+  // Then the body bytes that waited for the connection, and any not parsed yet.
+  if (!SendRequestHead() || !ForwardUnsent()) return;
+  ProcessPending();
   UpdateReading();
 }
 
@@ -368,8 +369,9 @@ bool ClientConnection::ForwardBody(const BlockRef& block, size_t offset, size_t 
 bool ClientConnection::ForwardUnsent() {
   if (!exchange_.unsent) return true;
   // Kept until written: if the write fails and the request is retried, it is still here.
-  if (!ForwardBody(exchange_.unsent, exchange_.unsent_offset, exchange_.unsent_length))
+  if (!ForwardBody(exchange_.unsent, exchange_.unsent_offset, exchange_.unsent_length)) {
     return false;
+  }
   exchange_.unsent.Reset();
   return true;
 }
@@ -408,8 +410,9 @@ ResponseReceiver::HeadVerdict ClientConnection::OnHead(const ResponseHead& head)
     }
     return HeadVerdict::kForward;
   }
-  if (status == 101 && !exchange_.upgrade)
+  if (status == 101 && !exchange_.upgrade) {
     return HeadVerdict::kRefuse;  // nobody asked for a tunnel
+  }
   exchange_.status = status;
   bool chunked = head.chunked;
   bool has_body = !parser_.head_request() && status != 204 && status != 304 && status != 101;
@@ -510,8 +513,9 @@ void ClientConnection::OnUpstreamWritable() {
 }
 
 void ClientConnection::MaybeFinishExchange() {
-  if (state_ != State::kProxying || exchange_.response != Exchange::ResponseState::kComplete)
+  if (state_ != State::kProxying || exchange_.response != Exchange::ResponseState::kComplete) {
     return;
+  }
   if (exchange_.request == Exchange::RequestState::kComplete) {
     FinishExchange();
   } else {

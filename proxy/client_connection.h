@@ -1,8 +1,9 @@
-// ClientConnection: one accepted client socket and the exchanges on it, one at a time. It parses
-// requests with llhttp, validates and rewrites their heads, borrows an UpstreamConnection for
-// each exchange, streams both bodies with back-pressure, answers errors itself, and closes the
-// way the drain needs (after the current response, lingering so the client sees a FIN, not a
-// reset). It does not own upstream connections: the Proxy does; the pool lends them.
+// ClientConnection: one accepted client socket speaking HTTP/1, and the exchanges on it, one at
+// a time (exchange_). It reads request heads (http1::RequestParser does the parsing and checks),
+// holds pipelined requests back, borrows an UpstreamConnection for each exchange and hears from
+// it as its ResponseReceiver, streams both bodies with back-pressure, answers errors itself, and
+// closes the way the drain needs (after the current response, lingering so the client sees a
+// FIN, not a reset). It does not own upstream connections: the Proxy does; the pool lends them.
 #pragma once
 
 #include <netinet/in.h>
