@@ -298,11 +298,8 @@ bool ClientConnection::AttachUpstream(UpstreamSource source) {
     SendError(ProxyError::kUpstreamConnect);
     return false;
   }
-  exchange_.upstream = upstream;
-  exchange_.upstream->Attach(*this, parser_.head_request());
-  exchange_.attempt = source == UpstreamSource::kNew ? Exchange::Attempt::kRetry
-                      : upstream->reused()           ? Exchange::Attempt::kReused
-                                                     : Exchange::Attempt::kFresh;
+  exchange_.Attach(*upstream, *this, parser_.head_request(),
+                   /*retry=*/source == UpstreamSource::kNew);
   return true;
 }
 
@@ -336,17 +333,14 @@ bool ClientConnection::ReadBody(const BlockRef& block, size_t& offset, size_t& l
   if (result.outcome == http1::RequestParser::Outcome::kError) {
     // A broken chunked body. If part of the message already went upstream, that connection is
     // out of step for good: it closes.
-    DropUpstream();
+    exchange_.DropUpstream();
     SendError(ProxyError::kBadRequest);
     return false;
   }
-  if (exchange_.upstream != nullptr &&
-      exchange_.upstream->state() == UpstreamConnection::State::kActive) {
+  if (exchange_.upstream_ready()) {
     ForwardBody(block, offset, used);
   } else if (used > 0) {
-    exchange_.unsent = block.Share();
-    exchange_.unsent_offset = offset;
-    exchange_.unsent_length = used;
+    exchange_.HoldBody(block, offset, used);
   }
   offset += used;
   length -= used;
@@ -356,29 +350,23 @@ bool ClientConnection::ReadBody(const BlockRef& block, size_t& offset, size_t& l
 }
 
 bool ClientConnection::ForwardBody(const BlockRef& block, size_t offset, size_t length) {
-  if (length == 0 || exchange_.upstream == nullptr) return true;
-  uv_buf_t buf = uv_buf_init(block.data() + offset, static_cast<unsigned>(length));
-  if (exchange_.upstream->Write(nullptr, &buf, 1, block.Share()) != 0) {
+  if (exchange_.ForwardBody(block, offset, length) != 0) {
     FailUpstream(ProxyError::kUpstreamClosed, exchange_.upstream->response_started());
     return false;
   }
-  exchange_.body_bytes_forwarded += length;
   return true;
 }
 
 bool ClientConnection::ForwardUnsent() {
-  if (!exchange_.unsent) return true;
-  // Kept until written: if the write fails and the request is retried, it is still here.
-  if (!ForwardBody(exchange_.unsent, exchange_.unsent_offset, exchange_.unsent_length)) {
+  if (exchange_.ForwardHeldBody() != 0) {
+    FailUpstream(ProxyError::kUpstreamClosed, exchange_.upstream->response_started());
     return false;
   }
-  exchange_.unsent.Reset();
   return true;
 }
 
 void ClientConnection::OnRequestComplete() {
-  exchange_.request = Exchange::RequestState::kComplete;
-  if (exchange_.upstream != nullptr) exchange_.upstream->EndRequest();
+  exchange_.EndRequest();
   MaybeFinishExchange();
 }
 
@@ -463,7 +451,7 @@ void ClientConnection::FlushResponseHead() {
 }
 
 void ClientConnection::OnEnd() {
-  exchange_.upstream = nullptr;  // it went back to the pool, or closes: not ours any more
+  exchange_.ForgetUpstream();  // it went back to the pool, or closes: not ours any more
   FlushResponseHead();
   if (state_ == State::kClosing) return;
   SetResponseState(Exchange::ResponseState::kComplete);
@@ -479,32 +467,23 @@ void ClientConnection::OnUpgraded(const BlockRef& block, size_t offset, size_t l
 }
 
 void ClientConnection::OnUpstreamError(ProxyError error, bool response_started) {
-  exchange_.upstream = nullptr;  // detached and closing already
+  exchange_.ForgetUpstream();  // detached and closing already
   RecoverFromUpstreamFailure(error, response_started);
 }
 
 void ClientConnection::FailUpstream(ProxyError error, bool response_started) {
-  DropUpstream();
+  exchange_.DropUpstream();
   RecoverFromUpstreamFailure(error, response_started);
 }
 
 void ClientConnection::RecoverFromUpstreamFailure(ProxyError error, bool response_started) {
-  if (!response_started && CanRetry(error)) {
+  if (state_ == State::kProxying &&
+      exchange_.MayRetry(error, parser_.idempotent(), response_started)) {
     // A reused connection the app had closed: send the request once more on a fresh one.
     if (AttachUpstream(UpstreamSource::kNew)) UpdateReading();
     return;
   }
   SendError(error);
-}
-
-// Only a reused connection that the app closed under us, only for idempotent requests whose
-// body (if any) has not started to flow: then the app cannot have acted on the request twice in
-// a way that matters (RFC 9110 9.2.2), and the bytes to resend are all still here.
-bool ClientConnection::CanRetry(ProxyError error) const {
-  return error == ProxyError::kUpstreamClosed && state_ == State::kProxying &&
-         exchange_.attempt == Exchange::Attempt::kReused && parser_.idempotent() &&
-         exchange_.body_bytes_forwarded == 0 &&
-         exchange_.response == Exchange::ResponseState::kAwaitingHead;
 }
 
 void ClientConnection::OnUpstreamWritable() {
@@ -535,15 +514,6 @@ void ClientConnection::FinishExchange() {
   ArmTimer(proxy_.options().idle_timeout.count());
   ProcessPending();  // a pipelined request waits here
   UpdateReading();
-}
-
-// Lets the upstream go before its response ended: it is out of step for good, so it closes.
-void ClientConnection::DropUpstream() {
-  UpstreamConnection* upstream = exchange_.upstream;
-  if (upstream == nullptr) return;
-  exchange_.upstream = nullptr;
-  upstream->Detach();
-  upstream->Close();
 }
 
 void ClientConnection::StartTunnel() {
@@ -588,7 +558,7 @@ void ClientConnection::SendError(ProxyError error) {
     Abort();  // mid-response: the client must see it incomplete, never a clean end
     return;
   }
-  DropUpstream();
+  exchange_.DropUpstream();
   exchange_.status = StatusFor(error);
   http1::WriteErrorResponse(exchange_.status, response_head_);
   SetResponseState(Exchange::ResponseState::kComplete);
@@ -600,7 +570,7 @@ void ClientConnection::SendError(ProxyError error) {
 
 void ClientConnection::Linger() {
   if (state_ == State::kLingering || state_ == State::kClosing) return;
-  DropUpstream();
+  exchange_.DropUpstream();
   SetState(State::kLingering);
   pending_.Reset();
   exchange_.unsent.Reset();
@@ -642,12 +612,7 @@ void ClientConnection::Close(CloseMode mode) {
   pending_.Reset();
   exchange_.unsent.Reset();
   timer_.Close();
-  if (exchange_.upstream != nullptr) {
-    UpstreamConnection* upstream = exchange_.upstream;
-    exchange_.upstream = nullptr;
-    upstream->Detach();
-    upstream->Close();
-  }
+  exchange_.DropUpstream();
   socket_.Close(mode);
 }
 

@@ -94,10 +94,8 @@ class ClientConnection final : public Socket::Owner, public ResponseReceiver {
   bool ForwardBody(const BlockRef& block, size_t offset, size_t length);  // false: failed
   bool ForwardUnsent();  // false: the write failed, and the exchange moved on
   void OnRequestComplete();
-  bool CanRetry(ProxyError error) const;
   void MaybeFinishExchange();
   void FinishExchange();
-  void DropUpstream();
   void FailUpstream(ProxyError error, bool response_started);
   void RecoverFromUpstreamFailure(ProxyError error, bool response_started);
   void FlushResponseHead();  // send a head still held back for the first body bytes

@@ -10,9 +10,11 @@
 #include <string_view>
 
 #include "proxy/buffer_pool.h"
+#include "proxy/proxy_events.h"
 
 namespace lameduck::proxy {
 
+class ResponseReceiver;
 class UpstreamConnection;
 
 struct Exchange {
@@ -37,6 +39,25 @@ struct Exchange {
 
   // A new request's head was accepted.
   void Begin(bool http10, bool upgrade, bool close_after);
+
+  // The upstream side: the exchange hands its upstream the request (head, body, end) and hears
+  // back through `receiver`. Failed writes are returned (a libuv error), never acted on here:
+  // the connection decides between a retry and an answer.
+  void Attach(UpstreamConnection& connection, ResponseReceiver& receiver, bool head_request,
+              bool retry);
+  bool upstream_ready() const;  // attached and connected: bytes can go now
+  int ForwardBody(const BlockRef& block, size_t offset, size_t length);
+  // Parsed body bytes that wait for the connection; kept until written, so a retry resends them.
+  void HoldBody(const BlockRef& block, size_t offset, size_t length);
+  int ForwardHeldBody();
+  void EndRequest();      // the whole request arrived; the upstream hears of it when attached
+  void ForgetUpstream();  // the upstream let go itself (its response ended, or it failed)
+  void DropUpstream();    // let the upstream go early: out of step for good, it closes
+  // Only a reused connection that the app closed under us, only for idempotent requests whose
+  // body (if any) has not started to flow and whose response has not begun: then the app cannot
+  // have acted on the request twice in a way that matters (RFC 9110 9.2.2), and the bytes to
+  // resend are all still here.
+  bool MayRetry(ProxyError error, bool idempotent, bool response_started) const;
 
   RequestState request = RequestState::kBody;
   ResponseState response = ResponseState::kAwaitingHead;
