@@ -309,12 +309,10 @@ bool ClientConnection::SendRequestHead() {
   rewrite.client_ip = client_ip_;
   rewrite.upgrade = exchange_.upgrade;
   rewrite.default_host = proxy_.upstream_host();
-  http1::WriteRequestHead(parser_.head(), rewrite, upstream_head_);
-  if (exchange_.upstream->Write(&upstream_head_, nullptr, 0, BlockRef()) != 0) {
+  if (exchange_.SendHead(parser_.head(), rewrite) != 0) {
     FailUpstream(ProxyError::kUpstreamClosed, /*response_started=*/false);
     return false;
   }
-  if (exchange_.request == Exchange::RequestState::kComplete) exchange_.upstream->EndRequest();
   return true;
 }
 

@@ -122,7 +122,6 @@ class ClientConnection final : public Socket::Owner, public ResponseReceiver {
   Socket socket_;
   UvHandle<uv_timer_t> timer_;
   http1::RequestParser parser_;
-  std::string upstream_head_;  // built per request; swapped into its write
   std::string response_head_;  // built per response; swapped into its write
   State state_ = State::kIdle;
   CountClass counted_as_ = CountClass::kUncounted;

@@ -28,6 +28,12 @@ bool Exchange::upstream_ready() const {
   return upstream != nullptr && upstream->state() == UpstreamConnection::State::kActive;
 }
 
+int Exchange::SendHead(const HeadCollector& head, const http1::RequestRewrite& rewrite) {
+  if (int rc = upstream->WriteRequestHead(head, rewrite); rc != 0) return rc;
+  if (request == RequestState::kComplete) upstream->EndRequest();
+  return 0;
+}
+
 int Exchange::ForwardBody(const BlockRef& block, size_t offset, size_t length) {
   if (length == 0 || upstream == nullptr) return 0;
   uv_buf_t buf = uv_buf_init(block.data() + offset, static_cast<unsigned>(length));

@@ -10,6 +10,8 @@
 #include <string_view>
 
 #include "proxy/buffer_pool.h"
+#include "proxy/http1/head_writer.h"
+#include "proxy/message_head.h"
 #include "proxy/proxy_events.h"
 
 namespace lameduck::proxy {
@@ -46,6 +48,8 @@ struct Exchange {
   void Attach(UpstreamConnection& connection, ResponseReceiver& receiver, bool head_request,
               bool retry);
   bool upstream_ready() const;  // attached and connected: bytes can go now
+  // The request's head, once the upstream is ready; and its end, if the request is complete.
+  int SendHead(const HeadCollector& head, const http1::RequestRewrite& rewrite);
   int ForwardBody(const BlockRef& block, size_t offset, size_t length);
   // Parsed body bytes that wait for the connection; kept until written, so a retry resends them.
   void HoldBody(const BlockRef& block, size_t offset, size_t length);

@@ -51,6 +51,12 @@ void UpstreamConnection::Attach(ResponseReceiver& receiver, bool head_request) {
   if (state_ == State::kActive) socket_.StartReading();
 }
 
+int UpstreamConnection::WriteRequestHead(const HeadCollector& head,
+                                         const http1::RequestRewrite& rewrite) {
+  http1::WriteRequestHead(head, rewrite, request_head_);
+  return Write(&request_head_, nullptr, 0, BlockRef());
+}
+
 int UpstreamConnection::Write(std::string* head, const uv_buf_t* bufs, unsigned count,
                               BlockRef block) {
   if (write_failed_) {

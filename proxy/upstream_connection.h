@@ -10,6 +10,7 @@
 #include <chrono>
 #include <string>
 
+#include "proxy/http1/head_writer.h"
 #include "proxy/http1/response_parser.h"
 #include "proxy/proxy_events.h"
 #include "proxy/response_receiver.h"
@@ -43,6 +44,9 @@ class UpstreamConnection final : public Socket::Owner {
   void PauseReading();
   void ResumeReading();
 
+  // The request's head, written as HTTP/1.1 for the app (hop-by-hop fields out, forwarding
+  // fields in). Returns 0 or a libuv error, as Write.
+  int WriteRequestHead(const HeadCollector& head, const http1::RequestRewrite& rewrite);
   // Writes to the app. Returns 0 or a libuv error. During an exchange a failed write is not
   // an error yet: the app may have answered early and closed without reading the rest (a 413),
   // so the bytes still to come are dropped, and the read side decides: the answer, or the
@@ -91,6 +95,7 @@ class UpstreamConnection final : public Socket::Owner {
   void EndResponse(const BlockRef& block, size_t offset, size_t length);
 
   ResponseReceiver* receiver_ = nullptr;
+  std::string request_head_;  // built per request; swapped into its write, capacity kept
   State state_ = State::kConnecting;
   bool request_ended_ = false;    // EndRequest came: the exchange sends nothing more
   bool final_head_seen_ = false;  // a final (not 1xx) head arrived: the head clock is stopped
