@@ -256,7 +256,7 @@ void ClientConnection::ProcessInput(BlockRef block, size_t offset, size_t length
   if (state_ == State::kProxying && exchange_.attempt == Exchange::Attempt::kNone) {
     if (AttachUpstream(UpstreamSource::kPoolOrNew) &&
         exchange_.upstream->state() == UpstreamConnection::State::kActive) {
-      OnUpstreamReady();  // a pooled connection is ready at once
+      OnUpstreamReady(exchange_);  // a pooled connection is ready at once
     }
   }
   UpdateReading();
@@ -298,7 +298,7 @@ bool ClientConnection::AttachUpstream(UpstreamSource source) {
     SendError(ProxyError::kUpstreamConnect);
     return false;
   }
-  exchange_.Attach(*upstream, *this, parser_.head_request(),
+  exchange_.Attach(*upstream, parser_.head_request(),
                    /*retry=*/source == UpstreamSource::kNew);
   return true;
 }
@@ -316,7 +316,7 @@ bool ClientConnection::SendRequestHead() {
   return true;
 }
 
-void ClientConnection::OnUpstreamReady() {
+void ClientConnection::OnUpstreamReady(Exchange&) {
   // A failed write ends the exchange, or starts a retry on a new connection that is not
   // connected yet: then nothing more goes out now.
   // Then the body bytes that waited for the connection, and any not parsed yet.
@@ -380,7 +380,7 @@ void ClientConnection::ProcessPending() {
   ProcessInput(std::move(block), pending_offset_, pending_length_);
 }
 
-ResponseReceiver::HeadVerdict ClientConnection::OnHead(const ResponseHead& head) {
+Exchange::Owner::HeadVerdict ClientConnection::OnHead(Exchange&, const ResponseHead& head) {
   using http1::ResponseConnection;
   using http1::ResponseFraming;
   NoteActivity();
@@ -423,8 +423,8 @@ ResponseReceiver::HeadVerdict ClientConnection::OnHead(const ResponseHead& head)
   return framing == ResponseFraming::kDechunk ? HeadVerdict::kDataOnly : HeadVerdict::kForward;
 }
 
-ResponseReceiver::Verdict ClientConnection::OnBody(const uv_buf_t* bufs, size_t count,
-                                                   const BlockRef& block) {
+Exchange::Owner::Verdict ClientConnection::OnBody(Exchange&, const uv_buf_t* bufs, size_t count,
+                                                  const BlockRef& block) {
   // De-chunked reads can hold many spans; a write takes a bounded number.
   constexpr size_t kMaxSpansPerWrite = 32;
   for (size_t i = 0; i < count && state_ != State::kClosing; i += kMaxSpansPerWrite) {
@@ -437,7 +437,7 @@ ResponseReceiver::Verdict ClientConnection::OnBody(const uv_buf_t* bufs, size_t 
   return exchange_.upstream != nullptr ? Verdict::kContinue : Verdict::kStop;
 }
 
-void ClientConnection::OnReadDone() {
+void ClientConnection::OnReadDone(Exchange&) {
   NoteActivity();
   FlushResponseHead();
 }
@@ -448,8 +448,7 @@ void ClientConnection::FlushResponseHead() {
   WriteToClient(&response_head_, nullptr, 0, BlockRef());
 }
 
-void ClientConnection::OnEnd() {
-  exchange_.ForgetUpstream();  // it went back to the pool, or closes: not ours any more
+void ClientConnection::OnEnd(Exchange&) {
   FlushResponseHead();
   if (state_ == State::kClosing) return;
   SetResponseState(Exchange::ResponseState::kComplete);
@@ -457,15 +456,16 @@ void ClientConnection::OnEnd() {
   MaybeFinishExchange();
 }
 
-void ClientConnection::OnUpgraded(const BlockRef& block, size_t offset, size_t length) {
+void ClientConnection::OnUpgraded(Exchange& exchange, const BlockRef& block, size_t offset,
+                                  size_t length) {
   FlushResponseHead();
-  if (length > 0) OnTunnelData(block, offset, length);  // bytes the app sent after its 101
+  if (length > 0)
+    OnTunnelData(exchange, block, offset, length);  // bytes the app sent after its 101
   if (state_ == State::kClosing) return;
   StartTunnel();
 }
 
-void ClientConnection::OnUpstreamError(ProxyError error, bool response_started) {
-  exchange_.ForgetUpstream();  // detached and closing already
+void ClientConnection::OnUpstreamError(Exchange&, ProxyError error, bool response_started) {
   RecoverFromUpstreamFailure(error, response_started);
 }
 
@@ -484,7 +484,7 @@ void ClientConnection::RecoverFromUpstreamFailure(ProxyError error, bool respons
   SendError(error);
 }
 
-void ClientConnection::OnUpstreamWritable() {
+void ClientConnection::OnUpstreamWritable(Exchange&) {
   NoteActivity();
   UpdateReading();
 }
@@ -524,17 +524,18 @@ void ClientConnection::StartTunnel() {
   UpdateReading();
 }
 
-void ClientConnection::OnTunnelData(const BlockRef& block, size_t offset, size_t length) {
+void ClientConnection::OnTunnelData(Exchange&, const BlockRef& block, size_t offset,
+                                    size_t length) {
   NoteActivity();
   uv_buf_t buf = uv_buf_init(block.data() + offset, static_cast<unsigned>(length));
   WriteToClient(nullptr, &buf, 1, block);
 }
 
-void ClientConnection::OnTunnelEof() {
+void ClientConnection::OnTunnelEof(Exchange&) {
   socket_.Shutdown();  // pass the half-close on, after what is queued for the client
 }
 
-void ClientConnection::OnTunnelShutdown(int status) {
+void ClientConnection::OnTunnelShutdown(Exchange&, int status) {
   if (status != 0) {
     Close();
     return;

@@ -1,9 +1,10 @@
 // ClientConnection: one accepted client socket speaking HTTP/1, and the exchanges on it, one at
 // a time (exchange_). It reads request heads (http1::RequestParser does the parsing and checks),
 // holds pipelined requests back, borrows an UpstreamConnection for each exchange and hears from
-// it as its ResponseReceiver, streams both bodies with back-pressure, answers errors itself, and
-// closes the way the drain needs (after the current response, lingering so the client sees a
-// FIN, not a reset). It does not own upstream connections: the Proxy does; the pool lends them.
+// it through the exchange (Exchange::Owner), streams both bodies with back-pressure, answers errors
+// itself, and closes the way the drain needs (after the current response, lingering so the client
+// sees a FIN, not a reset). It does not own upstream connections: the Proxy does; the pool lends
+// them.
 #pragma once
 
 #include <netinet/in.h>
@@ -26,7 +27,7 @@ namespace lameduck::proxy {
 class Proxy;
 class UpstreamConnection;
 
-class ClientConnection final : public Socket::Owner, public ResponseReceiver {
+class ClientConnection final : public Socket::Owner, public Exchange::Owner {
  public:
   enum class State {
     kIdle,         // between requests, no byte of the next one yet; idle timer armed; reading
@@ -62,18 +63,20 @@ class ClientConnection final : public Socket::Owner, public ResponseReceiver {
   State state() const { return state_; }
   CountClass counted_as() const { return counted_as_; }
 
-  // ResponseReceiver: from the attached UpstreamConnection.
-  void OnUpstreamReady() override;
-  void OnUpstreamWritable() override;
-  HeadVerdict OnHead(const ResponseHead& head) override;
-  Verdict OnBody(const uv_buf_t* bufs, size_t count, const BlockRef& block) override;
-  void OnReadDone() override;
-  void OnEnd() override;
-  void OnUpgraded(const BlockRef& block, size_t offset, size_t length) override;
-  void OnUpstreamError(ProxyError error, bool response_started) override;
-  void OnTunnelData(const BlockRef& block, size_t offset, size_t length) override;
-  void OnTunnelEof() override;
-  void OnTunnelShutdown(int status) override;
+  // Exchange::Owner: what the upstream reported, through exchange_ (the only one).
+  void OnUpstreamReady(Exchange& exchange) override;
+  void OnUpstreamWritable(Exchange& exchange) override;
+  HeadVerdict OnHead(Exchange& exchange, const ResponseHead& head) override;
+  Verdict OnBody(Exchange& exchange, const uv_buf_t* bufs, size_t count,
+                 const BlockRef& block) override;
+  void OnReadDone(Exchange& exchange) override;
+  void OnEnd(Exchange& exchange) override;
+  void OnUpgraded(Exchange& exchange, const BlockRef& block, size_t offset, size_t length) override;
+  void OnUpstreamError(Exchange& exchange, ProxyError error, bool response_started) override;
+  void OnTunnelData(Exchange& exchange, const BlockRef& block, size_t offset,
+                    size_t length) override;
+  void OnTunnelEof(Exchange& exchange) override;
+  void OnTunnelShutdown(Exchange& exchange, int status) override;
 
  private:
   // Socket::Owner
@@ -125,7 +128,7 @@ class ClientConnection final : public Socket::Owner, public ResponseReceiver {
   std::string response_head_;  // built per response; swapped into its write
   State state_ = State::kIdle;
   CountClass counted_as_ = CountClass::kUncounted;
-  Exchange exchange_;  // the current one (kProxying); begun afresh per request
+  Exchange exchange_{*this};  // the current one (kProxying); begun afresh per request
 
   // Bytes read but not yet parsed: the next pipelined request, or input that arrived while the
   // upstream was connecting. Client reads stay stopped while anything is here.

@@ -17,10 +17,9 @@ void Exchange::Begin(bool http10_client, bool upgrade_requested, bool close_conn
   close_after = close_connection_after;
 }
 
-void Exchange::Attach(UpstreamConnection& connection, ResponseReceiver& receiver, bool head_request,
-                      bool retry) {
+void Exchange::Attach(UpstreamConnection& connection, bool head_request, bool retry) {
   upstream = &connection;
-  connection.Attach(receiver, head_request);
+  connection.Attach(*this, head_request);
   attempt = retry ? Attempt::kRetry : connection.reused() ? Attempt::kReused : Attempt::kFresh;
 }
 
@@ -60,7 +59,15 @@ void Exchange::EndRequest() {
   if (upstream != nullptr) upstream->EndRequest();
 }
 
-void Exchange::ForgetUpstream() { upstream = nullptr; }
+void Exchange::OnEnd() {
+  upstream = nullptr;  // it went back to the pool, or closes: not ours any more
+  owner_.OnEnd(*this);
+}
+
+void Exchange::OnUpstreamError(ProxyError error, bool response_started) {
+  upstream = nullptr;  // detached and closing already
+  owner_.OnUpstreamError(*this, error, response_started);
+}
 
 void Exchange::DropUpstream() {
   UpstreamConnection* connection = upstream;

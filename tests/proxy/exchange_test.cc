@@ -6,8 +6,27 @@
 namespace lameduck::proxy {
 namespace {
 
+// The exchange's rules tested here never report to the owner.
+class NoOwner final : public Exchange::Owner {
+ public:
+  void OnUpstreamReady(Exchange&) override {}
+  void OnUpstreamWritable(Exchange&) override {}
+  HeadVerdict OnHead(Exchange&, const ResponseHead&) override { return HeadVerdict::kForward; }
+  Verdict OnBody(Exchange&, const uv_buf_t*, size_t, const BlockRef&) override {
+    return Verdict::kContinue;
+  }
+  void OnReadDone(Exchange&) override {}
+  void OnEnd(Exchange&) override {}
+  void OnUpgraded(Exchange&, const BlockRef&, size_t, size_t) override {}
+  void OnUpstreamError(Exchange&, ProxyError, bool) override {}
+  void OnTunnelData(Exchange&, const BlockRef&, size_t, size_t) override {}
+  void OnTunnelEof(Exchange&) override {}
+  void OnTunnelShutdown(Exchange&, int) override {}
+};
+
 TEST(ExchangeTest, BeginsEveryRequestAfresh) {
-  Exchange exchange;
+  NoOwner owner;
+  Exchange exchange(owner);
   exchange.request = Exchange::RequestState::kComplete;
   exchange.response = Exchange::ResponseState::kComplete;
   exchange.attempt = Exchange::Attempt::kRetry;
@@ -25,7 +44,8 @@ TEST(ExchangeTest, BeginsEveryRequestAfresh) {
 }
 
 TEST(ExchangeTest, RetriesOnlyAnIdempotentRequestOnceOnAReusedConnectionTheAppClosed) {
-  Exchange exchange;
+  NoOwner owner;
+  Exchange exchange(owner);
   exchange.Begin(false, false, false);
   exchange.attempt = Exchange::Attempt::kReused;
   EXPECT_TRUE(exchange.MayRetry(ProxyError::kUpstreamClosed, /*idempotent=*/true,
