@@ -254,8 +254,7 @@ void ClientConnection::ProcessInput(BlockRef block, size_t offset, size_t length
   }
   // Only now, with what this read brought checked, does the exchange take an upstream.
   if (state_ == State::kProxying && exchange_.attempt == Exchange::Attempt::kNone) {
-    if (AttachUpstream(UpstreamSource::kPoolOrNew) &&
-        exchange_.upstream->state() == UpstreamConnection::State::kActive) {
+    if (AttachUpstream(UpstreamSource::kPoolOrNew) && exchange_.upstream_ready()) {
       OnUpstreamReady(exchange_);  // a pooled connection is ready at once
     }
   }
@@ -677,8 +676,7 @@ void ClientConnection::UpdateReading() {
         // goes away; a pipelined request that arrives is stashed, and reading stops.
         want = !pending_ && !client_eof_;
       } else {
-        want = !pending_ && !exchange_.unsent && exchange_.upstream != nullptr &&
-               exchange_.upstream->state() == UpstreamConnection::State::kActive &&
+        want = !pending_ && !exchange_.unsent && exchange_.upstream_ready() &&
                !Congested(exchange_.upstream->write_queue_bytes(), socket_.reading());
       }
       break;
