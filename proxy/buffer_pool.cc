@@ -19,13 +19,11 @@ BlockRef BufferPool::Acquire() {
     free_.pop_back();
   }
   block->refs = 1;
-  ++in_use_;
   return BlockRef(block.release());
 }
 
 void BufferPool::Release(Block* raw) {
   std::unique_ptr<Block> block(raw);
-  --in_use_;
   if (free_.size() < max_free_) free_.push_back(std::move(block));
 }
 

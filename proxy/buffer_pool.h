@@ -56,14 +56,12 @@ class BufferPool {
   BufferPool& operator=(const BufferPool&) = delete;
 
   BlockRef Acquire();
-  size_t blocks_in_use() const { return in_use_; }
 
  private:
   friend class BlockRef;
   void Release(Block* block);
 
   size_t max_free_;
-  size_t in_use_ = 0;
   std::vector<std::unique_ptr<Block>> free_;
 };
 

@@ -26,77 +26,16 @@ bool Congested(size_t queued_bytes, bool reading) {
   return reading ? queued_bytes > kHighWaterBytes : queued_bytes >= kLowWaterBytes;
 }
 
-bool IsIdempotent(uint8_t method) {
-  // RFC 9110 9.2.2; TRACE is idempotent too but never worth a second try.
-  return method == HTTP_GET || method == HTTP_HEAD || method == HTTP_OPTIONS ||
-         method == HTTP_PUT || method == HTTP_DELETE;
-}
-
 }  // namespace
 
-struct RequestParserCallbacks {
-  static ClientConnection& Self(llhttp_t* parser) {
-    return *static_cast<ClientConnection*>(parser->data);
-  }
-  static int OnMessageBegin(llhttp_t* parser) {
-    auto& self = Self(parser);
-    self.request_.Reset();
-    self.head_in_progress_ = true;
-    return 0;
-  }
-  static int OnUrl(llhttp_t* parser, const char* at, size_t length) {
-    Self(parser).request_.AppendTarget(at, length);
-    return 0;
-  }
-  static int OnHeaderField(llhttp_t* parser, const char* at, size_t length) {
-    auto& self = Self(parser);
-    if (!self.head_in_progress_) return 0;  // a trailer: forwarded as body bytes
-    // llhttp accepts "Host : x"; RFC 9112 5.1 says reject whitespace before the colon.
-    if (std::memchr(at, ' ', length) != nullptr || std::memchr(at, '\t', length) != nullptr) {
-      self.bad_field_name_ = true;
-    }
-    self.request_.AppendField(at, length);
-    return 0;
-  }
-  static int OnHeaderValue(llhttp_t* parser, const char* at, size_t length) {
-    auto& self = Self(parser);
-    if (self.head_in_progress_) self.request_.AppendValue(at, length);
-    return 0;
-  }
-  static int OnHeadersComplete(llhttp_t* parser) {
-    auto& self = Self(parser);
-    self.head_in_progress_ = false;
-    self.event_ = ClientConnection::ParseEvent::kHeadComplete;
-    return HPE_PAUSED;
-  }
-  static int OnMessageComplete(llhttp_t* parser) {
-    Self(parser).event_ = ClientConnection::ParseEvent::kMessageComplete;
-    return HPE_PAUSED;
-  }
-  static const llhttp_settings_t* Settings() {
-    static const llhttp_settings_t settings = [] {
-      llhttp_settings_t s;
-      llhttp_settings_init(&s);
-      s.on_message_begin = &OnMessageBegin;
-      s.on_url = &OnUrl;
-      s.on_header_field = &OnHeaderField;
-      s.on_header_value = &OnHeaderValue;
-      s.on_headers_complete = &OnHeadersComplete;
-      s.on_message_complete = &OnMessageComplete;
-      return s;
-    }();
-    return &settings;
-  }
-};
-
 ClientConnection::ClientConnection(Proxy& proxy)
-    : proxy_(proxy), socket_(*this, proxy.buffers(), proxy.write_reqs()) {
-  llhttp_init(&parser_, HTTP_REQUEST, RequestParserCallbacks::Settings());
-  parser_.data = this;
-}
+    : proxy_(proxy),
+      socket_(*this, proxy.buffers(), proxy.write_reqs()),
+      parser_(proxy.options().max_header_bytes) {}
 
 int ClientConnection::Accept(uv_stream_t* server, int fd, Address::Kind kind) {
   if (int rc = socket_.Init(proxy_.loop(), kind); rc != 0) return rc;
+  Recount();  // from here on the Proxy erases it only in Remove, which uncounts it
   int rc = timer_.Init(proxy_.loop(), uv_timer_init, this);
   if (rc == 0) rc = fd >= 0 ? socket_.Open(fd) : uv_accept(server, socket_.stream());
   if (rc != 0) {
@@ -113,13 +52,53 @@ int ClientConnection::Accept(uv_stream_t* server, int fd, Address::Kind kind) {
       PeerIp(peer, client_ip_, sizeof(client_ip_));
     }
   }
-  Touch();
+  NoteActivity();
   ArmTimer(proxy_.options().header_timeout.count());  // a new connection owes us a head
   UpdateReading();
   return 0;
 }
 
-void ClientConnection::Touch() { last_activity_ms_ = uv_now(proxy_.loop()); }
+void ClientConnection::SetState(State state) {
+  state_ = state;
+  Recount();
+}
+
+void ClientConnection::SetResponseState(Exchange::ResponseState state) {
+  exchange_.response = state;
+  Recount();
+}
+
+void ClientConnection::SetShutdownDone() {
+  shutdown_done_ = true;
+  Recount();
+}
+
+ClientConnection::CountClass ClientConnection::Classify() const {
+  switch (state_) {
+    case State::kIdle:
+      return CountClass::kIdle;
+    case State::kProxying:
+      return exchange_.response != Exchange::ResponseState::kComplete ? CountClass::kInFlight
+                                                                      : CountClass::kOther;
+    case State::kTunnel:
+      return CountClass::kUpgraded;
+    case State::kLingering:
+      return shutdown_done_ ? CountClass::kFinishing : CountClass::kOther;
+    case State::kReadingHead:
+    case State::kClosing:
+      return CountClass::kOther;
+  }
+  return CountClass::kOther;
+}
+
+void ClientConnection::Recount() {
+  CountClass now = Classify();
+  if (now == counted_as_) return;
+  proxy_.MoveCount(counted_as_, now);
+  counted_as_ = now;
+}
+
+void ClientConnection::NoteActivity() { last_activity_ms_ = uv_now(proxy_.loop()); }
 
 void ClientConnection::ArmTimer(uint64_t timeout_ms) {
   if (timer_) uv_timer_start(timer_.get(), &ClientConnection::OnTimer, timeout_ms, 0);
@@ -139,15 +118,16 @@ void ClientConnection::OnTimer(uv_timer_t* timer) {
     case State::kProxying:
     case State::kTunnel: {
       uint64_t idle_limit = options.idle_timeout.count();
-      if (self->state_ == State::kProxying && self->request_phase_ == RequestPhase::kComplete &&
-          self->response_phase_ == ResponsePhase::kAwaitingHead) {
+      if (self->state_ == State::kProxying &&
+          self->exchange_.request == Exchange::RequestState::kComplete &&
+          self->exchange_.response == Exchange::ResponseState::kAwaitingHead) {
         self->ArmTimer(idle_limit);  // waiting for a response head: --upstream-timeout decides
         return;
       }
       uint64_t idle = uv_now(self->proxy_.loop()) - self->last_activity_ms_;
       if (idle < idle_limit) {
         self->ArmTimer(idle_limit - idle);
-      } else if (uint64_t still = self->QueuesStillFor(); still < idle_limit) {
+      } else if (uint64_t still = self->QueuedBytesUnchangedForMs(); still < idle_limit) {
         self->ArmTimer(idle_limit - still);  // a slow peer is draining the kernel's buffers
       } else {
         self->proxy_.events().OnProxyError(ProxyError::kStalled);
@@ -157,7 +137,7 @@ void ClientConnection::OnTimer(uv_timer_t* timer) {
     }
     case State::kLingering:
       // Still writing the last response to a slow reader: not stalled while it drains.
-      if (uint64_t still = self->QueuesStillFor();
+      if (uint64_t still = self->QueuedBytesUnchangedForMs();
           !self->shutdown_done_ && still < static_cast<uint64_t>(options.idle_timeout.count())) {
         self->ArmTimer(options.idle_timeout.count() - still);
         return;
@@ -174,14 +154,15 @@ void ClientConnection::OnTimer(uv_timer_t* timer) {
 // for how long (ms) the bytes still queued, ours and the kernel's in both directions of the
 // exchange, have not changed; called only when the timer finds no other activity, so it costs
 // a couple of ioctls per --idle-timeout, never one per byte.
-uint64_t ClientConnection::QueuesStillFor() {
+uint64_t ClientConnection::QueuedBytesUnchangedForMs() {
   auto queued = [](int fd) -> uint64_t {
     int bytes = 0;
     if (fd < 0 || ioctl(fd, SIOCOUTQ, &bytes) != 0) return 0;
     return static_cast<uint64_t>(bytes);
   };
   uint64_t bytes = queued(socket_.fd()) + socket_.write_queue_bytes();
-  if (upstream_ != nullptr) bytes += queued(upstream_->fd()) + upstream_->write_queue_bytes();
+  if (exchange_.upstream != nullptr)
+    bytes += queued(exchange_.upstream->fd()) + exchange_.upstream->write_queue_bytes();
   uint64_t now = uv_now(proxy_.loop());
   if (bytes != queued_bytes_) {
     queued_bytes_ = bytes;
@@ -208,19 +189,19 @@ void ClientConnection::OnSocketRead(ssize_t nread, BlockRef block) {
         UpdateReading();
         return;
       case State::kProxying:
-        if (nread == UV_EOF && request_phase_ == RequestPhase::kComplete) {
+        if (nread == UV_EOF && exchange_.request == Exchange::RequestState::kComplete) {
           // A half-close after a whole request (RFC 9112 9.6): answer it, then close.
-          close_after_ = true;
+          exchange_.close_after = true;
           UpdateReading();
         } else {
           Abort();  // gone mid-request, or reset: the upstream connection is spoiled too
         }
         return;
       case State::kTunnel:
-        if (upstream_ == nullptr) {
+        if (exchange_.upstream == nullptr) {
           Close();
         } else {
-          upstream_->ShutdownWrite();  // pass the half-close on, after what is queued
+          exchange_.upstream->ShutdownWrite();  // pass the half-close on, after what is queued
           UpdateReading();
         }
         return;
@@ -228,7 +209,7 @@ void ClientConnection::OnSocketRead(ssize_t nread, BlockRef block) {
         return;
     }
   }
-  Touch();
+  NoteActivity();
   ProcessInput(std::move(block), 0, static_cast<size_t>(nread));
 }
 
@@ -241,13 +222,8 @@ void ClientConnection::ProcessInput(BlockRef block, size_t offset, size_t length
           more = false;
           break;
         }
-        state_ = State::kReadingHead;
-        head_bytes_ = 0;
-        saw_line_end_ = false;
-        obs_fold_ = false;
-        bad_field_name_ = false;
-        bad_request_line_ = false;
-        request_line_ = RequestLine::kLeading;
+        SetState(State::kReadingHead);
+        parser_.StartHead();
         ArmTimer(proxy_.options().header_timeout.count());
         break;
       case State::kReadingHead:
@@ -256,7 +232,7 @@ void ClientConnection::ProcessInput(BlockRef block, size_t offset, size_t length
       case State::kProxying:
         if (length == 0) {
           more = false;
-        } else if (request_phase_ == RequestPhase::kComplete || unsent_) {
+        } else if (exchange_.request == Exchange::RequestState::kComplete || exchange_.unsent) {
           Stash(std::move(block), offset, length);  // the next request, or more than can wait
           more = false;
         } else {
@@ -264,9 +240,9 @@ void ClientConnection::ProcessInput(BlockRef block, size_t offset, size_t length
         }
         break;
       case State::kTunnel:
-        if (length > 0 && upstream_ != nullptr) {
+        if (length > 0 && exchange_.upstream != nullptr) {
           uv_buf_t buf = uv_buf_init(block.data() + offset, static_cast<unsigned>(length));
-          if (upstream_->Write(nullptr, &buf, 1, block.Share()) != 0) Abort();
+          if (exchange_.upstream->Write(nullptr, &buf, 1, block.Share()) != 0) Abort();
         }
         more = false;
         break;
@@ -277,218 +253,117 @@ void ClientConnection::ProcessInput(BlockRef block, size_t offset, size_t length
     }
   }
   // Only now, with what this read brought checked, does the exchange take an upstream.
-  if (state_ == State::kProxying && needs_upstream_) {
-    needs_upstream_ = false;
-    if (AttachUpstream(/*allow_pooled=*/true) &&
-        upstream_->state() == UpstreamConnection::State::kActive) {
-      OnUpstreamConnected();  // a pooled connection is ready at once
+  if (state_ == State::kProxying && exchange_.attempt == Exchange::Attempt::kNone) {
+    if (AttachUpstream(UpstreamSource::kPoolOrNew) && exchange_.upstream_ready()) {
+      OnUpstreamReady(exchange_);  // a pooled connection is ready at once
     }
   }
   UpdateReading();
 }
 
 bool ClientConnection::ReadHead(const BlockRef& block, size_t& offset, size_t& length) {
-  const char* data = block.data() + offset;
-  event_ = ParseEvent::kNone;
-  llhttp_errno_t err = llhttp_execute(&parser_, data, length);
-  size_t used = err == HPE_OK ? length : static_cast<size_t>(llhttp_get_error_pos(&parser_) - data);
-  if (err != HPE_OK && !(err == HPE_PAUSED && event_ == ParseEvent::kHeadComplete)) {
-    SendError(ProxyError::kBadRequest);
-    return false;
+  http1::RequestParser::Result result = parser_.ParseHead(block.data() + offset, length);
+  offset += result.used;
+  length -= result.used;
+  switch (result.outcome) {
+    case http1::RequestParser::Outcome::kNeedMore:
+      return false;  // the head continues in a later read
+    case http1::RequestParser::Outcome::kError:
+      SendError(result.error);
+      return false;
+    case http1::RequestParser::Outcome::kHeadComplete:
+    case http1::RequestParser::Outcome::kMessageComplete:
+      break;
   }
-  ScanHeadBytes(data, used);
-  head_bytes_ += used;
-  if (head_bytes_ > proxy_.options().max_header_bytes) {
-    SendError(ProxyError::kHeadTooLarge);
-    return false;
-  }
-  offset += used;
-  length -= used;
-  if (err == HPE_OK) return false;  // the head continues in a later read
-  // The head is complete. A message without a body completes without more input: find out now,
-  // so that what follows in this read is known to be the next request, not this one's body.
-  llhttp_resume(&parser_);
-  event_ = ParseEvent::kNone;
-  err = llhttp_execute(&parser_, block.data() + offset, 0);
-  // llhttp checks Transfer-Encoding only here, after the head ("gzip" without chunked).
-  if (err != HPE_OK && !(err == HPE_PAUSED && event_ == ParseEvent::kMessageComplete)) {
-    SendError(ProxyError::kBadRequest);
-    return false;
-  }
-  request_phase_ =
-      event_ == ParseEvent::kMessageComplete ? RequestPhase::kComplete : RequestPhase::kBody;
-  StartExchange();
+  StartExchange(result.outcome == http1::RequestParser::Outcome::kMessageComplete
+                    ? Exchange::RequestState::kComplete
+                    : Exchange::RequestState::kBody);
   return state_ == State::kProxying;
 }
 
-void ClientConnection::ScanHeadBytes(const char* data, size_t length) {
-  ScanRequestLine(data, length);
-  // obs-fold (a line that starts with SP or HTAB) is accepted by llhttp; RFC 9112 5.2 lets a
-  // server reject it, and a proxy must not pass it on: reject.
-  const char* end = data + length;
-  if (saw_line_end_ && length > 0 && (*data == ' ' || *data == '\t')) obs_fold_ = true;
-  for (const char* p = data; p < end;) {
-    const char* lf = static_cast<const char*>(std::memchr(p, '\n', end - p));
-    if (lf == nullptr) break;
-    if (lf + 1 < end && (lf[1] == ' ' || lf[1] == '\t')) obs_fold_ = true;
-    p = lf + 1;
-  }
-  if (length > 0) saw_line_end_ = end[-1] == '\n';
-}
-
-// RFC 9112 3: request-line = method SP request-target SP HTTP-version, one space each; llhttp
-// skips runs of spaces, and re-emitting the line normalised would hide what the client sent.
-// Empty lines before it are ignored (RFC 9112 2.2), as llhttp does.
-void ClientConnection::ScanRequestLine(const char* data, size_t length) {
-  for (size_t i = 0; i < length && request_line_ != RequestLine::kDone; ++i) {
-    char c = data[i];
-    bool space = c == ' ' || c == '\t';
-    switch (request_line_) {
-      case RequestLine::kLeading:
-        if (c != '\r' && c != '\n') request_line_ = RequestLine::kMethod;
-        break;
-      case RequestLine::kMethod:
-        if (space) request_line_ = RequestLine::kAfterMethod;
-        break;
-      case RequestLine::kAfterMethod:
-        if (space) bad_request_line_ = true;
-        request_line_ = RequestLine::kTarget;
-        break;
-      case RequestLine::kTarget:
-        if (space) request_line_ = RequestLine::kAfterTarget;
-        break;
-      case RequestLine::kAfterTarget:
-        if (space) bad_request_line_ = true;
-        request_line_ = RequestLine::kVersion;
-        break;
-      case RequestLine::kVersion:
-        if (space) bad_request_line_ = true;
-        if (c == '\r' || c == '\n') request_line_ = RequestLine::kDone;
-        break;
-      case RequestLine::kDone:
-        break;
-    }
-  }
-}
-
-ProxyError ClientConnection::ValidateHead() const {
-  if (parser_.http_major != 1) return ProxyError::kVersionNotSupported;
-  if (parser_.method == HTTP_CONNECT) return ProxyError::kMethodNotAllowed;
-  if (obs_fold_ || bad_field_name_ || bad_request_line_) return ProxyError::kBadRequest;
-  // RFC 9112 3.2: exactly one Host in HTTP/1.1; at most one in HTTP/1.0.
-  int hosts = request_.Count("host");
-  if (hosts > 1 || (parser_.http_minor >= 1 && hosts == 0)) return ProxyError::kBadRequest;
-  // HTTP/1.0 has no chunked coding: Transfer-Encoding there is a smuggling attempt (RFC 9112 6.1).
-  if (parser_.http_minor == 0 && (parser_.flags & F_TRANSFER_ENCODING) != 0) {
-    return ProxyError::kBadRequest;
-  }
-  return ProxyError::kNone;
-}
-
-void ClientConnection::StartExchange() {
-  http10_ = parser_.http_minor == 0;
-  keep_alive_ = llhttp_should_keep_alive(&parser_) != 0;
-  upgrade_ = parser_.upgrade != 0;
-  close_after_ = !keep_alive_ || drain_close_ || proxy_.closing();
-  body_bytes_forwarded_ = 0;
-  retried_ = false;
-  status_ = 0;
-  response_phase_ = ResponsePhase::kAwaitingHead;
-  if (ProxyError error = ValidateHead(); error != ProxyError::kNone) {
-    SendError(error);
-    return;
-  }
-  state_ = State::kProxying;
-  needs_upstream_ = true;
+void ClientConnection::StartExchange(Exchange::RequestState request) {
+  exchange_.Begin(parser_.http10(), parser_.upgrade(),
+                  !parser_.keep_alive() || drain_close_ || proxy_.close_after_each_response());
+  exchange_.request = request;
+  SetState(State::kProxying);  // with the attempt kNone: an upstream is taken after this read
   ArmTimer(proxy_.options().idle_timeout.count());
 }
 
-bool ClientConnection::AttachUpstream(bool allow_pooled) {
-  UpstreamConnection* upstream = allow_pooled ? proxy_.pool().Take() : nullptr;
+bool ClientConnection::AttachUpstream(UpstreamSource source) {
+  UpstreamConnection* upstream =
+      source == UpstreamSource::kPoolOrNew ? proxy_.pool().Take() : nullptr;
   if (upstream == nullptr) upstream = proxy_.NewUpstream();
   if (upstream == nullptr) {
     SendError(ProxyError::kUpstreamConnect);
     return false;
   }
-  upstream_ = upstream;
-  upstream_->Attach(*this, parser_.method == HTTP_HEAD);
-  upstream_was_reused_ = upstream_->reused();
+  exchange_.Attach(*upstream, parser_.head_request(),
+                   /*retry=*/source == UpstreamSource::kNew);
   return true;
 }
 
-void ClientConnection::SendRequestHead() {
-  RequestRewrite rewrite;
-  rewrite.method = llhttp_method_name(static_cast<llhttp_method_t>(parser_.method));
+bool ClientConnection::SendRequestHead() {
+  http1::RequestRewrite rewrite;
+  rewrite.method = parser_.method_name();
   rewrite.client_ip = client_ip_;
-  rewrite.upgrade = upgrade_;
+  rewrite.upgrade = exchange_.upgrade;
   rewrite.default_host = proxy_.upstream_host();
-  WriteRequestHead(request_, rewrite, upstream_head_);
-  if (upstream_->Write(&upstream_head_, nullptr, 0, BlockRef()) != 0) {
-    OnUpstreamFailed(*upstream_, ProxyError::kUpstreamClosed, /*response_started=*/false);
-    return;
+  if (exchange_.SendHead(parser_.head(), rewrite) != 0) {
+    FailUpstream(ProxyError::kUpstreamClosed, /*response_started=*/false);
+    return false;
   }
-  if (request_phase_ == RequestPhase::kComplete) upstream_->ArmResponseTimeout();
+  return true;
 }
 
-void ClientConnection::OnUpstreamConnected() {
-  if (state_ != State::kProxying || upstream_ == nullptr) return;
-  UpstreamConnection* upstream = upstream_;
-  SendRequestHead();
-  // A failed head write may have ended the exchange, or started a retry on a new connection
-  // that is not connected yet: then nothing more goes out now.
-  if (state_ != State::kProxying || upstream_ != upstream) return;
-  ForwardUnsent();  // body bytes that waited for the connection
-  if (state_ != State::kProxying || upstream_ != upstream) return;
-  ProcessPending();  // and any that were not parsed yet
+void ClientConnection::OnUpstreamReady(Exchange&) {
+  // A failed write ends the exchange, or starts a retry on a new connection that is not
+  // connected yet: then nothing more goes out now.
+  // Then the body bytes that waited for the connection, and any not parsed yet.
+  if (!SendRequestHead() || !ForwardUnsent()) return;
+  ProcessPending();
   UpdateReading();
 }
 
 bool ClientConnection::ReadBody(const BlockRef& block, size_t& offset, size_t& length) {
-  const char* data = block.data() + offset;
-  event_ = ParseEvent::kNone;
-  llhttp_errno_t err = llhttp_execute(&parser_, data, length);
-  size_t used = err == HPE_OK ? length : static_cast<size_t>(llhttp_get_error_pos(&parser_) - data);
-  if (err != HPE_OK && !(err == HPE_PAUSED && event_ == ParseEvent::kMessageComplete)) {
+  http1::RequestParser::Result result = parser_.ParseBody(block.data() + offset, length);
+  size_t used = result.used;
+  if (result.outcome == http1::RequestParser::Outcome::kError) {
     // A broken chunked body. If part of the message already went upstream, that connection is
     // out of step for good: it closes.
-    ReleaseUpstream(/*reusable=*/false);
+    exchange_.DropUpstream();
     SendError(ProxyError::kBadRequest);
     return false;
   }
-  if (upstream_ != nullptr && upstream_->state() == UpstreamConnection::State::kActive) {
+  if (exchange_.upstream_ready()) {
     ForwardBody(block, offset, used);
   } else if (used > 0) {
-    unsent_ = block.Share();
-    unsent_offset_ = offset;
-    unsent_length_ = used;
+    exchange_.HoldBody(block, offset, used);
   }
   offset += used;
   length -= used;
   if (state_ != State::kProxying) return false;
-  if (event_ == ParseEvent::kMessageComplete) OnRequestComplete();
+  if (result.outcome == http1::RequestParser::Outcome::kMessageComplete) OnRequestComplete();
   return state_ == State::kProxying && length > 0;
 }
 
 bool ClientConnection::ForwardBody(const BlockRef& block, size_t offset, size_t length) {
-  if (length == 0 || upstream_ == nullptr) return true;
-  uv_buf_t buf = uv_buf_init(block.data() + offset, static_cast<unsigned>(length));
-  if (upstream_->Write(nullptr, &buf, 1, block.Share()) != 0) {
-    OnUpstreamFailed(*upstream_, ProxyError::kUpstreamClosed, upstream_->response_started());
+  if (exchange_.ForwardBody(block, offset, length) != 0) {
+    FailUpstream(ProxyError::kUpstreamClosed, exchange_.upstream->response_started());
     return false;
   }
-  body_bytes_forwarded_ += length;
   return true;
 }
 
-void ClientConnection::ForwardUnsent() {
-  if (!unsent_) return;
-  // Kept until written: if the write fails and the request is retried, it is still here.
-  if (ForwardBody(unsent_, unsent_offset_, unsent_length_)) unsent_.Reset();
+bool ClientConnection::ForwardUnsent() {
+  if (exchange_.ForwardHeldBody() != 0) {
+    FailUpstream(ProxyError::kUpstreamClosed, exchange_.upstream->response_started());
+    return false;
+  }
+  return true;
 }
 
 void ClientConnection::OnRequestComplete() {
-  request_phase_ = RequestPhase::kComplete;
-  if (upstream_ != nullptr) upstream_->ArmResponseTimeout();
+  exchange_.EndRequest();
   MaybeFinishExchange();
 }
 
@@ -504,108 +379,120 @@ void ClientConnection::ProcessPending() {
   ProcessInput(std::move(block), pending_offset_, pending_length_);
 }
 
-ResponseFraming ClientConnection::OnResponseHead(UpstreamConnection& upstream,
-                                                 const HeadCollector& head,
-                                                 const llhttp_t& parser) {
-  Touch();
-  int status = parser.status_code;
+Exchange::Owner::HeadVerdict ClientConnection::OnHead(Exchange&, const ResponseHead& head) {
+  using http1::ResponseConnection;
+  using http1::ResponseFraming;
+  NoteActivity();
+  int status = head.status;
   if (status < 200 && status != 101) {
     // Interim (100 Continue, 103 Early Hints): passed on, except to HTTP/1.0 clients, which
     // cannot take them (RFC 9110 15.2).
-    if (!http10_) {
-      WriteResponseHead(head, {status, ResponseFraming::kAsIs, ResponseConnection::kKeepAlive},
-                        response_head_);
-      WriteToClient(&response_head_, nullptr, 0, BlockRef());
+    if (!exchange_.http10) {
+      http1::WriteResponseHead(*head.fields,
+                               {status, ResponseFraming::kAsIs, ResponseConnection::kKeepAlive},
+                               response_head_);
+      if (WriteToClient(&response_head_, nullptr, 0, BlockRef()) != 0) return HeadVerdict::kStop;
     }
-    return ResponseFraming::kAsIs;
+    return HeadVerdict::kForward;
   }
-  if (status == 101 && !upgrade_) {
-    OnUpstreamFailed(upstream, ProxyError::kUpstreamBadResponse, /*response_started=*/false);
-    return ResponseFraming::kAsIs;
+  if (status == 101 && !exchange_.upgrade) {
+    return HeadVerdict::kRefuse;  // nobody asked for a tunnel
   }
-  status_ = status;
-  bool chunked = (parser.flags & F_CHUNKED) != 0;
-  bool has_body = parser_.method != HTTP_HEAD && status != 204 && status != 304 && status != 101;
-  bool close_delimited = has_body && !chunked && (parser.flags & F_CONTENT_LENGTH) == 0;
+  exchange_.status = status;
+  bool chunked = head.chunked;
+  bool has_body = !parser_.head_request() && status != 204 && status != 304 && status != 101;
+  bool close_delimited = has_body && !chunked && !head.content_length;
   ResponseFraming framing =
-      http10_ && chunked && has_body ? ResponseFraming::kDechunk : ResponseFraming::kAsIs;
+      exchange_.http10 && chunked && has_body ? ResponseFraming::kDechunk : ResponseFraming::kAsIs;
   // Close after this response when: the client or the drain asks; the request is still coming
   // (an early answer); or only the close can end the body. An upgrade the app declined (it
   // answered and ignored the Upgrade, RFC 9110 7.8) leaves the connection HTTP/1.1: it stays.
-  close_after_ = close_after_ || drain_close_ || proxy_.closing() ||
-                 request_phase_ != RequestPhase::kComplete || close_delimited ||
-                 framing == ResponseFraming::kDechunk;
-  ResponseConnection connection = status == 101  ? ResponseConnection::kUpgrade
-                                  : close_after_ ? ResponseConnection::kClose
-                                  : http10_      ? ResponseConnection::kKeepAliveHttp10
-                                                 : ResponseConnection::kKeepAlive;
-  WriteResponseHead(head, {status, framing, connection}, response_head_);
-  response_phase_ = ResponsePhase::kStreaming;
+  exchange_.close_after = exchange_.close_after || drain_close_ ||
+                          proxy_.close_after_each_response() ||
+                          exchange_.request != Exchange::RequestState::kComplete ||
+                          close_delimited || framing == ResponseFraming::kDechunk;
+  ResponseConnection connection = status == 101           ? ResponseConnection::kUpgrade
+                                  : exchange_.close_after ? ResponseConnection::kClose
+                                  : exchange_.http10      ? ResponseConnection::kKeepAliveHttp10
+                                                          : ResponseConnection::kKeepAlive;
+  http1::WriteResponseHead(*head.fields, {status, framing, connection}, response_head_);
   // Held back so that the head and the first body bytes, usually in the same upstream read,
   // leave in one write.
-  head_held_ = true;
-  return framing;
+  SetResponseState(Exchange::ResponseState::kHeadHeld);
+  return framing == ResponseFraming::kDechunk ? HeadVerdict::kDataOnly : HeadVerdict::kForward;
 }
 
-void ClientConnection::OnResponseBody(const uv_buf_t* bufs, size_t count, const BlockRef& block) {
+Exchange::Owner::Verdict ClientConnection::OnBody(Exchange&, const uv_buf_t* bufs, size_t count,
+                                                  const BlockRef& block) {
   // De-chunked reads can hold many spans; a write takes a bounded number.
   constexpr size_t kMaxSpansPerWrite = 32;
   for (size_t i = 0; i < count && state_ != State::kClosing; i += kMaxSpansPerWrite) {
-    WriteToClient(head_held_ ? &response_head_ : nullptr, bufs + i,
+    bool with_head = exchange_.response == Exchange::ResponseState::kHeadHeld;
+    if (with_head) SetResponseState(Exchange::ResponseState::kStreaming);
+    WriteToClient(with_head ? &response_head_ : nullptr, bufs + i,
                   std::min(kMaxSpansPerWrite, count - i), block);
-    head_held_ = false;
   }
+  // A failed write to the client closed it, and with it the upstream: stop there.
+  return exchange_.upstream != nullptr ? Verdict::kContinue : Verdict::kStop;
+}
+
+void ClientConnection::OnReadDone(Exchange&) {
+  NoteActivity();
+  FlushResponseHead();
 }
 
 void ClientConnection::FlushResponseHead() {
-  if (!head_held_) return;
-  head_held_ = false;
+  if (exchange_.response != Exchange::ResponseState::kHeadHeld) return;
+  SetResponseState(Exchange::ResponseState::kStreaming);
   WriteToClient(&response_head_, nullptr, 0, BlockRef());
 }
 
-void ClientConnection::OnResponseComplete(UpstreamConnection&, bool reusable) {
+void ClientConnection::OnEnd(Exchange&) {
   FlushResponseHead();
   if (state_ == State::kClosing) return;
-  if (status_ == 101) {
-    StartTunnel();
-    return;
-  }
-  response_phase_ = ResponsePhase::kComplete;
-  proxy_.events().OnResponseComplete(status_);
-  ReleaseUpstream(reusable);
+  SetResponseState(Exchange::ResponseState::kComplete);
+  proxy_.events().OnResponseComplete(exchange_.status);
   MaybeFinishExchange();
 }
 
-void ClientConnection::OnUpstreamFailed(UpstreamConnection& upstream, ProxyError error,
-                                        bool response_started) {
-  if (&upstream != upstream_) return;
-  ReleaseUpstream(/*reusable=*/false);
-  if (!response_started && CanRetry(error)) {
+void ClientConnection::OnUpgraded(Exchange& exchange, const BlockRef& block, size_t offset,
+                                  size_t length) {
+  FlushResponseHead();
+  if (length > 0)
+    OnTunnelData(exchange, block, offset, length);  // bytes the app sent after its 101
+  if (state_ == State::kClosing) return;
+  StartTunnel();
+}
+
+void ClientConnection::OnUpstreamError(Exchange&, ProxyError error, bool response_started) {
+  RecoverFromUpstreamFailure(error, response_started);
+}
+
+void ClientConnection::FailUpstream(ProxyError error, bool response_started) {
+  exchange_.DropUpstream();
+  RecoverFromUpstreamFailure(error, response_started);
+}
+
+void ClientConnection::RecoverFromUpstreamFailure(ProxyError error, bool response_started) {
+  if (state_ == State::kProxying &&
+      exchange_.MayRetry(error, parser_.idempotent(), response_started)) {
     // A reused connection the app had closed: send the request once more on a fresh one.
-    retried_ = true;
-    if (AttachUpstream(/*allow_pooled=*/false)) UpdateReading();
+    if (AttachUpstream(UpstreamSource::kNew)) UpdateReading();
     return;
   }
   SendError(error);
 }
 
-// Only a reused connection that the app closed under us, only for idempotent requests whose
-// body (if any) has not started to flow: then the app cannot have acted on the request twice in
-// a way that matters (RFC 9110 9.2.2), and the bytes to resend are all still here.
-bool ClientConnection::CanRetry(ProxyError error) const {
-  return error == ProxyError::kUpstreamClosed && state_ == State::kProxying && !retried_ &&
-         upstream_was_reused_ && IsIdempotent(parser_.method) && body_bytes_forwarded_ == 0 &&
-         response_phase_ == ResponsePhase::kAwaitingHead;
-}
-
-void ClientConnection::OnUpstreamWritable(UpstreamConnection&) {
-  Touch();
+void ClientConnection::OnUpstreamWritable(Exchange&) {
+  NoteActivity();
   UpdateReading();
 }
 
 void ClientConnection::MaybeFinishExchange() {
-  if (state_ != State::kProxying || response_phase_ != ResponsePhase::kComplete) return;
-  if (request_phase_ == RequestPhase::kComplete) {
+  if (state_ != State::kProxying || exchange_.response != Exchange::ResponseState::kComplete) {
+    return;
+  }
+  if (exchange_.request == Exchange::RequestState::kComplete) {
     FinishExchange();
   } else {
     Linger();  // answered early (a 413, say): the rest of the body is read and dropped
@@ -613,62 +500,41 @@ void ClientConnection::MaybeFinishExchange() {
 }
 
 void ClientConnection::FinishExchange() {
-  if (close_after_ || drain_close_ || proxy_.closing()) {
+  if (exchange_.close_after || drain_close_ || proxy_.close_after_each_response()) {
     Linger();
     return;
   }
-  state_ = State::kIdle;
-  request_phase_ = RequestPhase::kBody;
-  response_phase_ = ResponsePhase::kAwaitingHead;
-  if (upgrade_) {
-    // llhttp treats what follows an Upgrade request as another protocol; the app declined it,
-    // so the next bytes are HTTP/1.1 again: parse them from a fresh state.
-    llhttp_reset(&parser_);
-  } else {
-    llhttp_resume(&parser_);  // paused at on_message_complete
-  }
+  SetState(State::kIdle);
+  exchange_.request = Exchange::RequestState::kBody;
+  SetResponseState(Exchange::ResponseState::kAwaitingHead);
+  parser_.NextMessage();
   ArmTimer(proxy_.options().idle_timeout.count());
   ProcessPending();  // a pipelined request waits here
   UpdateReading();
 }
 
-void ClientConnection::ReleaseUpstream(bool reusable) {
-  UpstreamConnection* upstream = upstream_;
-  if (upstream == nullptr) return;
-  upstream_ = nullptr;
-  upstream->Detach();
-  if (reusable && request_phase_ == RequestPhase::kComplete && upstream->writes_pending() == 0 &&
-      !upstream->write_failed() && upstream->state() == UpstreamConnection::State::kActive) {
-    proxy_.pool().Put(*upstream);
-  } else {
-    upstream->Close();
-  }
-}
-
 void ClientConnection::StartTunnel() {
-  state_ = State::kTunnel;
-  response_phase_ = ResponsePhase::kComplete;
+  SetState(State::kTunnel);
+  SetResponseState(Exchange::ResponseState::kComplete);
   proxy_.events().OnResponseComplete(101);
-  upstream_->StartTunnel();
-  if (client_eof_) upstream_->ShutdownWrite();  // the client half-closed before the 101
+  if (client_eof_) exchange_.upstream->ShutdownWrite();  // the client half-closed before the 101
   ArmTimer(proxy_.options().idle_timeout.count());
   ProcessPending();  // bytes the client sent after its upgrade request belong to the tunnel
   UpdateReading();
 }
 
-void ClientConnection::OnTunnelData(UpstreamConnection&, const BlockRef& block, size_t offset,
+void ClientConnection::OnTunnelData(Exchange&, const BlockRef& block, size_t offset,
                                     size_t length) {
-  Touch();
+  NoteActivity();
   uv_buf_t buf = uv_buf_init(block.data() + offset, static_cast<unsigned>(length));
   WriteToClient(nullptr, &buf, 1, block);
 }
 
-void ClientConnection::OnTunnelEof(UpstreamConnection&) {
-  upstream_eof_ = true;
+void ClientConnection::OnTunnelEof(Exchange&) {
   socket_.Shutdown();  // pass the half-close on, after what is queued for the client
 }
 
-void ClientConnection::OnUpstreamShutdown(UpstreamConnection&, int status) {
+void ClientConnection::OnTunnelShutdown(Exchange&, int status) {
   if (status != 0) {
     Close();
     return;
@@ -686,26 +552,26 @@ void ClientConnection::MaybeEndTunnel() {
 void ClientConnection::SendError(ProxyError error) {
   if (state_ == State::kLingering || state_ == State::kClosing) return;
   proxy_.events().OnProxyError(error);
-  if (response_phase_ != ResponsePhase::kAwaitingHead || state_ == State::kTunnel) {
+  if (exchange_.response != Exchange::ResponseState::kAwaitingHead || state_ == State::kTunnel) {
     Abort();  // mid-response: the client must see it incomplete, never a clean end
     return;
   }
-  ReleaseUpstream(/*reusable=*/false);
-  status_ = StatusFor(error);
-  WriteErrorResponse(status_, response_head_);
-  response_phase_ = ResponsePhase::kComplete;
-  close_after_ = true;
-  proxy_.events().OnResponseComplete(status_);
+  exchange_.DropUpstream();
+  exchange_.status = StatusFor(error);
+  http1::WriteErrorResponse(exchange_.status, response_head_);
+  SetResponseState(Exchange::ResponseState::kComplete);
+  exchange_.close_after = true;
+  proxy_.events().OnResponseComplete(exchange_.status);
   if (WriteToClient(&response_head_, nullptr, 0, BlockRef()) != 0) return;
   Linger();
 }
 
 void ClientConnection::Linger() {
   if (state_ == State::kLingering || state_ == State::kClosing) return;
-  ReleaseUpstream(/*reusable=*/false);
-  state_ = State::kLingering;
+  exchange_.DropUpstream();
+  SetState(State::kLingering);
   pending_.Reset();
-  unsent_.Reset();
+  exchange_.unsent.Reset();
   // Shut the write side once the response is out, then read until the client's FIN: closing
   // with unread input would make the kernel send a reset, and the client could lose the
   // response it has not read yet. Until the shutdown completes, the response is still being
@@ -721,7 +587,7 @@ void ClientConnection::OnSocketShutdown(int status) {
     Close();
     return;
   }
-  shutdown_done_ = true;
+  SetShutdownDone();
   if (state_ == State::kTunnel) {
     MaybeEndTunnel();
   } else if (state_ == State::kLingering) {
@@ -736,21 +602,16 @@ void ClientConnection::OnSocketShutdown(int status) {
 
 // A reset, not a FIN: a response cut short must not look whole to the client (a close-delimited
 // body would), and a stalled or vanished client has nothing left to read.
-void ClientConnection::Abort() { Close(/*reset=*/true); }
+void ClientConnection::Abort() { Close(CloseMode::kReset); }
 
-void ClientConnection::Close(bool reset) {
+void ClientConnection::Close(CloseMode mode) {
   if (state_ == State::kClosing) return;
-  state_ = State::kClosing;
+  SetState(State::kClosing);
   pending_.Reset();
-  unsent_.Reset();
+  exchange_.unsent.Reset();
   timer_.Close();
-  if (upstream_ != nullptr) {
-    UpstreamConnection* upstream = upstream_;
-    upstream_ = nullptr;
-    upstream->Detach();
-    upstream->Close();
-  }
-  socket_.Close(reset);
+  exchange_.DropUpstream();
+  socket_.Close(mode);
 }
 
 void ClientConnection::OnSocketClosed() { proxy_.Remove(*this); }
@@ -783,8 +644,8 @@ int ClientConnection::WriteToClient(std::string* head, const uv_buf_t* bufs, siz
     Abort();
     return rc;
   }
-  if (upstream_ != nullptr && socket_.write_queue_bytes() > kHighWaterBytes) {
-    upstream_->SetReadPaused(true);
+  if (exchange_.upstream != nullptr && socket_.write_queue_bytes() > kHighWaterBytes) {
+    exchange_.upstream->PauseReading();
   }
   return 0;
 }
@@ -795,9 +656,9 @@ void ClientConnection::OnSocketWritten(int status) {
     Abort();  // the client is gone
     return;
   }
-  Touch();
-  if (upstream_ != nullptr && socket_.write_queue_bytes() < kLowWaterBytes) {
-    upstream_->SetReadPaused(false);
+  NoteActivity();
+  if (exchange_.upstream != nullptr && socket_.write_queue_bytes() < kLowWaterBytes) {
+    exchange_.upstream->ResumeReading();
   }
 }
 
@@ -810,19 +671,18 @@ void ClientConnection::UpdateReading() {
       want = !pending_ && !client_eof_;
       break;
     case State::kProxying:
-      if (request_phase_ == RequestPhase::kComplete) {
+      if (exchange_.request == Exchange::RequestState::kComplete) {
         // Reading on costs nothing (no epoll change per request) and notices a client that
         // goes away; a pipelined request that arrives is stashed, and reading stops.
         want = !pending_ && !client_eof_;
       } else {
-        want = !pending_ && !unsent_ && upstream_ != nullptr &&
-               upstream_->state() == UpstreamConnection::State::kActive &&
-               !Congested(upstream_->write_queue_bytes(), socket_.reading());
+        want = !pending_ && !exchange_.unsent && exchange_.upstream_ready() &&
+               !Congested(exchange_.upstream->write_queue_bytes(), socket_.reading());
       }
       break;
     case State::kTunnel:
-      want = !client_eof_ && upstream_ != nullptr &&
-             !Congested(upstream_->write_queue_bytes(), socket_.reading());
+      want = !client_eof_ && exchange_.upstream != nullptr &&
+             !Congested(exchange_.upstream->write_queue_bytes(), socket_.reading());
       break;
     case State::kClosing:
       break;

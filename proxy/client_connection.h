@@ -1,19 +1,24 @@
-// ClientConnection: one accepted client socket and the exchanges on it, one at a time. It parses
-// requests with llhttp, validates and rewrites their heads, borrows an UpstreamConnection for
-// each exchange, streams both bodies with back-pressure, answers errors itself, and closes the
-// way the drain needs (after the current response, lingering so the client sees a FIN, not a
-// reset). It does not own upstream connections: the Proxy does; the pool lends them.
+// ClientConnection: one accepted client socket speaking HTTP/1, and the exchanges on it, one at
+// a time (exchange_). It reads request heads (http1::RequestParser does the parsing and checks),
+// holds pipelined requests back, borrows an UpstreamConnection for each exchange and hears from
+// it through the exchange (Exchange::Owner), streams both bodies with back-pressure, answers errors
+// itself, and closes the way the drain needs (after the current response, lingering so the client
+// sees a FIN, not a reset). It does not own upstream connections: the Proxy does; the pool lends
+// them.
 #pragma once
 
-#include <llhttp.h>
 #include <netinet/in.h>
 #include <uv.h>
 
 #include <string>
 
 #include "proxy/address.h"
-#include "proxy/head_rewrite.h"
+#include "proxy/exchange.h"
+#include "proxy/http1/head_writer.h"
+#include "proxy/http1/request_parser.h"
+#include "proxy/message_head.h"
 #include "proxy/proxy_events.h"
+#include "proxy/response_receiver.h"
 #include "proxy/socket.h"
 #include "proxy/uv_handle.h"
 
@@ -22,24 +27,15 @@ namespace lameduck::proxy {
 class Proxy;
 class UpstreamConnection;
 
-class ClientConnection final : public Socket::Owner {
+class ClientConnection final : public Socket::Owner, public Exchange::Owner {
  public:
   enum class State {
     kIdle,         // between requests, no byte of the next one yet; idle timer armed; reading
     kReadingHead,  // part of a head arrived; header timer armed (from its first byte); reading
-    kProxying,     // head complete: an exchange with the upstream (see request_/response_)
+    kProxying,     // head complete: exchange_ is under way (see its request and response states)
     kTunnel,       // after a 101: raw bytes both ways until either side closes
     kLingering,    // last response queued; write side shut after it; reading until the FIN
     kClosing,      // uv_close called; the Proxy erases it from OnSocketClosed
-  };
-  enum class RequestPhase {
-    kBody,      // head forwarded (or waiting for a connection); body bytes flow as they arrive
-    kComplete,  // on_message_complete seen; parser paused; later bytes wait in pending_
-  };
-  enum class ResponsePhase {
-    kAwaitingHead,  // nothing sent to the client yet: an error can still be a clean 5xx
-    kStreaming,     // head sent; body bytes flow
-    kComplete,      // all of it queued to the client
   };
 
   explicit ClientConnection(Proxy& proxy);
@@ -51,43 +47,38 @@ class ClientConnection final : public Socket::Owner {
   // The drain (see DrainTarget).
   // An idle connection closes (true); one with request bytes waiting serves them first (false).
   bool CloseIfIdle();
-  void Close(bool reset = false);  // now, whatever it is doing; reset: a RST, not a FIN
+  void Close(CloseMode mode = CloseMode::kFin);  // now, whatever it is doing
+
+  // Which of the drain's counts (ProxyCounts) this connection is in: exactly one at a time, a
+  // function of state_, exchange_.response and shutdown_done_; the Proxy keeps the sums.
+  enum class CountClass {
+    kUncounted,  // not accepted yet, or removed
+    kIdle,       // kIdle
+    kInFlight,   // kProxying, response not complete
+    kUpgraded,   // kTunnel
+    kFinishing,  // kLingering and our FIN is out: only the client's FIN is awaited
+    kOther,      // open and owing something, none of the above (reading a head, closing, ...)
+  };
 
   State state() const { return state_; }
-  // The last response is written; only the client's FIN is awaited.
-  bool finished() const { return state_ == State::kLingering && shutdown_done_; }
-  bool in_flight() const {
-    return state_ == State::kProxying && response_phase_ != ResponsePhase::kComplete;
-  }
+  CountClass counted_as() const { return counted_as_; }
 
-  // From the attached UpstreamConnection.
-  void Touch();
-  void OnUpstreamConnected();
-  ResponseFraming OnResponseHead(UpstreamConnection& upstream, const HeadCollector& head,
-                                 const llhttp_t& parser);
-  void OnResponseBody(const uv_buf_t* bufs, size_t count, const BlockRef& block);
-  void FlushResponseHead();  // the upstream's read is done: send a head still held back
-  void OnResponseComplete(UpstreamConnection& upstream, bool reusable);
-  void OnUpstreamFailed(UpstreamConnection& upstream, ProxyError error, bool response_started);
-  void OnUpstreamWritable(UpstreamConnection& upstream);
-  void OnTunnelData(UpstreamConnection& upstream, const BlockRef& block, size_t offset,
-                    size_t length);
-  void OnTunnelEof(UpstreamConnection& upstream);
-  void OnUpstreamShutdown(UpstreamConnection& upstream, int status);
+  // Exchange::Owner: what the upstream reported, through exchange_ (the only one).
+  void OnUpstreamReady(Exchange& exchange) override;
+  void OnUpstreamWritable(Exchange& exchange) override;
+  HeadVerdict OnHead(Exchange& exchange, const ResponseHead& head) override;
+  Verdict OnBody(Exchange& exchange, const uv_buf_t* bufs, size_t count,
+                 const BlockRef& block) override;
+  void OnReadDone(Exchange& exchange) override;
+  void OnEnd(Exchange& exchange) override;
+  void OnUpgraded(Exchange& exchange, const BlockRef& block, size_t offset, size_t length) override;
+  void OnUpstreamError(Exchange& exchange, ProxyError error, bool response_started) override;
+  void OnTunnelData(Exchange& exchange, const BlockRef& block, size_t offset,
+                    size_t length) override;
+  void OnTunnelEof(Exchange& exchange) override;
+  void OnTunnelShutdown(Exchange& exchange, int status) override;
 
  private:
-  enum class ParseEvent { kNone, kHeadComplete, kMessageComplete };
-  enum class RequestLine {
-    kLeading,
-    kMethod,
-    kAfterMethod,
-    kTarget,
-    kAfterTarget,
-    kVersion,
-    kDone
-  };
-  friend struct RequestParserCallbacks;
-
   // Socket::Owner
   void OnSocketRead(ssize_t nread, BlockRef block) override;
   void OnSocketWritten(int status) override;
@@ -99,79 +90,58 @@ class ClientConnection final : public Socket::Owner {
   bool ReadBody(const BlockRef& block, size_t& offset, size_t& length);
   void Stash(BlockRef block, size_t offset, size_t length);
   void ProcessPending();
-  void ScanHeadBytes(const char* data, size_t length);
-  void ScanRequestLine(const char* data, size_t length);
-  ProxyError ValidateHead() const;
-  void StartExchange();
-  bool AttachUpstream(bool allow_pooled);
-  void SendRequestHead();
+  void StartExchange(Exchange::RequestState request);
+  enum class UpstreamSource { kPoolOrNew, kNew };
+  bool AttachUpstream(UpstreamSource source);
+  bool SendRequestHead();  // false: the write failed, and the exchange moved on
   bool ForwardBody(const BlockRef& block, size_t offset, size_t length);  // false: failed
-  void ForwardUnsent();
+  bool ForwardUnsent();  // false: the write failed, and the exchange moved on
   void OnRequestComplete();
-  bool CanRetry(ProxyError error) const;
   void MaybeFinishExchange();
   void FinishExchange();
-  void ReleaseUpstream(bool reusable);
+  void FailUpstream(ProxyError error, bool response_started);
+  void RecoverFromUpstreamFailure(ProxyError error, bool response_started);
+  void FlushResponseHead();  // send a head still held back for the first body bytes
+  void NoteActivity();       // bytes moved: the stall clock (--idle-timeout) starts again
   void StartTunnel();
   void MaybeEndTunnel();
   void SendError(ProxyError error);
   void Linger();
   void Abort();
+  // Every change of state_, response_phase_ or shutdown_done_ goes through these, so that the
+  // Proxy's counts stay current (counts() is O(1): the drain asks on every close).
+  void SetState(State state);
+  void SetResponseState(Exchange::ResponseState state);
+  void SetShutdownDone();
+  CountClass Classify() const;
+  void Recount();
   int WriteToClient(std::string* head, const uv_buf_t* bufs, size_t count, const BlockRef& block);
   void UpdateReading();
-  uint64_t QueuesStillFor();
+  uint64_t QueuedBytesUnchangedForMs();
   void ArmTimer(uint64_t timeout_ms);
   static void OnTimer(uv_timer_t* timer);
 
   Proxy& proxy_;
   Socket socket_;
   UvHandle<uv_timer_t> timer_;
-  llhttp_t parser_;
-  HeadCollector request_;
-  std::string upstream_head_;  // built per request; swapped into its write
+  http1::RequestParser parser_;
   std::string response_head_;  // built per response; swapped into its write
-  UpstreamConnection* upstream_ = nullptr;
   State state_ = State::kIdle;
-  RequestPhase request_phase_ = RequestPhase::kBody;
-  ResponsePhase response_phase_ = ResponsePhase::kAwaitingHead;
-  ParseEvent event_ = ParseEvent::kNone;
+  CountClass counted_as_ = CountClass::kUncounted;
+  Exchange exchange_{*this};  // the current one (kProxying); begun afresh per request
 
   // Bytes read but not yet parsed: the next pipelined request, or input that arrived while the
   // upstream was connecting. Client reads stay stopped while anything is here.
   BlockRef pending_;
   size_t pending_offset_ = 0;
   size_t pending_length_ = 0;
-  // Body bytes already parsed (so known to be valid) that wait for the upstream connection:
-  // a request whose body is broken is refused before any of it reaches the app.
-  BlockRef unsent_;
-  size_t unsent_offset_ = 0;
-  size_t unsent_length_ = 0;
 
-  // Facts about the current exchange.
-  size_t head_bytes_ = 0;
-  size_t body_bytes_forwarded_ = 0;
-  bool head_in_progress_ = false;  // parser inside the head: header callbacks are not trailers
-  bool saw_line_end_ = false;      // obs-fold scan: the previous head byte was LF
-  bool obs_fold_ = false;
-  bool bad_field_name_ = false;
-  bool bad_request_line_ = false;  // a run of spaces in the request line
-  RequestLine request_line_ = RequestLine::kLeading;
-  bool keep_alive_ = true;    // the client allows another request after this one
-  bool close_after_ = false;  // this exchange ends the connection
-  bool http10_ = false;
-  bool upgrade_ = false;
-  bool retried_ = false;
-  bool needs_upstream_ = false;       // head accepted; connect once this read's bytes are checked
-  bool upstream_was_reused_ = false;  // the current upstream served an earlier exchange
-  bool drain_close_ = false;          // the drain chose this connection: close after what it serves
-  bool client_eof_ = false;           // the client finished sending (half-close)
-  bool head_held_ = false;      // response_head_ built, not yet written: it goes with the body
-  bool upstream_eof_ = false;   // tunnel: the upstream finished sending
+  bool drain_close_ = false;    // the drain chose this connection: close after what it serves
+  bool client_eof_ = false;     // the client finished sending (half-close)
   bool shutdown_done_ = false;  // our FIN went out, after everything queued before it
   bool upstream_shutdown_done_ = false;  // tunnel: the same towards the upstream
-  int status_ = 0;
   uint64_t last_activity_ms_ = 0;
-  uint64_t queued_bytes_ = 0;     // QueuesStillFor: the bytes queued at its last look,
+  uint64_t queued_bytes_ = 0;     // QueuedBytesUnchangedForMs: the bytes queued at its last look,
   uint64_t queued_since_ms_ = 0;  // and since when they have been that many
   char client_ip_[INET6_ADDRSTRLEN] = {};
 };

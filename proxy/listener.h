@@ -1,7 +1,7 @@
 // Listener: one listening socket (TCP or unix). It hands each connection to its owner (the
 // Proxy, or the coordinator's admin server), which accepts it from stream() or may decline to
-// accept it for now (--max-connections): libuv then stops polling the socket and the
-// connection waits in the kernel's backlog until AcceptWaiting().
+// accept it for now (--max-connections, set_waiting(true)): libuv then stops polling the socket
+// and the connection waits in the kernel's backlog until the owner accepts it.
 #pragma once
 
 #include <uv.h>

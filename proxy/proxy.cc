@@ -119,6 +119,7 @@ UpstreamConnection* Proxy::NewUpstream() {
 }
 
 void Proxy::Remove(ClientConnection& connection) {
+  MoveCount(connection.counted_as(), ClientConnection::CountClass::kUncounted);
   clients_.erase(&connection);
   events_.OnConnectionClosed();
   for (auto& listener : listeners_) {
@@ -164,7 +165,7 @@ size_t Proxy::ForceCloseAll() {
   for (auto& [raw, connection] : clients_) {
     if (connection->state() == ClientConnection::State::kClosing) continue;
     // A finished connection was served in full; it only waits for the client's FIN.
-    if (!connection->finished()) ++closed;
+    if (connection->counted_as() != ClientConnection::CountClass::kFinishing) ++closed;
     connection->Close();
   }
   pool_.CloseAll();
@@ -172,19 +173,30 @@ size_t Proxy::ForceCloseAll() {
   return closed;
 }
 
-ProxyCounts Proxy::counts() const {
-  ProxyCounts counts;
-  for (const auto& [raw, connection] : clients_) {
-    if (connection->finished()) {
-      ++counts.finishing;
-      continue;
+void Proxy::MoveCount(ClientConnection::CountClass from, ClientConnection::CountClass to) {
+  auto add = [this](ClientConnection::CountClass which, bool entering) {
+    using Class = ClientConnection::CountClass;
+    auto step = [entering](size_t& count) { count = entering ? count + 1 : count - 1; };
+    if (which == Class::kUncounted) return;
+    step(which == Class::kFinishing ? counts_.finishing : counts_.connections);
+    switch (which) {
+      case Class::kIdle:
+        step(counts_.idle);
+        break;
+      case Class::kInFlight:
+        step(counts_.in_flight);
+        break;
+      case Class::kUpgraded:
+        step(counts_.upgraded);
+        break;
+      case Class::kUncounted:
+      case Class::kFinishing:
+      case Class::kOther:
+        break;
     }
-    ++counts.connections;
-    counts.in_flight += connection->in_flight();
-    counts.idle += connection->state() == ClientConnection::State::kIdle;
-    counts.upgraded += connection->state() == ClientConnection::State::kTunnel;
-  }
-  return counts;
+  };
+  add(from, /*entering=*/false);
+  add(to, /*entering=*/true);
 }
 
 }  // namespace lameduck::proxy

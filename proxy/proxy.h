@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "proxy/buffer_pool.h"
+#include "proxy/client_connection.h"
 #include "proxy/drain_target.h"
 #include "proxy/listener.h"
 #include "proxy/proxy_events.h"
@@ -26,7 +27,6 @@
 
 namespace lameduck::proxy {
 
-class ClientConnection;
 class UpstreamConnection;
 
 class Proxy final : public DrainTarget, public Listener::Owner {
@@ -43,10 +43,10 @@ class Proxy final : public DrainTarget, public Listener::Owner {
 
   // DrainTarget
   void StopAccepting() override;
-  void CloseAfterCurrentResponse() override { closing_ = true; }
+  void CloseAfterCurrentResponse() override { close_after_each_response_ = true; }
   size_t CloseIdleConnections() override;
   size_t ForceCloseAll() override;
-  ProxyCounts counts() const override;
+  ProxyCounts counts() const override { return counts_; }  // kept current: O(1)
 
   bool empty() const { return clients_.empty() && upstreams_.empty(); }
   size_t idle_upstreams() const { return pool_.size(); }
@@ -58,12 +58,15 @@ class Proxy final : public DrainTarget, public Listener::Owner {
   BufferPool& buffers() { return buffers_; }
   WriteReqPool& write_reqs() { return write_reqs_; }
   UpstreamPool& pool() { return pool_; }
-  bool closing() const { return closing_; }
+  // The drain wants every response from now on to say Connection: close and end its connection.
+  bool close_after_each_response() const { return close_after_each_response_; }
   // Host for requests that have none (HTTP/1.0): the upstream's address, or "localhost".
   std::string_view upstream_host() const { return upstream_host_; }
   UpstreamConnection* NewUpstream();  // connecting; nullptr if that failed at once
   void OnIncoming(Listener& listener) override;
   void Remove(ClientConnection& connection);
+  // A client connection moved between the classes of the drain's counts.
+  void MoveCount(ClientConnection::CountClass from, ClientConnection::CountClass to);
   void Remove(UpstreamConnection& connection);
 
  private:
@@ -78,7 +81,8 @@ class Proxy final : public DrainTarget, public Listener::Owner {
   std::vector<std::unique_ptr<Listener>> listeners_;
   std::unordered_map<ClientConnection*, std::unique_ptr<ClientConnection>> clients_;
   std::unordered_map<UpstreamConnection*, std::unique_ptr<UpstreamConnection>> upstreams_;
-  bool closing_ = false;
+  ProxyCounts counts_;  // of clients_, by each one's counted_as()
+  bool close_after_each_response_ = false;
   std::string upstream_host_;
 };
 

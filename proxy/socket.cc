@@ -139,11 +139,11 @@ void Socket::OnShutdown(uv_shutdown_t* req, int status) {
   self->owner_.OnSocketShutdown(status);
 }
 
-void Socket::Close(bool reset) {
+void Socket::Close(CloseMode mode) {
   if (closing_ || !initialized_) return;
   closing_ = true;
   reading_ = false;
-  if (reset && handle_.handle.type == UV_TCP &&
+  if (mode == CloseMode::kReset && handle_.handle.type == UV_TCP &&
       uv_tcp_close_reset(&handle_.tcp, &Socket::OnClose) == 0) {
     return;
   }

@@ -37,6 +37,10 @@ class WriteReqPool {
   std::vector<std::unique_ptr<WriteReq>> free_;
 };
 
+// How a connection ends: a FIN, or for a TCP peer that must not take the end for a clean one
+// (a response cut short), a RST.
+enum class CloseMode { kFin, kReset };
+
 class Socket {
  public:
   class Owner {
@@ -75,11 +79,9 @@ class Socket {
   size_t writes_pending() const { return writes_pending_; }
 
   void Shutdown();  // FIN after the queued writes; OnSocketShutdown follows
-  // Idempotent; a no-op before Init succeeded. With reset, a TCP peer gets a RST instead of a FIN
-  // (unless a shutdown is under way): it must not take the end for a clean one.
-  void Close(bool reset = false);
-  bool closing() const { return closing_; }
-  bool initialized() const { return initialized_; }
+  // Idempotent; a no-op before Init succeeded. kReset: a TCP peer gets a RST instead of a FIN
+  // (unless a shutdown is under way).
+  void Close(CloseMode mode = CloseMode::kFin);
   int fd() const;
   // The peer reset the connection. For after a read saw EOF: a write that met the reset first
   // took its error, so the read could not tell.

@@ -1,47 +1,52 @@
-// UpstreamConnection: one connection to the app. It connects, carries the requests of one
-// client exchange at a time, parses the responses with llhttp and hands their pieces to the
-// attached ClientConnection, and waits in the UpstreamPool between exchanges. After a 101 it is
+// UpstreamConnection: one HTTP/1.1 connection to the app. It connects, carries the requests of
+// one exchange at a time, parses the responses (http1::ResponseParser) and reports them to the
+// exchange through the narrow ResponseReceiver interface, decides alone whether it may carry
+// another request (Reusable), and waits in the UpstreamPool between exchanges. After a 101 it is
 // one end of a tunnel. It never writes to the client and never decides what the client sees.
 #pragma once
 
-#include <llhttp.h>
 #include <uv.h>
 
 #include <chrono>
 #include <string>
-#include <vector>
 
-#include "proxy/head_rewrite.h"
+#include "proxy/http1/head_writer.h"
+#include "proxy/http1/response_parser.h"
 #include "proxy/proxy_events.h"
+#include "proxy/response_receiver.h"
 #include "proxy/socket.h"
 #include "proxy/uv_handle.h"
 
 namespace lameduck::proxy {
 
-class ClientConnection;
 class Proxy;
 
 class UpstreamConnection final : public Socket::Owner {
  public:
   enum class State {
-    kConnecting,  // connect timer armed; a client is attached and waits
-    kActive,      // attached to a client; response parser live
-    kIdle,        // in the pool: reading only to notice a close; pool timer armed
-    kTunnel,      // after a 101: raw bytes to the attached client
+    kConnecting,  // connect timer armed; an exchange is attached and waits
+    kActive,      // attached to an exchange; response parser live
+    kIdle,        // in the pool: no exchange; reading only to notice a close; pool timer armed
+    kTunnel,      // after a 101: raw bytes to the attached exchange
     kClosing,     // uv_close called; the Proxy erases it from OnSocketClosed
   };
 
   explicit UpstreamConnection(Proxy& proxy);
-  int Connect();  // kConnecting; the client learns the outcome through OnUpstreamConnected/Failed
+  int Connect();  // kConnecting; the receiver hears OnUpstreamReady or OnUpstreamError
 
-  // The exchange: the client attaches before writing a request, and says whether the response
-  // can have a body (a HEAD request's cannot).
-  void Attach(ClientConnection& client, bool head_request);
-  void Detach() { client_ = nullptr; }
-  void ArmResponseTimeout();        // the request is complete: its response head must come in time
-  void StartTunnel();               // the 101 was sent on: forward raw bytes from here on
-  void SetReadPaused(bool paused);  // back-pressure from the client side
+  // The exchange attaches before writing a request, and says whether the response can have a
+  // body (a HEAD request's cannot). It detaches when it lets the connection go (then closes it).
+  void Attach(ResponseReceiver& receiver, bool head_request);
+  void Detach() { receiver_ = nullptr; }
+  // The whole request was handed over: its response head must come within --upstream-timeout.
+  void EndRequest();
+  // Back-pressure from the client side, which writes what this connection reads.
+  void PauseReading();
+  void ResumeReading();
 
+  // The request's head, written as HTTP/1.1 for the app (hop-by-hop fields out, forwarding
+  // fields in). Returns 0 or a libuv error, as Write.
+  int WriteRequestHead(const HeadCollector& head, const http1::RequestRewrite& rewrite);
   // Writes to the app. Returns 0 or a libuv error. During an exchange a failed write is not
   // an error yet: the app may have answered early and closed without reading the rest (a 413),
   // so the bytes still to come are dropped, and the read side decides: the answer, or the
@@ -60,17 +65,12 @@ class UpstreamConnection final : public Socket::Owner {
   State state() const { return state_; }
   bool reused() const { return exchanges_ > 1; }
   bool response_started() const { return response_bytes_ > 0; }
-  bool write_failed() const { return write_failed_; }  // never reusable then
-  int status() const { return parser_.status_code; }
 
   // Intrusive links for the UpstreamPool: being pooled allocates nothing.
   UpstreamConnection* pool_prev = nullptr;
   UpstreamConnection* pool_next = nullptr;
 
  private:
-  enum class ParseEvent { kNone, kHeadComplete, kMessageComplete };
-  friend struct UpstreamParserCallbacks;
-
   // Socket::Owner
   void OnSocketRead(ssize_t nread, BlockRef block) override;
   void OnSocketWritten(int status) override;
@@ -79,30 +79,28 @@ class UpstreamConnection final : public Socket::Owner {
   void OnSocketClosed() override;
 
   void ParseResponse(const BlockRef& block, size_t length);
-  void ParseResponseBytes(const BlockRef& block, size_t length);
   void OnEof(ssize_t nread);
-  void DeliverBody(const BlockRef& block, size_t begin, size_t end);
+  void ArmResponseTimer();
+  ResponseReceiver::Verdict DeliverBody(const BlockRef& block, size_t begin, size_t end);
   void Fail(ProxyError error);
   static void OnTimer(uv_timer_t* timer);
 
   Proxy& proxy_;
   Socket socket_;
   UvHandle<uv_timer_t> timer_;
-  llhttp_t parser_;
-  HeadCollector head_;
-  std::vector<uv_buf_t> dechunked_;  // kDechunk: the data spans of one read
-  ClientConnection* client_ = nullptr;
+  http1::ResponseParser parser_;
+  // The one answer to "may this connection carry another request?", asked when a final
+  // response ends with `unparsed` bytes of the read after it.
+  bool Reusable(size_t unparsed) const;
+  void EndResponse(const BlockRef& block, size_t offset, size_t length);
+
+  ResponseReceiver* receiver_ = nullptr;
+  std::string request_head_;  // built per request; swapped into its write, capacity kept
   State state_ = State::kConnecting;
-  ParseEvent event_ = ParseEvent::kNone;
-  bool head_request_ = false;
-  bool head_delivered_ = false;  // the final or interim head now being parsed went to the client
-  bool in_body_ = false;
+  bool request_ended_ = false;    // EndRequest came: the exchange sends nothing more
   bool final_head_seen_ = false;  // a final (not 1xx) head arrived: the head clock is stopped
-  bool dechunk_ = false;
-  bool wrote_ = false;         // a write of this exchange went out
-  bool write_failed_ = false;  // the app stopped taking the request: the rest is dropped
-  bool in_head_ = true;  // parser is inside a head: header callbacks are the head's, not trailers
-  size_t head_bytes_ = 0;
+  bool wrote_ = false;            // a write of this exchange went out
+  bool write_failed_ = false;     // the app stopped taking the request: the rest is dropped
   size_t response_bytes_ = 0;
   unsigned exchanges_ = 0;
 };

@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "coordinator/admin/admin_eviction.h"
-#include "proxy/head_rewrite.h"
+#include "proxy/message_head.h"
 
 namespace lameduck::coordinator {
 namespace {

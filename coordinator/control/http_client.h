@@ -21,7 +21,7 @@
 
 #include "coordinator/control/response_parser.h"
 #include "proxy/address.h"
-#include "proxy/head_rewrite.h"
+#include "proxy/message_head.h"
 
 namespace lameduck::coordinator {
 

@@ -13,7 +13,7 @@
 #include <string>
 #include <string_view>
 
-#include "proxy/head_rewrite.h"
+#include "proxy/message_head.h"
 
 namespace lameduck::coordinator {
 

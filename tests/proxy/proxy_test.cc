@@ -1037,6 +1037,73 @@ TEST_F(ProxyTest, CountsConnectionsInFlightRequestsAndIdleConnections) {
   EXPECT_TRUE(Eventually([&] { return runner.counts().in_flight == 0; }));
 }
 
+// The counts are kept as connections change state, not recounted: they must stay right through
+// a connection's whole life.
+TEST_F(ProxyTest, CountsFollowAConnectionThroughItsLife) {
+  upstream_.SetHandler([](const HttpRequest& request, UpstreamConn& conn) {
+    if (request.target == "/slow") conn.WaitForGate("slow");
+    conn.SendResponse(200, "ok");
+  });
+  auto& runner = StartProxy();
+  auto expect = [&](size_t connections, size_t finishing, size_t in_flight, size_t idle) {
+    return Eventually([&] {
+      proxy::ProxyCounts counts = runner.counts();
+      return counts.connections == connections && counts.finishing == finishing &&
+             counts.in_flight == in_flight && counts.idle == idle && counts.upgraded == 0;
+    });
+  };
+  auto client = Connect();
+  ASSERT_TRUE(expect(1, 0, 0, 1));  // idle
+  ASSERT_TRUE(client->Send("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n"));
+  ASSERT_TRUE(upstream_.WaitForRequests(1, 2s));
+  ASSERT_TRUE(expect(1, 0, 1, 0));  // in flight
+  upstream_.OpenGate("slow");
+  ASSERT_TRUE(client->ReadResponse());
+  ASSERT_TRUE(expect(1, 0, 0, 1));  // idle again
+  ASSERT_TRUE(client->Send("GET /a HTTP/1.1\r\nHost: x\r\n\r\n"));
+  ASSERT_TRUE(client->ReadResponse());
+  ASSERT_TRUE(expect(1, 0, 0, 1));
+  runner.Call([&] { runner.proxy().CloseAfterCurrentResponse(); });
+  ASSERT_TRUE(client->Send("GET /b HTTP/1.1\r\nHost: x\r\n\r\n"));
+  auto last = client->ReadResponse();
+  ASSERT_TRUE(last);
+  EXPECT_EQ(last->Header("Connection"), "close");
+  ASSERT_TRUE(expect(0, 1, 0, 0));  // lingering, our FIN out: finishing
+  client->Close();
+  ASSERT_TRUE(expect(0, 0, 0, 0));  // closed
+}
+
+TEST_F(ProxyTest, CountsATunnelAsUpgradedUntilItCloses) {
+  upstream_.SetRawConnHandler([](UpstreamConn& conn) {
+    std::string head;
+    while (head.find("\r\n\r\n") == std::string::npos) {
+      std::string more = conn.ReadRaw(4096, 2s);
+      if (more.empty()) return;
+      head += more;
+    }
+    conn.Send(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n");
+    conn.WaitForClose(2s);
+  });
+  auto& runner = StartProxy();
+  auto client = Connect();
+  ASSERT_TRUE(client->Send(
+      "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"));
+  auto response = client->ReadResponse();
+  ASSERT_TRUE(response);
+  EXPECT_EQ(response->status, 101);
+  ASSERT_TRUE(Eventually([&] {
+    proxy::ProxyCounts counts = runner.counts();
+    return counts.upgraded == 1 && counts.connections == 1 && counts.in_flight == 0 &&
+           counts.idle == 0;
+  }));
+  client->Close();
+  EXPECT_TRUE(Eventually([&] {
+    proxy::ProxyCounts counts = runner.counts();
+    return counts.upgraded == 0 && counts.connections == 0 && counts.finishing == 0;
+  }));
+}
+
 TEST_F(ProxyTest, StopAcceptingRefusesNewConnectionsAndKeepsServingOpenOnes) {
   auto& runner = StartProxy();
   auto open = Connect();

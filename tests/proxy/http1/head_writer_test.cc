@@ -1,11 +1,9 @@
-// Unit tests of the head writers and the address parser: no sockets.
-#include "proxy/head_rewrite.h"
+// Unit tests of the HTTP/1.1 head writers: bytes only, no sockets.
+#include "proxy/http1/head_writer.h"
 
 #include <gtest/gtest.h>
 
-#include "proxy/address.h"
-
-namespace lameduck::proxy {
+namespace lameduck::proxy::http1 {
 namespace {
 
 HeadCollector Head(std::initializer_list<std::pair<std::string, std::string>> fields,
@@ -17,38 +15,6 @@ HeadCollector Head(std::initializer_list<std::pair<std::string, std::string>> fi
     head.AppendValue(value.data(), value.size());
   }
   return head;
-}
-
-TEST(HeadCollectorTest, JoinsFieldsAndValuesSplitAcrossReads) {
-  HeadCollector head;
-  head.AppendTarget("/a", 2);
-  head.AppendTarget("bc", 2);
-  head.AppendField("Con", 3);
-  head.AppendField("tent-Type", 9);
-  head.AppendValue("text/", 5);
-  head.AppendValue("plain  ", 7);
-  head.AppendField("X", 1);
-  head.AppendValue("1", 1);
-  EXPECT_EQ(head.target(), "/abc");
-  ASSERT_EQ(head.field_count(), 2u);
-  EXPECT_EQ(head.name(0), "Content-Type");
-  EXPECT_EQ(head.value(0), "text/plain");  // trailing whitespace trimmed
-  EXPECT_EQ(head.Find("content-type"), "text/plain");
-  EXPECT_EQ(head.Count("x"), 1);
-}
-
-TEST(HeadCollectorTest, ResetKeepsNothingOfThePreviousMessage) {
-  HeadCollector head = Head({{"A", "1"}});
-  head.Reset();
-  EXPECT_EQ(head.field_count(), 0u);
-  EXPECT_EQ(head.target(), "");
-}
-
-TEST(ListHasTokenTest, FindsTokensCaseInsensitivelyInCommaLists) {
-  EXPECT_TRUE(ListHasToken("keep-alive, Upgrade", "upgrade"));
-  EXPECT_TRUE(ListHasToken("close", "Close"));
-  EXPECT_FALSE(ListHasToken("keep-alive", "close"));
-  EXPECT_FALSE(ListHasToken("", "close"));
 }
 
 TEST(WriteRequestHeadTest, KeepsEndToEndFieldsAndFramingAndAddsForwardingFields) {
@@ -111,32 +77,5 @@ TEST(WriteErrorResponseTest, IsCompleteWithAShortBodyAndConnectionClose) {
             "Connection: close\r\n\r\nBad Gateway\n");
 }
 
-TEST(ParseAddressTest, AcceptsIpv4Ipv6AndUnixForms) {
-  auto v4 = ParseAddress("127.0.0.1:8080");
-  ASSERT_TRUE(v4.ok());
-  EXPECT_EQ(v4->kind, Address::Kind::kTcp);
-  EXPECT_EQ(v4->port(), 8080);
-  auto v6 = ParseAddress("[::1]:9901");
-  ASSERT_TRUE(v6.ok());
-  EXPECT_EQ(v6->sockaddr.ss_family, AF_INET6);
-  EXPECT_EQ(v6->port(), 9901);
-  auto unix_socket = ParseAddress("unix:/run/app.sock");
-  ASSERT_TRUE(unix_socket.ok());
-  EXPECT_EQ(unix_socket->kind, Address::Kind::kUnix);
-  EXPECT_EQ(unix_socket->path, "/run/app.sock");
-  EXPECT_EQ(ParseAddress("localhost:3000")->port(), 3000);
-}
-
-TEST(ParseAddressTest, RejectsMalformedAddressesWithAReason) {
-  for (const char* bad : {"", "8080", "127.0.0.1", "127.0.0.1:", "127.0.0.1:99999", "::1:80",
-                          "[::1]80", "example.com:80", "unix:", "1.2.3.4:8x"}) {
-    auto parsed = ParseAddress(bad);
-    EXPECT_FALSE(parsed.ok()) << bad;
-    if (!parsed.ok()) {
-      EXPECT_FALSE(parsed.error().empty());
-    }
-  }
-}
-
 }  // namespace
-}  // namespace lameduck::proxy
+}  // namespace lameduck::proxy::http1

@@ -1,0 +1,109 @@
+#include "proxy/exchange.h"
+
+#include "proxy/upstream_connection.h"
+
+namespace lameduck::proxy {
+
+void Exchange::Begin(bool http10_client, bool upgrade_requested, bool close_connection_after) {
+  request = RequestState::kBody;
+  response = ResponseState::kAwaitingHead;
+  attempt = Attempt::kNone;
+  upstream = nullptr;
+  unsent.Reset();
+  body_bytes_forwarded = 0;
+  status = 0;
+  http10 = http10_client;
+  upgrade = upgrade_requested;
+  close_after = close_connection_after;
+}
+
+void Exchange::Attach(UpstreamConnection& connection, bool head_request, bool retry) {
+  upstream = &connection;
+  connection.Attach(*this, head_request);
+  attempt = retry ? Attempt::kRetry : connection.reused() ? Attempt::kReused : Attempt::kFresh;
+}
+
+bool Exchange::upstream_ready() const {
+  return upstream != nullptr && upstream->state() == UpstreamConnection::State::kActive;
+}
+
+int Exchange::SendHead(const HeadCollector& head, const http1::RequestRewrite& rewrite) {
+  if (int rc = upstream->WriteRequestHead(head, rewrite); rc != 0) return rc;
+  if (request == RequestState::kComplete) upstream->EndRequest();
+  return 0;
+}
+
+int Exchange::ForwardBody(const BlockRef& block, size_t offset, size_t length) {
+  if (length == 0 || upstream == nullptr) return 0;
+  uv_buf_t buf = uv_buf_init(block.data() + offset, static_cast<unsigned>(length));
+  if (int rc = upstream->Write(nullptr, &buf, 1, block.Share()); rc != 0) return rc;
+  body_bytes_forwarded += length;
+  return 0;
+}
+
+void Exchange::HoldBody(const BlockRef& block, size_t offset, size_t length) {
+  unsent = block.Share();
+  unsent_offset = offset;
+  unsent_length = length;
+}
+
+int Exchange::ForwardHeldBody() {
+  if (!unsent) return 0;
+  if (int rc = ForwardBody(unsent, unsent_offset, unsent_length); rc != 0) return rc;
+  unsent.Reset();
+  return 0;
+}
+
+void Exchange::EndRequest() {
+  request = RequestState::kComplete;
+  if (upstream != nullptr) upstream->EndRequest();
+}
+
+void Exchange::OnEnd() {
+  upstream = nullptr;  // it went back to the pool, or closes: not ours any more
+  owner_.OnEnd(*this);
+}
+
+void Exchange::OnUpstreamError(ProxyError error, bool response_started) {
+  upstream = nullptr;  // detached and closing already
+  owner_.OnUpstreamError(*this, error, response_started);
+}
+
+void Exchange::DropUpstream() {
+  UpstreamConnection* connection = upstream;
+  if (connection == nullptr) return;
+  upstream = nullptr;
+  connection->Detach();
+  connection->Close();
+}
+
+bool Exchange::MayRetry(ProxyError error, bool idempotent, bool response_started) const {
+  return error == ProxyError::kUpstreamClosed && attempt == Attempt::kReused && idempotent &&
+         body_bytes_forwarded == 0 && !response_started && response == ResponseState::kAwaitingHead;
+}
+
+std::string_view ToString(Exchange::RequestState state) {
+  switch (state) {
+    case Exchange::RequestState::kBody:
+      return "body";
+    case Exchange::RequestState::kComplete:
+      return "complete";
+  }
+  return "unknown";
+}
+
+std::string_view ToString(Exchange::ResponseState state) {
+  switch (state) {
+    case Exchange::ResponseState::kAwaitingHead:
+      return "awaiting_head";
+    case Exchange::ResponseState::kHeadHeld:
+      return "head_held";
+    case Exchange::ResponseState::kStreaming:
+      return "streaming";
+    case Exchange::ResponseState::kComplete:
+      return "complete";
+  }
+  return "unknown";
+}
+
+}  // namespace lameduck::proxy

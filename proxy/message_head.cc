@@ -1,0 +1,132 @@
+#include "proxy/message_head.h"
+
+namespace lameduck::proxy {
+namespace {
+
+constexpr size_t kInitialHeadBytes = 2048;
+constexpr size_t kInitialFields = 32;
+
+char Lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
+
+std::string_view TrimOws(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+// Calls fn(token) for each element of a comma-separated list, trimmed, skipping empty ones.
+template <typename Fn>
+void ForEachToken(std::string_view list, Fn fn) {
+  while (!list.empty()) {
+    size_t comma = list.find(',');
+    std::string_view token = TrimOws(list.substr(0, comma));
+    if (!token.empty()) fn(token);
+    if (comma == std::string_view::npos) break;
+    list.remove_prefix(comma + 1);
+  }
+}
+
+}  // namespace
+
+bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (Lower(a[i]) != Lower(b[i])) return false;
+  }
+  return true;
+}
+
+bool ListHasToken(std::string_view value, std::string_view token) {
+  bool found = false;
+  ForEachToken(value, [&](std::string_view t) { found = found || EqualsIgnoreCase(t, token); });
+  return found;
+}
+
+HeadCollector::HeadCollector() {
+  bytes_.reserve(kInitialHeadBytes);
+  fields_.reserve(kInitialFields);
+}
+
+void HeadCollector::Reset() {
+  bytes_.clear();
+  fields_.clear();
+  target_ = {};
+  last_ = Last::kNone;
+}
+
+void HeadCollector::Append(Span& span, const char* at, size_t length) {
+  if (span.length == 0) span.offset = static_cast<uint32_t>(bytes_.size());
+  bytes_.append(at, length);
+  span.length += static_cast<uint32_t>(length);
+}
+
+void HeadCollector::AppendTarget(const char* at, size_t length) {
+  Append(target_, at, length);
+  last_ = Last::kTarget;
+}
+
+void HeadCollector::AppendField(const char* at, size_t length) {
+  if (last_ != Last::kField) fields_.emplace_back();
+  Append(fields_.back().name, at, length);
+  last_ = Last::kField;
+}
+
+void HeadCollector::AppendValue(const char* at, size_t length) {
+  if (fields_.empty()) return;  // llhttp reports a field before its value
+  Append(fields_.back().value, at, length);
+  last_ = Last::kValue;
+}
+
+std::string_view HeadCollector::value(size_t i) const {
+  std::string_view v = View(fields_[i].value);
+  while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+  return v;
+}
+
+std::string_view HeadCollector::Find(std::string_view name) const {
+  for (size_t i = 0; i < fields_.size(); ++i) {
+    if (EqualsIgnoreCase(this->name(i), name)) return value(i);
+  }
+  return {};
+}
+
+int HeadCollector::Count(std::string_view name) const {
+  int count = 0;
+  for (size_t i = 0; i < fields_.size(); ++i) count += EqualsIgnoreCase(this->name(i), name);
+  return count;
+}
+
+std::string_view ReasonPhrase(int status) {
+  switch (status) {
+    case 200:
+      return "OK";
+    case 202:
+      return "Accepted";
+    case 401:
+      return "Unauthorized";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "Not Found";
+    case 400:
+      return "Bad Request";
+    case 405:
+      return "Method Not Allowed";
+    case 408:
+      return "Request Timeout";
+    case 431:
+      return "Request Header Fields Too Large";
+    case 502:
+      return "Bad Gateway";
+    case 503:
+      return "Service Unavailable";
+    case 504:
+      return "Gateway Timeout";
+    case 505:
+      return "HTTP Version Not Supported";
+    default:
+      return "Error";
+  }
+}
+
+}  // namespace lameduck::proxy

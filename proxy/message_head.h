@@ -1,0 +1,67 @@
+// Message heads, whatever protocol carried them: HeadCollector records the pieces a parser
+// reports (spans that may be split across reads) into one buffer per connection, and
+// ResponseHead is what an exchange learns about a response head. No parsing and no writing:
+// those belong to the wire protocol (proxy/http1/).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace lameduck::proxy {
+
+// One message head as the parser reported it. Reset per message; capacity is kept, so steady
+// traffic does not allocate.
+class HeadCollector {
+ public:
+  HeadCollector();
+  void Reset();
+  void AppendTarget(const char* at, size_t length);  // request-target or reason phrase
+  void AppendField(const char* at, size_t length);
+  void AppendValue(const char* at, size_t length);
+
+  std::string_view target() const { return View(target_); }
+  size_t field_count() const { return fields_.size(); }
+  std::string_view name(size_t i) const { return View(fields_[i].name); }
+  std::string_view value(size_t i) const;  // trailing whitespace trimmed (RFC 9110 5.5)
+  // The value of the single field called `name` (case-insensitive); empty if absent.
+  std::string_view Find(std::string_view name) const;
+  int Count(std::string_view name) const;
+  size_t bytes() const { return bytes_.size(); }
+
+ private:
+  struct Span {
+    uint32_t offset = 0;
+    uint32_t length = 0;
+  };
+  struct Field {
+    Span name;
+    Span value;
+  };
+  enum class Last { kNone, kTarget, kField, kValue };
+  std::string_view View(Span span) const { return {bytes_.data() + span.offset, span.length}; }
+  void Append(Span& span, const char* at, size_t length);
+
+  std::string bytes_;
+  Span target_;
+  std::vector<Field> fields_;
+  Last last_ = Last::kNone;
+};
+
+// A response head as the upstream side hands it to the exchange: never a parser's own struct.
+struct ResponseHead {
+  int status = 0;
+  const HeadCollector* fields = nullptr;  // target() is the reason phrase
+  bool chunked = false;                   // Transfer-Encoding: chunked frames the body
+  bool content_length = false;            // Content-Length frames the body
+  bool interim() const { return status < 200 && status != 101; }  // 1xx other than 101
+};
+
+bool EqualsIgnoreCase(std::string_view a, std::string_view b);
+// True if the comma-separated list `value` holds `token` (case-insensitive), as in
+// "Connection: keep-alive, Upgrade".
+bool ListHasToken(std::string_view value, std::string_view token);
+std::string_view ReasonPhrase(int status);  // for the statuses lameduck answers itself
+
+}  // namespace lameduck::proxy
