@@ -151,7 +151,7 @@ void DrainController::OnTrigger(Trigger trigger) {
 void DrainController::StartDrain(Trigger trigger) {
   state_ = State::kDraining;
   trigger_ = trigger;
-  drain_start_ms_ = uv_now(loop_);
+  drain_start_ms_ = NowMs();
   listeners_closed_ms_ = 0;
   responses_at_start_ = metrics_.responses_total();
   proxy::ProxyCounts counts = proxy_.counts();
@@ -205,7 +205,7 @@ void DrainController::EndAcceptGrace() {
 // The end of the accept grace, on time or cut short by the deadline.
 void DrainController::CloseListeners() {
   proxy_.StopAccepting();
-  listeners_closed_ms_ = uv_now(loop_);
+  listeners_closed_ms_ = NowMs();
   summary_.accept_grace_ms = ElapsedMs();
   log_.Info("listener.closed", {{"after_ms", summary_.accept_grace_ms}});
 }
@@ -243,7 +243,7 @@ void DrainController::Finish(uint64_t forced) {
   uv_timer_stop(deadline_timer_.get());
   uv_timer_stop(progress_timer_.get());
   if (phase_ != DrainPhase::kForced) phase_ = DrainPhase::kComplete;
-  uint64_t now = uv_now(loop_);
+  uint64_t now = NowMs();
   summary_.duration_ms = now - drain_start_ms_;
   summary_.in_flight_wait_ms = listeners_closed_ms_ == 0 ? 0 : now - listeners_closed_ms_;
   summary_.served_during_drain = metrics_.responses_total() - responses_at_start_;

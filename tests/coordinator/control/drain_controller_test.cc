@@ -152,7 +152,7 @@ TEST_F(DrainControllerTest, ADeadlineInsideTheAcceptGraceClosesTheListenersAndRe
             (std::vector<std::string>{"close_after_response", "stop_accepting", "force_close"}));
   ASSERT_TRUE(controller.last_drain());
   EXPECT_GE(controller.last_drain()->accept_grace_ms, 90u);
-  EXPECT_EQ(controller.last_drain()->accept_grace_ms, controller.last_drain()->duration_ms);
+  EXPECT_LE(controller.last_drain()->accept_grace_ms, controller.last_drain()->duration_ms);
 }
 
 TEST_F(DrainControllerTest, ForcesWhatIsLeftAtTheDeadlineAndExits3) {
