@@ -1,6 +1,5 @@
 #include "coordinator/admin/admin_server.h"
 
-#include <llhttp.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 
@@ -8,6 +7,7 @@
 #include <vector>
 
 #include "coordinator/admin/admin_eviction.h"
+#include "proxy/http1/request_parser.h"
 #include "proxy/message_head.h"
 
 namespace lameduck::coordinator {
@@ -19,6 +19,24 @@ constexpr std::string_view kMalformed = R"({"error":"malformed request"})"
                                         "\n";
 constexpr std::string_view kTooSlow = R"({"error":"request head too slow"})"
                                       "\n";
+constexpr std::string_view kNotHttp11 = R"({"error":"HTTP/1.x only"})"
+                                        "\n";
+constexpr std::string_view kMethodNotAllowed = R"({"error":"method not allowed"})"
+                                               "\n";
+
+// A request the proxy's own HTTP/1 checks refused: the same status as on the data plane.
+std::string_view ErrorBody(proxy::ProxyError error) {
+  switch (error) {
+    case proxy::ProxyError::kHeadTooLarge:
+      return kHeadTooLarge;
+    case proxy::ProxyError::kVersionNotSupported:
+      return kNotHttp11;
+    case proxy::ProxyError::kMethodNotAllowed:
+      return kMethodNotAllowed;
+    default:
+      return kMalformed;
+  }
+}
 
 }  // namespace
 
@@ -37,8 +55,7 @@ class AdminServer::Connection final : private proxy::Socket::Owner {
 
   explicit Connection(AdminServer& server)
       : server_(server), socket_(*this, server.buffers_, server.write_reqs_) {
-    llhttp_init(&parser_, HTTP_REQUEST, Settings());
-    parser_.data = this;
+    parser_.StartHead();
   }
   ~Connection() { *alive_ = false; }
 
@@ -110,38 +127,6 @@ class AdminServer::Connection final : private proxy::Socket::Owner {
   std::list<std::unique_ptr<Connection>>::iterator position_;  // in connections_ or closing_
 
  private:
-  static const llhttp_settings_t* Settings() {
-    static const llhttp_settings_t settings = [] {
-      llhttp_settings_t s;
-      llhttp_settings_init(&s);
-      s.on_url = [](llhttp_t* p, const char* at, size_t n) {
-        Self(p).head_.AppendTarget(at, n);
-        return Self(p).CheckHeadSize();
-      };
-      s.on_header_field = [](llhttp_t* p, const char* at, size_t n) {
-        Self(p).head_.AppendField(at, n);
-        return Self(p).CheckHeadSize();
-      };
-      s.on_header_value = [](llhttp_t* p, const char* at, size_t n) {
-        Self(p).head_.AppendValue(at, n);
-        return Self(p).CheckHeadSize();
-      };
-      s.on_headers_complete = [](llhttp_t* p) -> int {
-        Self(p).head_complete_ = true;
-        return HPE_PAUSED;
-      };
-      return s;
-    }();
-    return &settings;
-  }
-  static Connection& Self(llhttp_t* parser) { return *static_cast<Connection*>(parser->data); }
-
-  int CheckHeadSize() {
-    if (head_.bytes() <= kMaxHeadBytes) return 0;
-    head_too_large_ = true;
-    return -1;
-  }
-
   // proxy::Socket::Owner
   void OnSocketRead(ssize_t nread, proxy::BlockRef block) override {
     if (nread < 0) {
@@ -156,13 +141,20 @@ class AdminServer::Connection final : private proxy::Socket::Owner {
     }
     if (state_ != State::kReadingHead) return;  // later bytes are not read
     received_any_ = true;
-    llhttp_errno_t err = llhttp_execute(&parser_, block.data(), static_cast<size_t>(nread));
-    if (err == HPE_OK) return;  // more of the head to come
-    if (err != HPE_PAUSED || !head_complete_) {
-      Answer(head_too_large_ ? 431 : 400, head_too_large_ ? kHeadTooLarge : kMalformed);
-      return;
+    // The data plane's parser and checks: one HTTP/1 stack. Bodies are not read.
+    proxy::http1::RequestParser::Result parsed =
+        parser_.ParseHead(block.data(), static_cast<size_t>(nread));
+    switch (parsed.outcome) {
+      case proxy::http1::RequestParser::Outcome::kNeedMore:
+        return;  // more of the head to come
+      case proxy::http1::RequestParser::Outcome::kError:
+        Answer(proxy::StatusFor(parsed.error), ErrorBody(parsed.error));
+        return;
+      case proxy::http1::RequestParser::Outcome::kHeadComplete:
+      case proxy::http1::RequestParser::Outcome::kMessageComplete:
+        OnHead();
+        return;
     }
-    OnHead();
   }
   void OnSocketWritten(int) override {}  // the shutdown after it says how it went
   void OnSocketShutdown(int) override { Close(); }
@@ -177,11 +169,12 @@ class AdminServer::Connection final : private proxy::Socket::Owner {
   void OnHead() {
     uv_timer_stop(timer_.get());
     AdminRequest request;
-    request.method = llhttp_method_name(static_cast<llhttp_method_t>(parser_.method));
-    request.target = head_.target();
+    const proxy::HeadCollector& head = parser_.head();
+    request.method = parser_.method_name();
+    request.target = head.target();
     // Two of either are no one's honest request: treated as none.
-    if (head_.Count("authorization") == 1) request.authorization = head_.Find("authorization");
-    if (head_.Count("user-agent") == 1) request.user_agent = head_.Find("user-agent");
+    if (head.Count("authorization") == 1) request.authorization = head.Find("authorization");
+    if (head.Count("user-agent") == 1) request.user_agent = head.Find("user-agent");
     request.peer = peer_;
     request.trusted_peer = trusted_;
     head_request_ = request.method == "HEAD";
@@ -220,16 +213,13 @@ class AdminServer::Connection final : private proxy::Socket::Owner {
   AdminServer& server_;
   proxy::Socket socket_;
   proxy::UvHandle<uv_timer_t> timer_;
-  llhttp_t parser_;
-  proxy::HeadCollector head_;
+  proxy::http1::RequestParser parser_{kMaxHeadBytes};
   std::string out_;
   std::string peer_;
   State state_ = State::kReadingHead;
   uint64_t accepted_ms_ = 0;
   bool trusted_ = false;
-  bool received_any_ = false;    // a fact for the eviction policy
-  bool head_complete_ = false;   // set by the parser, acted on after llhttp_execute
-  bool head_too_large_ = false;  // likewise
+  bool received_any_ = false;  // a fact for the eviction policy
   bool head_request_ = false;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };

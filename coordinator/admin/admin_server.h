@@ -8,7 +8,7 @@
 // What a request means is AdminApi's business.
 //
 // The transport is the proxy's: proxy::Listener accepts, proxy::Socket reads into pooled blocks
-// and writes, llhttp and proxy::HeadCollector read the request head.
+// and writes, proxy::http1::RequestParser reads the request head with the data plane's checks.
 #pragma once
 
 #include <uv.h>

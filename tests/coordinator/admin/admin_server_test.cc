@@ -322,6 +322,24 @@ TEST_F(AdminServerTest, AnswersGarbageWith400AndCloses) {
   EXPECT_EQ(parsed.response->Header("connection"), "close");
 }
 
+// One HTTP/1 stack: the admin port refuses what the data plane refuses, with the same status.
+TEST_F(AdminServerTest, AppliesTheDataPlanesRequestChecks) {
+  struct Case {
+    const char* request;
+    int status;
+  };
+  for (const Case& c : {Case{"GET  /ready HTTP/1.1\r\nHost: x\r\n\r\n", 400},
+                        Case{"GET /ready HTTP/1.1\r\n\r\n", 400},  // no Host (RFC 9112 3.2)
+                        Case{"GET /ready HTTP/1.1\r\nHost: x\r\nX: a\r\n b\r\n\r\n", 400},
+                        Case{"CONNECT x:1 HTTP/1.1\r\nHost: x\r\n\r\n", 405}}) {
+    std::string bytes = Exchange(c.request);
+    Parsed parsed = ParseResponse(bytes);
+    ASSERT_TRUE(parsed.response) << c.request << " -> " << bytes;
+    EXPECT_EQ(parsed.response->status, c.status) << c.request;
+    EXPECT_EQ(parsed.response->Header("connection"), "close");
+  }
+}
+
 TEST_F(AdminServerTest, AnswersAnUnknownPathWith404) {
   Parsed parsed = ParseResponse(Exchange("GET /nope HTTP/1.1\r\nHost: x\r\n\r\n"));
   ASSERT_TRUE(parsed.response);
