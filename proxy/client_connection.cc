@@ -161,8 +161,9 @@ uint64_t ClientConnection::QueuedBytesUnchangedForMs() {
     return static_cast<uint64_t>(bytes);
   };
   uint64_t bytes = queued(socket_.fd()) + socket_.write_queue_bytes();
-  if (exchange_.upstream != nullptr)
+  if (exchange_.upstream != nullptr) {
     bytes += queued(exchange_.upstream->fd()) + exchange_.upstream->write_queue_bytes();
+  }
   uint64_t now = uv_now(proxy_.loop());
   if (bytes != queued_bytes_) {
     queued_bytes_ = bytes;
@@ -458,9 +459,11 @@ void ClientConnection::OnEnd(Exchange&) {
 void ClientConnection::OnUpgraded(Exchange& exchange, const BlockRef& block, size_t offset,
                                   size_t length) {
   FlushResponseHead();
-  if (length > 0)
-    OnTunnelData(exchange, block, offset, length);  // bytes the app sent after its 101
   if (state_ == State::kClosing) return;
+  if (length > 0) {
+    OnTunnelData(exchange, block, offset, length);  // bytes the app sent after its 101
+    if (state_ == State::kClosing) return;
+  }
   StartTunnel();
 }
 

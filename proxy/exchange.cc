@@ -5,10 +5,12 @@
 namespace lameduck::proxy {
 
 void Exchange::Begin(bool http10_client, bool upgrade_requested, bool close_connection_after) {
+  // An upstream still attached would go on reporting into the next request: let it go.
+  DropUpstream();
+  // The owner recounts right after (it moves the connection to kProxying).
   request = RequestState::kBody;
   response = ResponseState::kAwaitingHead;
   attempt = Attempt::kNone;
-  upstream = nullptr;
   unsent.Reset();
   body_bytes_forwarded = 0;
   status = 0;

@@ -21,15 +21,15 @@ namespace lameduck::proxy {
 
 class ResponseReceiver {
  public:
-  enum class Verdict {
-    kContinue,  // go on parsing and delivering
-    kStop,      // the exchange let this upstream go (detached and closing it): return at once
+  enum class [[nodiscard]] Verdict{
+      kContinue,  // go on parsing and delivering
+      kStop,      // the exchange let this upstream go (detached and closing it): return at once
   };
-  enum class HeadVerdict {
-    kForward,   // deliver the body as it comes
-    kDataOnly,  // deliver only the body's data, without its transfer coding (dechunked)
-    kRefuse,    // a head the request did not allow (a 101 nobody asked for): fail the exchange
-    kStop,      // as Verdict::kStop
+  enum class [[nodiscard]] HeadVerdict{
+      kForward,   // deliver the body as it comes
+      kDataOnly,  // deliver only the body's data, without its transfer coding (dechunked)
+      kRefuse,    // a head the request did not allow (a 101 nobody asked for): fail the exchange
+      kStop,      // as Verdict::kStop
   };
 
   virtual void OnUpstreamReady() = 0;     // connected: the request can be written

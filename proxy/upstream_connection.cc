@@ -7,7 +7,11 @@ namespace lameduck::proxy {
 UpstreamConnection::UpstreamConnection(Proxy& proxy)
     : proxy_(proxy),
       socket_(*this, proxy.buffers(), proxy.write_reqs()),
-      parser_(proxy.options().max_header_bytes) {}
+      parser_(proxy.options().max_header_bytes) {
+  // Once per connection: a head is built by appends, and an app that does not keep connections
+  // alive would otherwise cost several reallocations per request.
+  request_head_.reserve(1024);
+}
 
 int UpstreamConnection::Connect() {
   state_ = State::kConnecting;

@@ -2,100 +2,58 @@
 
 namespace lameduck::coordinator {
 
-const llhttp_settings_t* ResponseParser::Settings() {
-  static const llhttp_settings_t settings = [] {
-    llhttp_settings_t s;
-    llhttp_settings_init(&s);
-    s.on_message_begin = [](llhttp_t* p) { return Self(p).OnMessageBegin(); };
-    s.on_status = [](llhttp_t* p, const char* at, size_t length) {
-      Self(p).head_.AppendTarget(at, length);
-      return Self(p).OnHeadBytes(length);
-    };
-    s.on_header_field = [](llhttp_t* p, const char* at, size_t length) {
-      Self(p).head_.AppendField(at, length);
-      return Self(p).OnHeadBytes(length);
-    };
-    s.on_header_value = [](llhttp_t* p, const char* at, size_t length) {
-      Self(p).head_.AppendValue(at, length);
-      return Self(p).OnHeadBytes(length);
-    };
-    s.on_headers_complete = [](llhttp_t* p) { return Self(p).OnHeadersComplete(); };
-    s.on_body = [](llhttp_t* p, const char* at, size_t length) {
-      return Self(p).OnBody(at, length);
-    };
-    s.on_message_complete = [](llhttp_t* p) { return Self(p).OnMessageComplete(); };
-    return s;
-  }();
-  return &settings;
-}
-
-ResponseParser::ResponseParser(Until until, Limits limits) : until_(until), limits_(limits) {
-  llhttp_init(&parser_, HTTP_RESPONSE, Settings());
-  parser_.data = this;
-}
-
-int ResponseParser::OnMessageBegin() {
-  head_.Reset();  // a 1xx before this one is forgotten
-  body_.clear();
-  final_ = false;
-  return 0;
-}
-
-int ResponseParser::OnHeadBytes(size_t) {
-  if (head_.bytes() <= limits_.max_head_bytes) return 0;
-  pending_failure_ = Failure::kHeadTooLarge;
-  return -1;
-}
-
-int ResponseParser::OnHeadersComplete() {
-  status_ = parser_.status_code;
-  http_major_ = parser_.http_major;
-  http_minor_ = parser_.http_minor;
-  // 101 ends the HTTP exchange: final, though 1xx.
-  final_ = status_ < 100 || status_ >= 200 || status_ == 101;
-  if (final_ && until_ == Until::kHead) {
-    state_ = State::kComplete;
-    return HPE_PAUSED;
-  }
-  return 0;
-}
-
-int ResponseParser::OnBody(const char* at, size_t length) {
-  if (body_.size() + length > limits_.max_body_bytes) {
-    pending_failure_ = Failure::kBodyTooLarge;
-    return -1;
-  }
-  body_.append(at, length);
-  return 0;
-}
-
-int ResponseParser::OnMessageComplete() {
-  if (!final_) return 0;  // 100 Continue and the like: the real response follows
-  state_ = State::kComplete;
-  return HPE_PAUSED;  // anything after the response is not ours to read
+ResponseParser::ResponseParser(Until until, Limits limits)
+    : parser_(limits.max_head_bytes), until_(until), limits_(limits) {
+  parser_.Reset(/*head_request=*/false);
+  parser_.set_dechunk(true);  // the body's data, whatever its framing
 }
 
 ResponseParser::State ResponseParser::Feed(std::string_view bytes) {
   if (state_ != State::kReading) return state_;
   received_bytes_ += bytes.size();
-  return Check(llhttp_execute(&parser_, bytes.data(), bytes.size()));
+  size_t offset = 0;
+  // After an event the parser may complete a message without more input: one more turn then.
+  bool event = false;
+  while (state_ == State::kReading && (offset < bytes.size() || event)) {
+    proxy::http1::ResponseParser::Step step =
+        parser_.Parse(bytes.data() + offset, bytes.size() - offset);
+    offset += step.used;
+    event = step.head || step.end;
+    if (step.error) {
+      return step.head_too_large ? Fail(Failure::kHeadTooLarge)
+                                 : Fail(Failure::kMalformed, parser_.error_detail());
+    }
+    if (step.body && final_) {
+      for (const uv_buf_t& span : parser_.body_spans()) {
+        if (body_.size() + span.len > limits_.max_body_bytes) return Fail(Failure::kBodyTooLarge);
+        body_.append(span.base, span.len);
+      }
+    }
+    if (step.head && !parser_.head().interim()) {  // 100 Continue and the like are skipped
+      final_ = true;
+      status_ = parser_.head().status;
+      head_ = *parser_.head().fields;
+      // A 101 ends the HTTP exchange: what follows is not ours to read.
+      if (until_ == Until::kHead || status_ == 101) return Complete();
+    }
+    if (step.end && final_) return Complete();  // anything after the response is not ours
+  }
+  return state_;
 }
 
 ResponseParser::State ResponseParser::Finish() {
   if (state_ != State::kReading) return state_;
   if (received_bytes_ == 0) return Fail(Failure::kNothing);
-  llhttp_errno_t error = llhttp_finish(&parser_);
-  if (state_ == State::kComplete) return state_;
-  if (error == HPE_OK || error == HPE_INVALID_EOF_STATE) return Fail(Failure::kTruncated);
-  return Check(error);
+  if (final_ && parser_.Finish()) {  // a body delimited by the close (RFC 9112 6.3 rule 8)
+    for (const uv_buf_t& span : parser_.body_spans()) body_.append(span.base, span.len);
+    return Complete();
+  }
+  return Fail(Failure::kTruncated);
 }
 
-ResponseParser::State ResponseParser::Check(llhttp_errno_t error) {
-  if (state_ == State::kComplete) return state_;
-  if (error == HPE_OK) return state_;
-  if (pending_failure_ != Failure::kNone) return Fail(pending_failure_);
-  return Fail(Failure::kMalformed,
-              std::string(llhttp_errno_name(error)) + ": " + llhttp_get_error_reason(&parser_));
+ResponseParser::State ResponseParser::Complete() {
+  state_ = State::kComplete;
+  return state_;
 }
 
 ResponseParser::State ResponseParser::Fail(Failure failure, std::string detail) {
@@ -106,8 +64,8 @@ ResponseParser::State ResponseParser::Fail(Failure failure, std::string detail) 
 }
 
 std::string ResponseParser::StatusLine() const {
-  std::string line = "HTTP/" + std::to_string(http_major_) + "." + std::to_string(http_minor_) +
-                     " " + std::to_string(status_);
+  std::string line = "HTTP/" + std::to_string(parser_.http_major()) + "." +
+                     std::to_string(parser_.http_minor()) + " " + std::to_string(status_);
   if (!reason().empty()) line.append(" ").append(reason());
   return line;
 }

@@ -7,12 +7,11 @@
 // Not for responses to HEAD (it would wait for the body the Content-Length announces).
 #pragma once
 
-#include <llhttp.h>
-
 #include <cstddef>
 #include <string>
 #include <string_view>
 
+#include "proxy/http1/response_parser.h"
 #include "proxy/message_head.h"
 
 namespace lameduck::coordinator {
@@ -67,30 +66,20 @@ class ResponseParser {
   std::string TakeBody() { return std::move(body_); }
 
  private:
-  static const llhttp_settings_t* Settings();
-  static ResponseParser& Self(llhttp_t* parser) {
-    return *static_cast<ResponseParser*>(parser->data);
-  }
-  int OnMessageBegin();
-  int OnHeadBytes(size_t length);
-  int OnHeadersComplete();
-  int OnBody(const char* at, size_t length);
-  int OnMessageComplete();
+  State Complete();
   State Fail(Failure failure, std::string detail = {});
-  State Check(llhttp_errno_t error);
 
-  llhttp_t parser_;
+  // The data plane's parser (bodiless statuses, the head limit, chunked framing): this adds the
+  // skipping of 1xx, the body kept in a string, the bounds and the failures named.
+  proxy::http1::ResponseParser parser_;
   Until until_;
   Limits limits_;
   State state_ = State::kReading;
   Failure failure_ = Failure::kNone;
-  Failure pending_failure_ = Failure::kNone;  // set by a callback that stopped the parser
   std::string detail_;
   size_t received_bytes_ = 0;
   int status_ = 0;
-  int http_major_ = 0;
-  int http_minor_ = 0;
-  bool final_ = false;  // the current message's status is not 1xx
+  bool final_ = false;  // the final (not 1xx) head is in
   proxy::HeadCollector head_;
   std::string body_;
 };

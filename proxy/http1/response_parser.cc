@@ -110,6 +110,7 @@ ResponseParser::Step ResponseParser::Parse(const char* data, size_t length) {
     head_bytes_ += step.used;
     if (head_bytes_ > max_head_bytes_) {
       step.error = true;
+      step.head_too_large = true;
       return step;
     }
   }
@@ -128,6 +129,11 @@ ResponseParser::Step ResponseParser::Parse(const char* data, size_t length) {
     step.end = true;
   }
   return step;
+}
+
+std::string ResponseParser::error_detail() const {
+  return std::string(llhttp_errno_name(llhttp_get_errno(&parser_))) + ": " +
+         llhttp_get_error_reason(&parser_);
 }
 
 bool ResponseParser::Finish() {

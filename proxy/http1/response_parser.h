@@ -8,6 +8,7 @@
 #include <uv.h>  // uv_buf_t only: the spans go straight into a write
 
 #include <cstddef>
+#include <string>
 #include <vector>
 
 #include "proxy/message_head.h"
@@ -23,7 +24,8 @@ class ResponseParser {
     bool body = false;   // the consumed bytes are body (dechunking: body_spans() hold them)
     bool head = false;   // head() is a new head (interim or final) to pass on
     bool end = false;    // the message (interim or final) ended at `used`
-    bool error = false;  // malformed, or the head is over max_head_bytes
+    bool error = false;  // malformed (error_detail() says how), or the head is too large:
+    bool head_too_large = false;  // over max_head_bytes
   };
 
   explicit ResponseParser(size_t max_head_bytes);
@@ -41,6 +43,10 @@ class ResponseParser {
   void set_dechunk(bool dechunk) { dechunk_ = dechunk; }
 
   const ResponseHead& head() const { return response_head_; }
+  int http_major() const { return parser_.http_major; }
+  int http_minor() const { return parser_.http_minor; }
+  // After a Step with error and not head_too_large: llhttp's words, "HPE_X: reason".
+  std::string error_detail() const;
   const std::vector<uv_buf_t>& body_spans() const { return dechunked_; }
   bool dechunk() const { return dechunk_; }
   // After the final response's end: the app allows another request on this connection.

@@ -341,8 +341,9 @@ TEST_F(AppSupervisorTest, AppThatIgnoresTheSignalGetsSigkillAtTheExitTimeout) {
 }
 
 TEST_F(AppSupervisorTest, ReapsTheOrphansOfTheApp) {
-  // The shell exits at once; its background sleep is reparented to us (child subreaper).
-  config_.app_command = {"/bin/sh", "-c", "sleep 0.5 & exit 0"};
+  // The shell exits at once; its background sleep is reparented to us (child subreaper). The
+  // sleep outlives the shell by a wide margin, so that a loaded machine cannot reap both first.
+  config_.app_command = {"/bin/sh", "-c", "sleep 2 & exit 0"};
   std::optional<AppExit> exit;
   supervisor().set_on_app_exit([&](const AppExit& app_exit) { exit = app_exit; });
   ASSERT_TRUE(supervisor().Launch().ok());
