@@ -1,10 +1,11 @@
-// ResponseParser: one HTTP/1.x response, parsed by llhttp, from bytes fed in as they arrive. The
-// one response parser of the coordinator: the loop's HttpClient and the blocking `lameduck drain`
-// both feed it. Interim 1xx responses are skipped (RFC 9110 section 15.2); the head goes into a
-// proxy::HeadCollector, the body into a string, both bounded.
+// ResponseParser: one HTTP/1.x response, from bytes fed in as they arrive, parsed by the data
+// plane's proxy::http1::ResponseParser (one HTTP/1 stack). The coordinator's use of it: the
+// loop's HttpClient and the blocking `lameduck drain` both feed it. Interim 1xx responses are
+// skipped (RFC 9110 section 15.2); the head goes into a proxy::HeadCollector, the body (its data,
+// without chunk framing) into a string, both bounded.
 //
 // Does no I/O and keeps no deadline; does not decode content codings; does not follow a 101.
-// Not for responses to HEAD (it would wait for the body the Content-Length announces).
+// Not for responses to HEAD.
 #pragma once
 
 #include <cstddef>
