@@ -203,7 +203,7 @@ void ClientConnection::OnSocketRead(ssize_t nread, BlockRef block) {
           Close();
         } else {
           exchange_.upstream->ShutdownWrite();  // pass the half-close on, after what is queued
-          UpdateReading();
+          if (state_ != State::kClosing) UpdateReading();  // a failed shutdown closed it
         }
         return;
       case State::kClosing:
@@ -520,7 +520,12 @@ void ClientConnection::StartTunnel() {
   SetState(State::kTunnel);
   SetResponseState(Exchange::ResponseState::kComplete);
   proxy_.events().OnResponseComplete(101);
-  if (client_eof_) exchange_.upstream->ShutdownWrite();  // the client half-closed before the 101
+  if (client_eof_) {
+    // The client half-closed before the 101. A shutdown that fails at once reports it at once,
+    // and that closes this connection (and its upstream): nothing more to do then.
+    exchange_.upstream->ShutdownWrite();
+    if (state_ == State::kClosing) return;
+  }
   ArmTimer(proxy_.options().idle_timeout.count());
   ProcessPending();  // bytes the client sent after its upgrade request belong to the tunnel
   UpdateReading();
