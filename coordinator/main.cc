@@ -74,7 +74,9 @@ struct Runtime {
 
 // Binds every listener of the proxy and the admin API; the first failure, naming its option.
 Result<void> Bind(Runtime& runtime, const Config& config) {
-  if (std::string error = runtime.proxy.Start(); !error.empty()) return Error{"--listen: " + error};
+  if (Result<void> bound = runtime.proxy.Start(); !bound.ok()) {
+    return Error{"--listen: " + bound.error()};
+  }
   if (Result<void> bound = runtime.admin.ListenTcp(config.admin); !bound.ok()) {
     return Error{"--admin: " + bound.error()};
   }

@@ -9,13 +9,13 @@ namespace {
 
 int InitPipe(uv_loop_t* loop, uv_pipe_t* pipe) { return uv_pipe_init(loop, pipe, 0); }
 
-std::string Failure(const Address& address, const char* what, int rc) {
-  return "cannot " + std::string(what) + " " + address.text + ": " + uv_strerror(rc);
+Error Failure(const Address& address, const char* what, int rc) {
+  return Error{"cannot " + std::string(what) + " " + address.text + ": " + uv_strerror(rc)};
 }
 
 }  // namespace
 
-std::string Listener::Start(uv_loop_t* loop) {
+Result<void> Listener::Start(uv_loop_t* loop) {
   int rc = 0;
   if (address_.kind == Address::Kind::kUnix) {
     // A socket file left by an earlier run would make bind fail; replace it, but never a file
@@ -38,7 +38,7 @@ std::string Listener::Start(uv_loop_t* loop) {
   if ((rc = uv_listen(stream(), SOMAXCONN, &Listener::OnConnection)) != 0) {
     return Failure(address_, "listen on", rc);
   }
-  return "";
+  return {};
 }
 
 uv_stream_t* Listener::stream() const {

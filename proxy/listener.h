@@ -9,6 +9,7 @@
 #include <string>
 
 #include "proxy/address.h"
+#include "proxy/result.h"
 #include "proxy/uv_handle.h"
 
 namespace lameduck::proxy {
@@ -28,7 +29,7 @@ class Listener {
   Listener(const Listener&) = delete;
   Listener& operator=(const Listener&) = delete;
 
-  std::string Start(uv_loop_t* loop);  // "" or a message naming the address
+  Result<void> Start(uv_loop_t* loop);  // an error names the address
   void Close();
   int port() const;  // the bound TCP port (useful with port 0); -1 for unix sockets
   const Address& address() const { return address_; }

@@ -68,16 +68,16 @@ Proxy::Proxy(uv_loop_t* loop, ProxyOptions options, ProxyEvents& events)
 
 Proxy::~Proxy() = default;
 
-std::string Proxy::Start() {
+Result<void> Proxy::Start() {
   for (const Address& address : options_.listen) {
     auto listener = std::make_unique<Listener>(*this, address);
-    if (std::string error = listener->Start(loop_); !error.empty()) {
+    if (Result<void> started = listener->Start(loop_); !started.ok()) {
       StopAccepting();
-      return error;
+      return started;
     }
     listeners_.push_back(std::move(listener));
   }
-  return "";
+  return {};
 }
 
 std::vector<int> Proxy::listening_ports() const {

@@ -22,6 +22,7 @@
 #include "proxy/listener.h"
 #include "proxy/proxy_events.h"
 #include "proxy/proxy_options.h"
+#include "proxy/result.h"
 #include "proxy/socket.h"
 #include "proxy/upstream_pool.h"
 
@@ -36,9 +37,9 @@ class Proxy final : public DrainTarget, public Listener::Owner {
   Proxy(const Proxy&) = delete;
   Proxy& operator=(const Proxy&) = delete;
 
-  // Binds every --listen address; "" on success, else a message naming the address. On
-  // failure, listeners already bound are closed again.
-  std::string Start();
+  // Binds every --listen address; an error names the address. On failure, listeners already
+  // bound are closed again.
+  Result<void> Start();
   std::vector<int> listening_ports() const;  // TCP ports in --listen order; -1 for unix
 
   // DrainTarget

@@ -231,8 +231,7 @@ AdminServer::~AdminServer() { Close(); }
 
 Result<void> AdminServer::ListenTcp(const proxy::Address& address) {
   tcp_ = std::make_unique<proxy::Listener>(listener_owner(), address);
-  if (std::string error = tcp_->Start(loop_); !error.empty()) return Error{std::move(error)};
-  return {};
+  return tcp_->Start(loop_);
 }
 
 Result<void> AdminServer::ListenUnix(const std::string& path) {
@@ -243,10 +242,9 @@ Result<void> AdminServer::ListenUnix(const std::string& path) {
   unix_ = std::make_unique<proxy::Listener>(listener_owner(), std::move(address));
   // Created 0600 from the start (umask), so no other user can connect in between.
   mode_t old_mask = umask(0177);
-  std::string error = unix_->Start(loop_);
+  Result<void> started = unix_->Start(loop_);
   umask(old_mask);
-  if (!error.empty()) return Error{std::move(error)};
-  return {};
+  return started;
 }
 
 int AdminServer::tcp_port() const { return tcp_ ? tcp_->port() : -1; }

@@ -139,8 +139,8 @@ ProxyHarness::ProxyHarness() {
   options.upstream_timeout = 2s;
   options.max_header_bytes = 2048;  // reachable within libFuzzer's default -max_len of 4096
   proxy_ = std::make_unique<proxy::Proxy>(&loop_, std::move(options), events_);
-  if (std::string error = proxy_->Start(); !error.empty()) {
-    std::fprintf(stderr, "fuzz: proxy did not start: %s\n", error.c_str());
+  if (Result<void> started = proxy_->Start(); !started.ok()) {
+    std::fprintf(stderr, "fuzz: proxy did not start: %s\n", started.error().c_str());
     std::abort();
   }
 }

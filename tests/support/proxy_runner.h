@@ -65,8 +65,11 @@ class ProxyRunner {
       uv_async_init(&loop_, &async_, &ProxyRunner::OnAsync);
       async_.data = this;
       proxy_ = std::make_unique<proxy::Proxy>(&loop_, std::move(options), events_);
-      error_ = proxy_->Start();
-      if (error_.empty()) port_ = proxy_->listening_ports().at(0);
+      if (Result<void> started = proxy_->Start(); started.ok()) {
+        port_ = proxy_->listening_ports().at(0);
+      } else {
+        error_ = started.error();
+      }
       started.set_value();
       uv_run(&loop_, UV_RUN_DEFAULT);  // until the destructor closes the async handle
       uv_loop_close(&loop_);
