@@ -18,6 +18,7 @@
 #include <cstring>
 #include <optional>
 
+#include "coordinator/cli/fd.h"
 #include "coordinator/config/config.h"
 #include "coordinator/config/defaults.h"
 #include "coordinator/config/option_parser.h"
@@ -223,20 +224,6 @@ class Deadline {
   std::optional<Clock::time_point> at_;
 };
 
-class Socket {
- public:
-  explicit Socket(int fd) : fd_(fd) {}
-  Socket(const Socket&) = delete;
-  Socket& operator=(const Socket&) = delete;
-  ~Socket() {
-    if (fd_ >= 0) close(fd_);
-  }
-  int fd() const { return fd_; }
-
- private:
-  int fd_;
-};
-
 enum class Readiness { kReady, kTimedOut, kFailed };
 
 // Waits for `events` on fd until the deadline; kFailed leaves errno set.
@@ -250,7 +237,7 @@ Readiness WaitFor(int fd, short events, const Deadline& deadline) {
   }
 }
 
-Result<bool> Connect(const Socket& socket, const proxy::Address& admin, const Deadline& deadline,
+Result<void> Connect(const Fd& socket, const proxy::Address& admin, const Deadline& deadline,
                      std::string_view timeout_text) {
   sockaddr_un unix_address{};
   const sockaddr* address = admin.sa();
@@ -263,22 +250,22 @@ Result<bool> Connect(const Socket& socket, const proxy::Address& admin, const De
     length = sizeof(unix_address);
   }
   int error = 0;
-  if (connect(socket.fd(), address, length) != 0) {
+  if (connect(socket.get(), address, length) != 0) {
     error = errno;
     if (error == EINPROGRESS) {
-      Readiness ready = WaitFor(socket.fd(), POLLOUT, deadline);
+      Readiness ready = WaitFor(socket.get(), POLLOUT, deadline);
       if (ready == Readiness::kTimedOut) {
         return Error{"cannot connect to " + admin.text + " within " + std::string(timeout_text)};
       }
       socklen_t size = sizeof(error);
       if (ready == Readiness::kFailed) {
         error = errno;
-      } else if (getsockopt(socket.fd(), SOL_SOCKET, SO_ERROR, &error, &size) != 0) {
+      } else if (getsockopt(socket.get(), SOL_SOCKET, SO_ERROR, &error, &size) != 0) {
         error = errno;
       }
     }
   }
-  if (error == 0) return true;
+  if (error == 0) return {};
   std::string hint = admin.kind == proxy::Address::Kind::kUnix
                          ? "is lameduck running with --admin-socket " + admin.text + "?"
                          : "is lameduck running with --admin " + admin.text + "?";
@@ -287,10 +274,10 @@ Result<bool> Connect(const Socket& socket, const proxy::Address& admin, const De
   return Error{"cannot connect to " + admin.text + ": " + std::strerror(error) + " (" + hint + ")"};
 }
 
-Result<bool> SendAll(const Socket& socket, std::string_view bytes, const Deadline& deadline,
+Result<void> SendAll(const Fd& socket, std::string_view bytes, const Deadline& deadline,
                      std::string_view timeout_text) {
   while (!bytes.empty()) {
-    ssize_t sent = send(socket.fd(), bytes.data(), bytes.size(), MSG_NOSIGNAL);
+    ssize_t sent = send(socket.get(), bytes.data(), bytes.size(), MSG_NOSIGNAL);
     if (sent > 0) {
       bytes.remove_prefix(static_cast<size_t>(sent));
       continue;
@@ -299,14 +286,14 @@ Result<bool> SendAll(const Socket& socket, std::string_view bytes, const Deadlin
     if (errno != EAGAIN && errno != EWOULDBLOCK) {
       return Error{std::string("sending the request: ") + std::strerror(errno)};
     }
-    Readiness ready = WaitFor(socket.fd(), POLLOUT, deadline);
+    Readiness ready = WaitFor(socket.get(), POLLOUT, deadline);
     if (ready == Readiness::kTimedOut)
       return Error{"no answer within " + std::string(timeout_text)};
     if (ready == Readiness::kFailed) {
       return Error{std::string("sending the request: ") + std::strerror(errno)};
     }
   }
-  return true;
+  return {};
 }
 
 // The answer parser's failure in the words `lameduck drain` prints after the address.
@@ -332,20 +319,24 @@ Result<Answer> Exchange(const DrainOptions& options) {
   const std::string timeout_text = options.timeout ? FormatDuration(*options.timeout) : "";
   int family = options.admin.kind == proxy::Address::Kind::kUnix ? AF_UNIX
                                                                  : options.admin.sockaddr.ss_family;
-  Socket socket(::socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-  if (socket.fd() < 0) return Error{std::string("cannot create a socket: ") + std::strerror(errno)};
-  if (auto ok = Connect(socket, options.admin, deadline, timeout_text); !ok)
-    return Error{ok.error()};
-  if (auto ok = SendAll(socket, BuildRequest(options), deadline, timeout_text); !ok) {
-    return Error{ok.error() + " (to " + options.admin.text + ")"};
+  Fd socket(::socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (socket.get() < 0)
+    return Error{std::string("cannot create a socket: ") + std::strerror(errno)};
+  if (Result<void> connected = Connect(socket, options.admin, deadline, timeout_text);
+      !connected.ok()) {
+    return Error{connected.error()};
+  }
+  if (Result<void> sent = SendAll(socket, BuildRequest(options), deadline, timeout_text);
+      !sent.ok()) {
+    return Error{sent.error() + " (to " + options.admin.text + ")"};
   }
   ResponseParser parser(ResponseParser::Until::kMessage);
   std::string buffer(kReadChunkBytes, '\0');
   while (parser.state() == ResponseParser::State::kReading) {
-    Readiness ready = WaitFor(socket.fd(), POLLIN, deadline);
+    Readiness ready = WaitFor(socket.get(), POLLIN, deadline);
     if (ready == Readiness::kTimedOut) return Error{"no answer within " + timeout_text};
     ssize_t received =
-        ready == Readiness::kReady ? recv(socket.fd(), buffer.data(), buffer.size(), 0) : -1;
+        ready == Readiness::kReady ? recv(socket.get(), buffer.data(), buffer.size(), 0) : -1;
     if (received < 0) {
       if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK) continue;
       return Error{"reading the answer from " + options.admin.text + ": " + std::strerror(errno)};

@@ -36,6 +36,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
+#include "coordinator/cli/fd.h"
 #include "coordinator/config/config.h"
 #include "coordinator/config/defaults.h"
 #include "coordinator/config/option_parser.h"
@@ -776,27 +777,6 @@ Result<void> InjectDocument(Json& document, const InjectOptions& options) {
 void PrintLine(std::ostream& err, std::string_view command, std::string_view message) {
   err << "lameduck " << command << ": " << message << '\n' << std::flush;
 }
-
-// Owns a file descriptor; closes it unless released.
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd() {
-    if (fd_ >= 0) close(fd_);
-  }
-  int get() const { return fd_; }
-  // close() reports write-back errors some file systems only find then.
-  int Close() {
-    int rc = close(fd_);
-    fd_ = -1;
-    return rc;
-  }
-
- private:
-  int fd_;
-};
 
 Result<void> CopyFile(const std::string& source_path, const std::string& dest_path) {
   auto failed = [](const std::string& what) { return Error{what + ": " + std::strerror(errno)}; };
