@@ -18,29 +18,10 @@
 #include "coordinator/control/drain_controller.h"
 #include "coordinator/control/event_log.h"
 #include "coordinator/control/metrics.h"
+#include "tests/support/fake_drain_target.h"
 
 namespace lameduck::coordinator {
 namespace {
-
-class FakeTarget : public proxy::DrainTarget {
- public:
-  void StopAccepting() override {}
-  void CloseAfterCurrentResponse() override {}
-  size_t CloseIdleConnections() override {
-    size_t closed = open.idle;
-    open.connections -= open.idle;
-    open.idle = 0;
-    return closed;
-  }
-  size_t ForceCloseAll() override {
-    size_t forced = open.connections;
-    open = {};
-    return forced;
-  }
-  proxy::ProxyCounts counts() const override { return open; }
-
-  proxy::ProxyCounts open;
-};
 
 std::vector<std::string_view> Lines(std::string_view text) {
   std::vector<std::string_view> lines;
@@ -73,7 +54,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   config.drain_delay = 10ms;
   config.drain_timeout = 50ms;
   if ((flags & 1) != 0) config.admin_token = "s3cret";
-  FakeTarget target;
+  lameduck::testing::FakeDrainTarget target;
   size_t open = (flags >> 2) & 3;
   target.open = {.connections = open, .in_flight = open / 2, .idle = open - open / 2};
   Metrics metrics;

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "coordinator/app/app_supervisor.h"
+#include "tests/support/fake_drain_target.h"
 #include "tests/support/loop_runner.h"
 
 namespace lameduck::coordinator {
@@ -19,16 +20,6 @@ namespace {
 
 using namespace std::chrono_literals;
 using nlohmann::json;
-
-class FakeTarget : public proxy::DrainTarget {
- public:
-  void StopAccepting() override {}
-  void CloseAfterCurrentResponse() override {}
-  size_t CloseIdleConnections() override { return 0; }
-  size_t ForceCloseAll() override { return 0; }
-  proxy::ProxyCounts counts() const override { return open; }
-  proxy::ProxyCounts open;
-};
 
 class AdminApiTest : public ::testing::Test {
  protected:
@@ -63,7 +54,7 @@ class AdminApiTest : public ::testing::Test {
 
   testing::LoopRunner loop_;  // first: outlives the controller's timers
   Config config_;
-  FakeTarget target_;
+  testing::FakeDrainTarget target_;
   Metrics metrics_;
   std::FILE* log_file_;
   std::unique_ptr<EventLog> log_;

@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "coordinator/app/app_supervisor.h"
+#include "tests/support/fake_drain_target.h"
 #include "tests/support/http_message.h"
 #include "tests/support/loop_runner.h"
 
@@ -224,19 +225,9 @@ class AdminServerTest : public ::testing::Test {
     controller_->OnConnectionClosed();
   }
 
-  class FakeTarget : public proxy::DrainTarget {
-   public:
-    void StopAccepting() override {}
-    void CloseAfterCurrentResponse() override {}
-    size_t CloseIdleConnections() override { return 0; }
-    size_t ForceCloseAll() override { return 0; }
-    proxy::ProxyCounts counts() const override { return open; }
-    proxy::ProxyCounts open;
-  };
-
   LoopRunner loop_;  // first: outlives every handle below
   Config config_;
-  FakeTarget target_;
+  testing::FakeDrainTarget target_;
   Metrics metrics_;
   char* log_text_ = nullptr;
   size_t log_size_ = 0;

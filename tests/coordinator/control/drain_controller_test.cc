@@ -11,34 +11,12 @@
 #include <vector>
 
 #include "coordinator/admin/admin_api.h"
+#include "tests/support/fake_drain_target.h"
 
 namespace lameduck::coordinator {
 namespace {
 
 using namespace std::chrono_literals;
-
-class FakeTarget : public proxy::DrainTarget {
- public:
-  void StopAccepting() override { calls.push_back("stop_accepting"); }
-  void CloseAfterCurrentResponse() override { calls.push_back("close_after_response"); }
-  size_t CloseIdleConnections() override {
-    calls.push_back("close_idle");
-    size_t closed = open.idle;
-    open.connections -= open.idle;
-    open.idle = 0;
-    return closed;
-  }
-  size_t ForceCloseAll() override {
-    calls.push_back("force_close");
-    size_t forced = open.connections;
-    open = {};
-    return forced;
-  }
-  proxy::ProxyCounts counts() const override { return open; }
-
-  proxy::ProxyCounts open;
-  std::vector<std::string> calls;
-};
 
 class DrainControllerTest : public ::testing::Test {
  protected:
@@ -79,7 +57,7 @@ class DrainControllerTest : public ::testing::Test {
 
   uv_loop_t loop_;
   Config config_;
-  FakeTarget target_;
+  testing::FakeDrainTarget target_;
   Metrics metrics_;
   std::FILE* log_file_;
   std::unique_ptr<EventLog> log_;

@@ -13,6 +13,7 @@
 #include <optional>
 #include <string>
 
+#include "tests/support/child_process.h"
 #include "tests/support/loop_runner.h"
 #include "tests/support/test_upstream.h"
 
@@ -20,6 +21,7 @@ namespace lameduck::coordinator {
 namespace {
 
 using namespace std::chrono_literals;
+using lameduck::testing::FreePort;
 using lameduck::testing::LoopRunner;
 using lameduck::testing::TestUpstream;
 using lameduck::testing::UpstreamConn;
@@ -31,19 +33,6 @@ using lameduck::testing::UpstreamConn;
 
 proxy::Address Tcp(int port) {
   return proxy::ParseAddress("127.0.0.1:" + std::to_string(port)).value();
-}
-
-// A loopback port nobody listens on: bound, then closed.
-int UnusedPort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address));
-  socklen_t length = sizeof(address);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
-  close(fd);
-  return ntohs(address.sin_port);
 }
 
 // Reads the request, then says nothing until the client goes away.
@@ -105,7 +94,7 @@ TEST_F(HttpClientTest, SpeaksOverAUnixSocket) {
 }
 
 TEST_F(HttpClientTest, ARefusedConnectionIsAConnectError) {
-  HttpResult result = Exchange(Get(Tcp(UnusedPort())));
+  HttpResult result = Exchange(Get(Tcp(FreePort())));
   EXPECT_EQ(result.error, HttpError::kConnect);
   EXPECT_TRUE(Contains(result.message, "cannot connect (connection refused)"));
 }

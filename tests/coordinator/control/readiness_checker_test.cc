@@ -11,6 +11,7 @@
 #include <chrono>
 #include <vector>
 
+#include "tests/support/child_process.h"
 #include "tests/support/loop_runner.h"
 #include "tests/support/test_upstream.h"
 
@@ -18,21 +19,10 @@ namespace lameduck::coordinator {
 namespace {
 
 using namespace std::chrono_literals;
+using lameduck::testing::FreePort;
 using lameduck::testing::LoopRunner;
 using lameduck::testing::TestUpstream;
 using lameduck::testing::UpstreamConn;
-
-int UnusedPort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address));
-  socklen_t length = sizeof(address);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
-  close(fd);
-  return ntohs(address.sin_port);
-}
 
 class ReadinessCheckerTest : public ::testing::Test {
  protected:
@@ -81,7 +71,7 @@ TEST_F(ReadinessCheckerTest, A5xxOnTheReadyPathIsUnhealthy) {
 }
 
 TEST_F(ReadinessCheckerTest, ARefusedConnectionIsUnhealthy) {
-  Upstream(UnusedPort());
+  Upstream(FreePort());
   Start();
   ASSERT_TRUE(WaitForResults(2));
   EXPECT_EQ(results_, (std::vector<bool>{false, false}));
