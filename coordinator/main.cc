@@ -181,6 +181,9 @@ int main(int argc, char** argv) {
   if (!args.empty() && args[0] == "inject") {
     return RunInject({args.begin() + 1, args.end()}, std::cin, std::cout, std::cerr);
   }
+  if (!args.empty() && args[0] == "uninject") {
+    return RunUninject({args.begin() + 1, args.end()}, std::cin, std::cout, std::cerr);
+  }
   if (!args.empty() && args[0] == "install") {
     return RunInstall({args.begin() + 1, args.end()}, std::cerr);
   }

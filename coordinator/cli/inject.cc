@@ -1,26 +1,30 @@
-// `lameduck inject`: its options, finding the pod spec in each kind, the checks that decide
-// whether a pod can be wired, and the wiring itself; `lameduck install`: one file copy.
+// `lameduck inject` and `uninject`: options (flags, then each workload's annotations), finding
+// the pod in each kind, choosing the app's port, the wiring, the Services, the undo record and
+// the summary; `lameduck install`: one file copy.
 //
-// The wiring, for a pod whose app container is `web` listening on PORT:
+// The wiring, for a pod whose app container `web` declares {name: http, containerPort: 8080}:
 //   volumes          + lameduck (emptyDir), the shared volume that carries the binary to the app
 //   initContainers   + lameduck-install: `/lameduck install /run/lameduck/lameduck`
 //                    + lameduck (native mode: restartPolicy Always, a sidecar that starts first
-//                      and stops last), or appended to containers (classic mode)
-//   web              - the port PORT, which moves to lameduck under the same name
-//                    + the volume at /lameduck; preStop `/lameduck/lameduck drain --wait`
-//                    ~ its probes on PORT now go to APP_PORT, where the app must listen
-//   other containers + the volume and the same preStop, unless they have a preStop already
-//   the pod          terminationGracePeriodSeconds covering the whole drain; an annotation;
-//                    for a PORT below 1024, the sysctl that lets a non-root process bind it
+//                      and stops last), or appended to containers (classic mode), listening on
+//                      9900 {name: http} and forwarding to 127.0.0.1:8080; admin on 9901
+//   web              ~ its port entry is renamed app-http (Kubernetes finds a named port in the
+//                      regular containers first, so it must not keep the Service's name)
+//                    + the volume at /lameduck; preStop `/lameduck/lameduck drain --wait`, with
+//                      the container's own preStop chained after it (--then -- CMD)
+//   other containers + the volume and the same preStop (theirs chained)
+//   the pod          terminationGracePeriodSeconds covering the whole drain; two annotations
+//   Services         targetPort 8080 (or none) becomes "http"; by name they follow by themselves
 //
 // Mount paths: the image's binary is /lameduck (its ENTRYPOINT), so the shared volume must not be
 // mounted at /lameduck in a container running that image: it would hide (or, being a directory
 // over a file, fail to mount over) the very binary the container runs. lameduck-install and
 // lameduck mount it at /run/lameduck; the app, whose image has no /lameduck, at /lameduck.
 //
-// The edits are in place on an ordered_json tree: fields are never dropped or reordered. Mind
-// that inserting a key into an ordered_json object may move its other members, so no reference
-// into an object is kept across an insertion into it; Wire looks members up again instead.
+// The edits are in place on ordered_json trees through an Editor, which records for each edit the
+// JSON Patch operation that undoes it: fields are never dropped or reordered, and uninject is the
+// recorded patch applied. Inserting a key into an ordered_json object may move its other members,
+// so edits address members by JSON pointer, never by a reference kept across an insertion.
 #include "coordinator/cli/inject.h"
 
 #include <fcntl.h>
@@ -33,11 +37,12 @@
 #include <chrono>
 #include <cstring>
 #include <iterator>
-#include <nlohmann/json.hpp>
+#include <map>
 #include <optional>
+#include <set>
 
 #include "coordinator/cli/fd.h"
-#include "coordinator/config/config.h"
+#include "coordinator/cli/manifest.h"
 #include "coordinator/config/defaults.h"
 #include "coordinator/config/option_parser.h"
 #include "coordinator/config/text.h"
@@ -46,7 +51,8 @@
 namespace lameduck::coordinator {
 namespace {
 
-using Json = nlohmann::ordered_json;  // ordered: the output keeps the input's key order
+using manifest::Json;
+using Pointer = Json::json_pointer;
 using std::chrono::milliseconds;
 
 constexpr int kExitOk = 0;
@@ -54,8 +60,10 @@ constexpr int kExitRefused = 1;
 constexpr int kExitUsage = 2;
 
 constexpr std::string_view kDefaultImage = "ghcr.io/lameduck/lameduck:" LAMEDUCK_VERSION;
+constexpr std::string_view kAnnotationPrefix = "lameduck.dev/";
 constexpr std::string_view kInjectedAnnotation = "lameduck.dev/injected";
-constexpr std::string_view kSidecarName = "lameduck";  // its presence means "already injected"
+constexpr std::string_view kRecordAnnotation = "lameduck.dev/original";  // the undo patch
+constexpr std::string_view kSidecarName = "lameduck";
 constexpr std::string_view kInstallName = "lameduck-install";
 constexpr std::string_view kVolumeName = "lameduck";
 constexpr std::string_view kImageBinary = "/lameduck";           // in the image: its ENTRYPOINT
@@ -66,65 +74,66 @@ constexpr std::string_view kAppBinary = "/lameduck/lameduck";  // the copy the a
 constexpr std::string_view kAdminSocket = "/run/lameduck/admin.sock";
 // The binary (about 2 MiB) and, while lameduck-install runs again, its temporary copy.
 constexpr std::string_view kVolumeSizeLimit = "16Mi";
-constexpr int kAdminPort = kDefaults.admin_port;
 constexpr std::string_view kAdminPortName = "lameduck-admin";
-// The app's preStop reaches the admin API over the pod's loopback, not the unix socket: the
-// socket is mode 0600 and owned by lameduck's user (65532), so an app running as any other
-// non-root user would get EACCES, its preStop would fail, and kubelet would send SIGTERM at
-// once. Loopback needs no token (README, "Admin API").
-std::string LoopbackAdmin() { return "127.0.0.1:" + std::to_string(kAdminPort); }
-constexpr int kUserId = 65532;                            // distroless's "nonroot"
-constexpr int kDefaultAppPort = kDefaults.upstream_port;  // the server's --upstream default
+// lameduck's own ports in the pod: these, or the next ones no container declares. 9901 is the
+// server's --admin default; 9900 sits beside it and is no common app's port.
+constexpr int kFirstPort = 9900;
+constexpr int kFirstAdminPort = kDefaults.admin_port;
+// Kubernetes' default terminationGracePeriodSeconds, when the pod sets none.
+constexpr int64_t kKubernetesDefaultGrace = 30;
 // Kubernetes kills the pod at terminationGracePeriodSeconds whatever is still running; this much
 // beyond the drain's worst case leaves room for kubelet's own steps (DESIGN, "Kubernetes wiring").
 constexpr int kGraceMarginSeconds = 5;
 constexpr milliseconds kGraceMargin{kGraceMarginSeconds * 1000};
-// Ports below this need CAP_NET_BIND_SERVICE, which lameduck (non-root, all capabilities dropped)
-// does not have; the pod's network namespace can lower the limit with a safe sysctl.
+// lameduck runs as a non-root user without capabilities: it cannot bind below this.
 constexpr int kFirstUnprivilegedPort = 1024;
-constexpr std::string_view kUnprivilegedPortSysctl = "net.ipv4.ip_unprivileged_port_start";
+constexpr int kUserId = 65532;  // distroless's "nonroot"
+constexpr size_t kMaxPortNameLength = 15;
 constexpr size_t kCopyChunkBytes = 64 * 1024;
 
 enum class SidecarMode { kNative, kClassic };
 
+// What one workload is wired with: the flags, then its annotations over them.
 struct InjectOptions {
-  std::optional<int> port;  // none: the app container's first port
-  int app_port = kDefaultAppPort;
+  bool enabled = true;              // lameduck.dev/inject
+  std::optional<int> port;          // lameduck's; none: 9900 or the next free
+  std::optional<int> admin_port;    // none: 9901 or the next free
+  std::optional<int> app_port;      // none: the port the Services target, or the app's HTTP port
+  std::optional<std::string> container;
   std::string image{kDefaultImage};
   milliseconds drain_delay = kDefaults.drain_delay;
   milliseconds drain_timeout = kDefaults.drain_timeout;
   milliseconds app_exit_timeout = kDefaults.app_exit_timeout;
   SidecarMode mode = SidecarMode::kNative;
-  std::optional<std::string> container;
 };
 
 std::string BuildUsage() {
-  return "Usage: kubectl get deploy NAME -o json | lameduck inject [OPTIONS] | kubectl apply -f -\n"
+  return "Usage: kubectl get deploy,svc -o yaml | lameduck inject [OPTIONS] | kubectl apply -f -\n"
+         "       helm install NAME CHART --post-renderer lameduck --post-renderer-args inject\n"
+         "       kustomize build DIR | lameduck inject | kubectl apply -f -\n"
          "\n"
-         "Wires lameduck into a Deployment, StatefulSet, DaemonSet or Pod (or a List of them) read "
-         "as\n"
-         "JSON from stdin, and writes the result to stdout. lameduck takes over the app "
-         "container's\n"
-         "port (the Service keeps targeting it) and forwards to the app at 127.0.0.1:APP_PORT; "
-         "the\n"
-         "app's preStop drains lameduck first. An object already wired is written unchanged.\n"
+         "Wires lameduck into every Deployment, StatefulSet, DaemonSet, ReplicaSet, Pod and Argo\n"
+         "Rollout read from stdin (JSON, or YAML with any number of documents) and writes them to\n"
+         "stdout; everything else passes through as it came. The app is not moved: lameduck\n"
+         "listens on a port of its own and forwards to the app's port on 127.0.0.1, and the\n"
+         "Services that reach the app are retargeted to lameduck's port by name. What is not\n"
+         "plain HTTP (gRPC, HTTP/2, TLS, databases) is left alone. A summary goes to stderr.\n"
          "\n"
-         "  --port N              the port lameduck takes over (default: the app container's "
-         "first)\n"
-         "  --app-port N          where the app must listen from now on (default " +
-         std::to_string(kDefaultAppPort) +
-         "); its probes on\n"
-         "                        the taken-over port move there, so kubelet must reach it on the "
-         "pod\n"
-         "                        IP, or drop them: lameduck's /ready follows the app\n"
-         "  --container NAME      the app container (needed when the pod has several)\n"
-         "  --image IMAGE         lameduck's image (default "
-         "ghcr.io/lameduck/lameduck:" LAMEDUCK_VERSION
+         "  --port N              lameduck's port (default " +
+         std::to_string(kFirstPort) +
+         ", or the next no container declares)\n"
+         "  --admin-port N        its admin API and probes (default " +
+         std::to_string(kFirstAdminPort) +
+         ", or the next free)\n"
+         "  --app-port N          the app's port, when it declares none or several\n"
+         "  --container NAME      the app container, when several could be\n"
+         "  --image IMAGE         lameduck's image (default " +
+         std::string(kDefaultImage) +
          ")\n"
          "  --drain-delay DUR     lameduck's accept grace (default " +
          FormatDuration(kDefaults.drain_delay) +
          ")\n"
-         "  --drain-timeout DUR   lameduck's drain deadline, from the drain's start (default " +
+         "  --drain-timeout DUR   the drain's deadline, from its start (default " +
          FormatDuration(kDefaults.drain_timeout) +
          ")\n"
          "  --app-exit-timeout DUR\n"
@@ -132,391 +141,922 @@ std::string BuildUsage() {
          FormatDuration(kDefaults.app_exit_timeout) +
          "); with the\n"
          "                        two above it sets terminationGracePeriodSeconds\n"
-         "  --mode native|classic native: lameduck is a sidecar init container (Kubernetes 1.29+,\n"
-         "                        the default); classic: a second container with its own preStop\n"
+         "  --mode native|classic native: lameduck is a sidecar init container (the default;\n"
+         "                        Services find its port by name from Kubernetes 1.33);\n"
+         "                        classic: a second regular container (any version)\n"
          "\n"
+         "Each workload may override these with annotations on its pod template or itself:\n"
+         "lameduck.dev/port, lameduck.dev/drain-delay, ... (the option names), and\n"
+         "lameduck.dev/inject: \"false\" to leave it alone (or take lameduck out).\n"
+         "Injecting again rewires from the original; `lameduck uninject` restores it.\n"
          "Options are --name VALUE or --name=VALUE; durations 250ms, 5s, 2m.\n"
-         "Make the app listen on APP_PORT before rolling this out. Before Kubernetes 1.32 a "
-         "Service\n"
-         "cannot find a native sidecar's port by name (kubernetes/kubernetes#127958): there, make\n"
-         "its targetPort the number, or use --mode classic.\n"
-         "Exit status: 0 when written, 1 when the input cannot be wired (one line on stderr "
-         "saying\n"
-         "why and what to do; nothing on stdout), 2 for bad usage.\n";
+         "Exit status: 0 when written, 1 when stdin is not JSON or YAML (nothing on stdout),\n"
+         "2 for bad usage.\n";
 }
 
-// A port-sized number in decimal digits (0 to 99999), for ports and the port sysctl's value.
-std::optional<int> ParseSmallNumber(std::string_view text) {
-  if (text.empty() || text.size() > 5) return std::nullopt;
-  if (text.find_first_not_of("0123456789") != std::string_view::npos) return std::nullopt;
-  return std::stoi(std::string(text));
+std::string_view UninjectUsage() {
+  return "Usage: lameduck uninject < wired.yaml > manifests.yaml\n"
+         "\n"
+         "Takes out what lameduck inject added: each workload and Service it changed gets back\n"
+         "what it had (recorded in its lameduck.dev/original annotation); everything else is\n"
+         "written as it came. A summary goes to stderr.\n";
 }
 
-Result<int> ParsePort(std::string_view text) {
-  int port = ParseSmallNumber(text).value_or(0);
-  if (port < 1 || port > 65535) {
-    return Error{"invalid port " + Quote(text) + " (use a number from 1 to 65535)"};
+// ---- Options, from flags and from annotations alike.
+
+Result<int> ParsePort(std::string_view text, int lowest) {
+  auto port = ParseDigits<int>(text);
+  if (!port || *port < lowest || *port > 65535) {
+    std::string range = std::to_string(lowest) + " to 65535";
+    if (lowest == kFirstUnprivilegedPort) range += ": lameduck runs without privileges";
+    return Error{"invalid port " + Quote(text) + " (use a number from " + range + ")"};
   }
-  return port;
+  return *port;
 }
 
-// The command line, read: what to do, or only print --help.
+// Sets one option by name ("drain-delay"); the error is the message without the option's name.
+Result<void> SetOption(InjectOptions& options, std::string_view name, const std::string& text) {
+  if (name == "port" || name == "admin-port" || name == "app-port") {
+    auto port = ParsePort(text, name == "app-port" ? 1 : kFirstUnprivilegedPort);
+    if (!port) return Error{port.error()};
+    (name == "port" ? options.port : name == "admin-port" ? options.admin_port : options.app_port) =
+        *port;
+  } else if (name == "image" || name == "container") {
+    if (text.empty()) return Error{"must not be empty"};
+    if (name == "image") {
+      options.image = text;
+    } else {
+      options.container = text;
+    }
+  } else if (name == "mode") {
+    if (text != "native" && text != "classic") {
+      return Error{"invalid mode " + Quote(text) + " (use native or classic)"};
+    }
+    options.mode = text == "native" ? SidecarMode::kNative : SidecarMode::kClassic;
+  } else if (name == "inject") {
+    if (text == "false" || text == "disabled") {
+      options.enabled = false;
+    } else if (text == "true" || text == "enabled") {
+      options.enabled = true;
+    } else {
+      return Error{"invalid value " + Quote(text) + " (use true or false)"};
+    }
+  } else if (name == "drain-delay" || name == "drain-timeout" || name == "app-exit-timeout") {
+    auto duration = ParseDuration(text);
+    if (!duration) return Error{duration.error()};
+    // lameduck itself refuses a zero --drain-timeout; an app may exit at once, a delay be 0.
+    if (name == "drain-timeout" && duration->count() == 0) return Error{"must be more than 0"};
+    (name == "drain-delay"     ? options.drain_delay
+     : name == "drain-timeout" ? options.drain_timeout
+                               : options.app_exit_timeout) = *duration;
+  } else {
+    return Error{"unknown"};
+  }
+  return {};
+}
+
+constexpr OptionSpec kOptions[] = {
+    {"port"},          {"admin-port"},       {"app-port"}, {"container"},
+    {"image"},         {"drain-delay"},      {"drain-timeout"},
+    {"app-exit-timeout"}, {"mode"},          {"help", OptionKind::kHelp, "-h"},
+};
+// The annotation names: the options and `inject`.
+constexpr std::string_view kAnnotationOptions[] = {
+    "inject",      "port",          "admin-port",       "app-port", "container", "image",
+    "drain-delay", "drain-timeout", "app-exit-timeout", "mode"};
+
 struct InjectArgs {
   InjectOptions options;
   bool help = false;
 };
 
-constexpr OptionSpec kOptions[] = {
-    {"port"},        {"app-port"},      {"image"},
-    {"drain-delay"}, {"drain-timeout"}, {"app-exit-timeout"},
-    {"mode"},        {"container"},     {"help", OptionKind::kHelp, "-h"},
-};
-
 Result<InjectArgs> ReadArgs(const std::vector<std::string>& args) {
   InjectArgs parsed;
-  InjectOptions& options = parsed.options;
-  bool app_port_given = false;
-  auto line =
-      ParseCommandLine(args, {.options = kOptions, .stray_hint = "the object comes on stdin"});
+  auto line = ParseCommandLine(args, {.options = kOptions, .stray_hint = "manifests come on stdin"});
   if (!line) return Error{line.error()};
   parsed.help = line->help;
-  if (parsed.help) return parsed;
   for (const ParsedOption& given : line->options) {
-    std::string_view name = given.name;
-    const std::string& text = given.value;
-    const std::string& option = given.label;
-    if (name == "port" || name == "app-port") {
-      auto port = ParsePort(text);
-      if (!port) return Error{option + ": " + port.error()};
-      if (*port == kAdminPort) {
-        return Error{option + ": " + std::to_string(kAdminPort) +
-                     " is lameduck's admin port; use another"};
-      }
-      if (name == "port") {
-        options.port = *port;
-      } else {
-        options.app_port = *port;
-        app_port_given = true;
-      }
-    } else if (name == "image" || name == "container") {
-      if (text.empty()) return Error{option + ": must not be empty"};
-      if (name == "image") {
-        options.image = text;
-      } else {
-        options.container = text;
-      }
-    } else if (name == "mode") {
-      if (text != "native" && text != "classic") {
-        return Error{option + ": invalid mode " + Quote(text) + " (use native or classic)"};
-      }
-      options.mode = text == "native" ? SidecarMode::kNative : SidecarMode::kClassic;
-    } else {
-      auto duration = ParseDuration(text);
-      if (!duration) return Error{option + ": " + duration.error()};
-      // lameduck itself refuses a zero --drain-timeout; an app may exit at once, a delay be 0.
-      if (name == "drain-timeout" && duration->count() == 0) {
-        return Error{option + ": must be more than 0"};
-      }
-      (name == "drain-delay"     ? options.drain_delay
-       : name == "drain-timeout" ? options.drain_timeout
-                                 : options.app_exit_timeout) = *duration;
+    if (auto set = SetOption(parsed.options, given.name, given.value); !set) {
+      return Error{given.label + ": " + set.error()};
     }
   }
-  if (options.port && *options.port == options.app_port) {
-    return Error{std::string(app_port_given ? "--app-port" : "--port") + ": " +
-                 std::to_string(options.app_port) +
-                 " is both the port lameduck takes over and the app's (--app-port defaults to " +
-                 std::to_string(kDefaultAppPort) + "): give the app another"};
+  const InjectOptions& options = parsed.options;
+  if (options.port && options.admin_port && *options.port == *options.admin_port) {
+    return Error{"--admin-port: " + std::to_string(*options.port) + " is also --port"};
   }
   return parsed;
 }
 
-// ---- Reading the tree. Input is untrusted: every member used is checked for its type first.
+// ---- Reading trees. Input is untrusted: every member is checked for its type before use.
 
-// `parent[key]` when it is an object (nullptr when absent); `path` names it in the refusal.
-Result<Json*> OptionalObject(Json& parent, std::string_view key, const std::string& path) {
-  auto it = parent.find(key);
-  if (it == parent.end() || it->is_null()) return static_cast<Json*>(nullptr);
-  if (!it->is_object()) return Error{path + " is not an object"};
-  return &*it;
+const Json* Find(const Json& object, std::string_view key) {
+  if (!object.is_object()) return nullptr;
+  auto it = object.find(key);
+  return it == object.end() || it->is_null() ? nullptr : &*it;
 }
 
-Result<Json*> OptionalArray(Json& parent, std::string_view key, const std::string& path) {
-  auto it = parent.find(key);
-  if (it == parent.end() || it->is_null()) return static_cast<Json*>(nullptr);
-  if (!it->is_array()) return Error{path + " is not a list"};
-  return &*it;
+std::string StringAt(const Json& object, std::string_view key) {
+  const Json* value = Find(object, key);
+  return value != nullptr && value->is_string() ? value->get<std::string>() : std::string();
 }
 
-// The `name` of a list entry (a container, a volume, a port); empty when it has none.
-std::string NameOf(const Json& entry) {
-  auto it = entry.find("name");
-  return it != entry.end() && it->is_string() ? it->get<std::string>() : std::string();
+const Json& EmptyArray() {
+  static const Json kEmpty = Json::array();
+  return kEmpty;
 }
 
-// `containerPort` of a port entry, when it is a number.
-std::optional<int> ContainerPortOf(const Json& port) {
-  auto it = port.find("containerPort");
-  if (it == port.end() || !it->is_number_integer()) return std::nullopt;
-  return it->get<int>();
+// object[key] when it is a list, else an empty one.
+const Json& ListAt(const Json& object, std::string_view key) {
+  const Json* value = Find(object, key);
+  return value != nullptr && value->is_array() ? *value : EmptyArray();
 }
 
-// A list of objects (containers, volumes, ports), or a refusal naming the bad entry.
-Result<void> CheckEntries(const Json* list, const std::string& path) {
-  if (list == nullptr) return {};
-  for (size_t i = 0; i < list->size(); ++i) {
-    if (!(*list)[i].is_object()) {
-      return Error{path + "[" + std::to_string(i) + "] is not an object"};
-    }
+std::string NameOf(const Json& entry) { return StringAt(entry, "name"); }
+
+std::optional<int> IntAt(const Json& object, std::string_view key) {
+  const Json* value = Find(object, key);
+  if (value == nullptr || !value->is_number_integer()) return std::nullopt;
+  int64_t number = value->get<int64_t>();
+  if (number < 0 || number > 65535) return std::nullopt;
+  return static_cast<int>(number);
+}
+
+// "Deployment shop/web".
+std::string Label(const Json& object) {
+  std::string kind = StringAt(object, "kind");
+  const Json* metadata = Find(object, "metadata");
+  std::string name = metadata != nullptr ? NameOf(*metadata) : std::string();
+  std::string ns = metadata != nullptr ? StringAt(*metadata, "namespace") : std::string();
+  if (kind.empty()) kind = "object";
+  if (name.empty()) return kind;
+  return kind + " " + (ns.empty() ? "" : ns + "/") + name;
+}
+
+std::string NamespaceOf(const Json& object) {
+  const Json* metadata = Find(object, "metadata");
+  return metadata != nullptr ? StringAt(*metadata, "namespace") : std::string();
+}
+
+// Where a kind keeps its pod (metadata and spec): a pod template, or the object itself.
+std::optional<Pointer> PodOf(const Json& object) {
+  std::string kind = StringAt(object, "kind");
+  std::string api = StringAt(object, "apiVersion");
+  std::string group = api.find('/') == std::string::npos ? "" : api.substr(0, api.find('/'));
+  if (group == "apps" &&
+      (kind == "Deployment" || kind == "StatefulSet" || kind == "DaemonSet" || kind == "ReplicaSet")) {
+    return Pointer("/spec/template");
   }
-  return {};
+  if (group.empty() && kind == "ReplicationController") return Pointer("/spec/template");
+  if (group == "argoproj.io" && kind == "Rollout") return Pointer("/spec/template");
+  if (group.empty() && kind == "Pod") return Pointer("");
+  return std::nullopt;
 }
 
-// Where a kind keeps its pod: a controller's pod template, or the Pod itself.
-struct PodLocation {
-  std::string spec_path;  // "spec.template.spec" or "spec", for messages
-  bool is_template = false;
+bool IsService(const Json& object) {
+  return StringAt(object, "kind") == "Service" && StringAt(object, "apiVersion") == "v1";
+}
+
+const Json* At(const Json& root, const Pointer& pointer) {
+  return root.contains(pointer) ? &root[pointer] : nullptr;
+}
+
+// ---- The Editor: every change, with the JSON Patch operation that undoes it.
+
+class Editor {
+ public:
+  explicit Editor(Json& root) : root_(root) {}
+
+  Json& root() { return root_; }
+
+  // root[at][key] = value.
+  Pointer Set(const Pointer& at, const std::string& key, Json value) {
+    Json& parent = root_[at];
+    Pointer path = at / key;
+    auto it = parent.find(key);
+    if (it != parent.end()) {
+      if (*it == value) return path;
+      undo_.push_back({{"op", "replace"}, {"path", path.to_string()}, {"value", *it}});
+    } else {
+      undo_.push_back({{"op", "remove"}, {"path", path.to_string()}});
+    }
+    parent[key] = std::move(value);
+    return path;
+  }
+
+  // root[at][key], made `empty` (an object or a list) when absent or null.
+  Pointer Ensure(const Pointer& at, const std::string& key, Json empty) {
+    const Json* value = Find(root_[at], key);
+    if (value != nullptr) return at / key;
+    return Set(at, key, std::move(empty));
+  }
+
+  void Append(const Pointer& list, Json value) {
+    Json& array = root_[list];
+    undo_.push_back({{"op", "remove"}, {"path", (list / array.size()).to_string()}});
+    array.push_back(std::move(value));
+  }
+
+  // Writes the record annotation, whose removal is the first thing the undo does.
+  void Record(const Pointer& metadata) {
+    Pointer annotations = Ensure(metadata, "annotations", Json::object());
+    Pointer record = annotations / std::string(kRecordAnnotation);
+    undo_.push_back({{"op", "remove"}, {"path", record.to_string()}});
+    Json patch = Json::array();
+    for (auto it = undo_.rbegin(); it != undo_.rend(); ++it) patch.push_back(*it);
+    root_[annotations][std::string(kRecordAnnotation)] = patch.dump();
+  }
+
+ private:
+  Json& root_;
+  std::vector<Json> undo_;
 };
 
-Result<PodLocation> LocatePod(std::string_view kind) {
-  if (kind == "Deployment" || kind == "StatefulSet" || kind == "DaemonSet") {
-    return PodLocation{"spec.template.spec", true};
+// Applies the undo record found in `metadata_at`'s annotations. Returns false, changing nothing,
+// when there is none; an error when it is damaged.
+Result<bool> Undo(Json& object, const Pointer& metadata_at) {
+  const Json* metadata = At(object, metadata_at);
+  const Json* annotations = metadata != nullptr ? Find(*metadata, "annotations") : nullptr;
+  const Json* record = annotations != nullptr ? Find(*annotations, kRecordAnnotation) : nullptr;
+  if (record == nullptr) return false;
+  auto damaged = [](const std::string& why) {
+    return Error{"its " + std::string(kRecordAnnotation) + " annotation " + why +
+                 ": left as it is"};
+  };
+  if (!record->is_string()) return damaged("is not a string");
+  Json patch = Json::parse(record->get<std::string>(), nullptr, false);
+  if (!patch.is_array()) return damaged("is not a JSON Patch");
+  for (const Json& op : patch) {
+    std::string kind = StringAt(op, "op");
+    if (kind != "remove" && kind != "replace") return damaged("holds an unexpected operation");
   }
-  if (kind == "Pod") return PodLocation{"spec", false};
-  // A Job's pods end on their own and a ReplicaSet is its Deployment's to change: neither is a
-  // long-running server to drain in a rollout.
-  return Error{"cannot wire a " + std::string(kind.empty() ? "kindless object" : kind) +
-               ": give a Deployment, StatefulSet, DaemonSet or Pod, or a List of them"};
+  try {
+    object = object.patch(patch);
+  } catch (const Json::exception& error) {
+    return damaged(std::string("does not apply (") + error.what() + ")");
+  }
+  return true;
 }
 
-// What Wire will do to one pod, worked out and checked before anything changes.
-struct Plan {
-  size_t app_index = 0;  // in containers
-  std::string app_name;
-  int port = 0;                            // lameduck listens here: what the Service targets
-  std::optional<size_t> moved_port_index;  // the app's entry for `port`, which moves to lameduck
-  std::string moved_port_name;             // its name, if it had one
-  std::string port_name;                   // lameduck's name for `port`
-  std::vector<size_t> waiting_containers;  // other regular containers that wait for the drain
-  bool set_unprivileged_port_sysctl = false;
-};
+// ---- What a port is.
 
-// A container can take the shared volume at /lameduck unless something is mounted there.
-Result<void> CheckCanMount(Json& container, const std::string& path) {
-  auto mounts = OptionalArray(container, "volumeMounts", path + ".volumeMounts");
-  if (!mounts) return Error{mounts.error()};
-  if (auto ok = CheckEntries(*mounts, path + ".volumeMounts"); !ok) return Error{ok.error()};
-  if (*mounts == nullptr) return {};
-  for (const Json& mount : **mounts) {
-    auto mount_path = mount.find("mountPath");
-    if (mount_path == mount.end() || !mount_path->is_string()) continue;
-    const std::string& text = mount_path->get_ref<const std::string&>();
-    if (text == kAppMountPath || text.starts_with(std::string(kAppMountPath) + "/")) {
-      return Error{"container " + NameOf(container) + " already mounts a volume at " + text +
-                   ": lameduck needs " + std::string(kAppMountPath)};
+// Words in port names that say the port is not plain HTTP/1.1, with why.
+const std::map<std::string, std::string, std::less<>>& NonHttpWords() {
+  static const std::map<std::string, std::string, std::less<>> kWords = {
+      {"grpc", "gRPC (lameduck does not speak HTTP/2 yet)"},
+      {"h2c", "HTTP/2 (lameduck does not speak it yet)"},
+      {"h2", "HTTP/2 (lameduck does not speak it yet)"},
+      {"http2", "HTTP/2 (lameduck does not speak it yet)"},
+      {"https", "TLS (lameduck forwards cleartext HTTP only)"},
+      {"tls", "TLS (lameduck forwards cleartext HTTP only)"},
+      {"ssl", "TLS (lameduck forwards cleartext HTTP only)"},
+      {"wss", "TLS (lameduck forwards cleartext HTTP only)"},
+      {"tcp", "raw TCP"},
+      {"udp", "UDP"},
+      {"redis", "Redis"},
+      {"sentinel", "Redis Sentinel"},
+      {"postgres", "PostgreSQL"},
+      {"postgresql", "PostgreSQL"},
+      {"pg", "PostgreSQL"},
+      {"mysql", "MySQL"},
+      {"mariadb", "MySQL"},
+      {"mongo", "MongoDB"},
+      {"mongodb", "MongoDB"},
+      {"cql", "Cassandra"},
+      {"cassandra", "Cassandra"},
+      {"intra", "a cluster's internal protocol"},
+      {"gossip", "a cluster's internal protocol"},
+      {"peer", "a cluster's internal protocol"},
+      {"raft", "a cluster's internal protocol"},
+      {"cluster", "a cluster's internal protocol"},
+      {"amqp", "AMQP"},
+      {"amqps", "AMQP"},
+      {"kafka", "Kafka"},
+      {"memcache", "Memcached"},
+      {"memcached", "Memcached"},
+      {"zk", "ZooKeeper"},
+      {"zookeeper", "ZooKeeper"},
+      {"client", "a client protocol"},
+      {"nats", "NATS"},
+      {"mqtt", "MQTT"},
+      {"ldap", "LDAP"},
+      {"smtp", "SMTP"},
+      {"dns", "DNS"},
+      {"ssh", "SSH"},
+      {"etcd", "etcd"},
+      {"thrift", "Thrift"},
+      {"jmx", "JMX"},
+      {"rpc", "RPC"},
+  };
+  return kWords;
+}
+
+// Well-known ports of protocols that are not plain HTTP.
+std::string_view WellKnownNonHttp(int port) {
+  switch (port) {
+    case 22: return "SSH";
+    case 25: case 465: case 587: return "SMTP";
+    case 53: return "DNS";
+    case 443: case 6443: case 8443: case 9443: return "TLS (lameduck forwards cleartext HTTP only)";
+    case 389: case 636: return "LDAP";
+    case 1433: return "SQL Server";
+    case 1521: return "Oracle";
+    case 1883: case 8883: return "MQTT";
+    case 2181: return "ZooKeeper";
+    case 2379: case 2380: return "etcd";
+    case 3306: return "MySQL";
+    case 4222: return "NATS";
+    case 5432: return "PostgreSQL";
+    case 5671: case 5672: return "AMQP";
+    case 6379: case 26379: return "Redis";
+    case 7000: case 7001: case 7199: case 9042: case 9160: return "Cassandra";
+    case 9092: case 9093: return "Kafka";
+    case 9300: return "Elasticsearch transport";
+    case 11211: return "Memcached";
+    case 27017: return "MongoDB";
+    case 50051: return "gRPC (lameduck does not speak HTTP/2 yet)";
+    default: return "";
+  }
+}
+
+// Ports that serve monitoring and debugging tools, not the app's traffic: never chosen unless
+// asked for. ("admin" is not one: an admin UI is traffic, and may be the app.)
+bool IsSidePortWord(std::string_view word) {
+  for (std::string_view side : {"metrics", "prometheus", "prom", "monitoring", "health", "healthz",
+                                "probe", "probes", "debug", "pprof", "management", "mgmt",
+                                "status", "stats", "actuator", "profiler"}) {
+    if (word == side) return true;
+  }
+  return false;
+}
+
+std::vector<std::string> Words(const std::string& name) {
+  std::vector<std::string> words;
+  std::string word;
+  for (char c : name + "-") {
+    if (c == '-' || c == '_') {
+      if (!word.empty()) words.push_back(word);
+      word.clear();
+    } else {
+      word += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     }
   }
-  return {};
+  return words;
 }
 
-Result<size_t> ChooseApp(const Json& containers, const InjectOptions& options) {
-  std::string names;
-  for (const Json& container : containers) names += (names.empty() ? "" : ", ") + NameOf(container);
-  if (options.container) {
-    for (size_t i = 0; i < containers.size(); ++i) {
-      if (NameOf(containers[i]) == *options.container) return i;
+bool LooksHttp(const std::string& name) {
+  for (const std::string& word : Words(name)) {
+    if (word == "http" || word == "web" || word == "www" || word == "api" || word == "ws") {
+      return true;
     }
-    return Error{"no container named " + *options.container + " (containers: " + names + ")"};
   }
-  if (containers.size() == 1) return size_t{0};
-  return Error{"several containers: name the app with --container (one of " + names + ")"};
+  return false;
 }
 
-// A port of some container in the pod, for clash checks.
-struct DeclaredPort {
-  std::string container;
-  const Json* entry;
+// One declared port of a regular container.
+struct PortEntry {
+  size_t container = 0;
+  size_t index = 0;  // in the container's ports
+  int number = 0;
+  std::string name;
+  std::string protocol;  // "TCP" when not given
+  bool host_port = false;
 };
 
-std::vector<DeclaredPort> AllPorts(const Json& pod_spec) {
-  std::vector<DeclaredPort> ports;
-  for (std::string_view list : {"initContainers", "containers"}) {
-    auto containers = pod_spec.find(list);
-    if (containers == pod_spec.end() || !containers->is_array()) continue;
-    for (const Json& container : *containers) {
-      auto entries = container.find("ports");
-      if (entries == container.end() || !entries->is_array()) continue;
-      for (const Json& entry : *entries) {
-        if (entry.is_object()) ports.push_back({NameOf(container), &entry});
-      }
+std::vector<PortEntry> PortsOf(const Json& spec) {
+  std::vector<PortEntry> ports;
+  const Json& containers = ListAt(spec, "containers");
+  for (size_t c = 0; c < containers.size(); ++c) {
+    const Json& entries = ListAt(containers[c], "ports");
+    for (size_t i = 0; i < entries.size(); ++i) {
+      auto number = IntAt(entries[i], "containerPort");
+      if (!number) continue;
+      std::string protocol = StringAt(entries[i], "protocol");
+      ports.push_back({c, i, *number, NameOf(entries[i]), protocol.empty() ? "TCP" : protocol,
+                       Find(entries[i], "hostPort") != nullptr});
     }
   }
   return ports;
 }
 
-// The Service-facing port: --port, else the app's first. It moves to lameduck, so it and the
-// app's new port must be free in the pod.
-Result<void> PlanPorts(const Json& pod_spec, Json& app, const std::string& app_path,
-                       const InjectOptions& options, Plan& plan) {
-  auto ports = OptionalArray(app, "ports", app_path + ".ports");
-  if (!ports) return Error{ports.error()};
-  if (auto ok = CheckEntries(*ports, app_path + ".ports"); !ok) return Error{ok.error()};
-  if (options.port) {
-    plan.port = *options.port;
-  } else if (*ports == nullptr || (*ports)->empty()) {
-    return Error{"no container port to take over: pass --port and --app-port"};
-  } else if (auto first = ContainerPortOf((**ports)[0])) {
-    plan.port = *first;
-  } else {
-    return Error{app_path + ".ports[0].containerPort is not a number"};
-  }
-  for (size_t i = 0; *ports != nullptr && i < (*ports)->size(); ++i) {
-    const Json& entry = (**ports)[i];
-    auto protocol = entry.find("protocol");
-    bool tcp = protocol == entry.end() || *protocol == "TCP";
-    if (ContainerPortOf(entry) == plan.port && tcp) {
-      plan.moved_port_index = i;
-      plan.moved_port_name = NameOf(entry);
-      break;
-    }
-  }
-  if (plan.port == kAdminPort) {
-    return Error{"container " + plan.app_name + "'s port is " + std::to_string(kAdminPort) +
-                 ", lameduck's admin port: pass --port with another"};
-  }
-  if (plan.port == options.app_port) {
-    return Error{"container " + plan.app_name + "'s port " + std::to_string(plan.port) +
-                 " is the one lameduck takes over, so the app cannot keep it: pass --app-port "
-                 "with another port for the app"};
-  }
+// Every port number and name any container of the pod declares, init containers included.
+struct DeclaredPorts {
+  std::set<int> numbers;
+  std::set<std::string> names;
+};
 
-  // The pod shares one network namespace: after the move, nothing else may claim lameduck's two
-  // ports or the app's new one.
-  bool http_taken = false;
-  for (const DeclaredPort& declared : AllPorts(pod_spec)) {
-    if (plan.moved_port_index && declared.entry == &(**ports)[*plan.moved_port_index]) continue;
-    http_taken = http_taken || NameOf(*declared.entry) == "http";
-    std::optional<int> number = ContainerPortOf(*declared.entry);
-    std::string owner = "container " + declared.container + " already declares port ";
-    if (number == kAdminPort) {
-      return Error{owner + std::to_string(kAdminPort) +
-                   ", which lameduck needs for its admin API: move it"};
-    }
-    if (number == options.app_port) {
-      return Error{owner + std::to_string(options.app_port) +
-                   ", where the app is to listen: pass --app-port with a free port"};
-    }
-    if (number == plan.port) {
-      return Error{owner + std::to_string(plan.port) +
-                   ", which lameduck is to take over: pass --port with the app's port"};
-    }
-  }
-  // A Service may target the port by name: it keeps its name. An unnamed one gets "http".
-  plan.port_name = !plan.moved_port_name.empty() ? plan.moved_port_name
-                   : http_taken                  ? "lameduck-http"
-                                                 : "http";
-  return {};
-}
-
-// Decides whether the pod can be wired. nullopt: it already is (a container named lameduck).
-Result<std::optional<Plan>> MakePlan(Json& pod_spec, const std::string& spec_path,
-                                     const Json* claim_templates, const InjectOptions& options) {
-  auto containers = OptionalArray(pod_spec, "containers", spec_path + ".containers");
-  if (!containers) return Error{containers.error()};
-  if (*containers == nullptr || (*containers)->empty()) {
-    return Error{spec_path + ".containers is empty: nothing to put lameduck in front of"};
-  }
-  auto init_containers = OptionalArray(pod_spec, "initContainers", spec_path + ".initContainers");
-  if (!init_containers) return Error{init_containers.error()};
-  auto volumes = OptionalArray(pod_spec, "volumes", spec_path + ".volumes");
-  if (!volumes) return Error{volumes.error()};
-  for (auto [list, path] : {std::pair{*containers, spec_path + ".containers"},
-                            std::pair{*init_containers, spec_path + ".initContainers"},
-                            std::pair{*volumes, spec_path + ".volumes"}}) {
-    if (auto ok = CheckEntries(list, path); !ok) return Error{ok.error()};
-  }
-
-  auto has_container = [&](std::string_view name) {
-    for (const Json* list : {*init_containers, *containers}) {
-      if (list == nullptr) continue;
-      for (const Json& container : *list) {
-        if (NameOf(container) == name) return true;
+DeclaredPorts Declared(const Json& spec) {
+  DeclaredPorts declared;
+  for (std::string_view list : {"initContainers", "containers"}) {
+    for (const Json& container : ListAt(spec, list)) {
+      for (const Json& entry : ListAt(container, "ports")) {
+        if (auto number = IntAt(entry, "containerPort")) declared.numbers.insert(*number);
+        if (std::string name = NameOf(entry); !name.empty()) declared.names.insert(name);
       }
     }
-    return false;
-  };
-  if (has_container(kSidecarName)) return std::optional<Plan>();  // injected before
-  if (has_container(kInstallName)) {
-    return Error{"a container is already named lameduck-install, but none lameduck: rename it"};
   }
-  auto volume_named_lameduck = [](const Json* list) {
-    if (list == nullptr || !list->is_array()) return false;
-    for (const Json& entry : *list) {
-      if (entry.is_object() && NameOf(entry) == kVolumeName) return true;
+  return declared;
+}
+
+// The ports the container's gRPC probes check: those speak gRPC.
+std::set<int> GrpcProbePorts(const Json& container) {
+  std::set<int> ports;
+  for (std::string_view probe : {"readinessProbe", "livenessProbe", "startupProbe"}) {
+    const Json* handler = Find(container, probe);
+    const Json* grpc = handler != nullptr ? Find(*handler, "grpc") : nullptr;
+    if (grpc == nullptr) continue;
+    if (auto port = IntAt(*grpc, "port")) ports.insert(*port);
+  }
+  return ports;
+}
+
+// ---- Services.
+
+// A Service port and the pod port it reaches.
+struct ServiceTarget {
+  Json* service;
+  std::string label;
+  size_t port_index;   // in spec.ports
+  int service_port;    // its `port`
+  std::optional<int> number;  // targetPort by number, or implicit (`port`)
+  std::string name;           // targetPort by name
+  bool implicit = false;
+  std::string app_protocol;
+};
+
+bool Selects(const Json& service, const Json& workload, const Json& pod) {
+  const Json* spec = Find(service, "spec");
+  const Json* selector = spec != nullptr ? Find(*spec, "selector") : nullptr;
+  if (selector == nullptr || !selector->is_object() || selector->empty()) return false;
+  std::string service_ns = NamespaceOf(service);
+  std::string workload_ns = NamespaceOf(workload);
+  if (!service_ns.empty() && !workload_ns.empty() && service_ns != workload_ns) return false;
+  const Json* metadata = Find(pod, "metadata");
+  const Json* labels = metadata != nullptr ? Find(*metadata, "labels") : nullptr;
+  if (labels == nullptr || !labels->is_object()) return false;
+  for (const auto& [key, value] : selector->items()) {
+    const Json* label = Find(*labels, key);
+    if (label == nullptr || *label != value) return false;
+  }
+  return true;
+}
+
+std::vector<ServiceTarget> TargetsOf(Json& service) {
+  std::vector<ServiceTarget> targets;
+  const Json* spec = Find(service, "spec");
+  if (spec == nullptr) return targets;
+  const Json& ports = ListAt(*spec, "ports");
+  for (size_t i = 0; i < ports.size(); ++i) {
+    const Json& port = ports[i];
+    std::string protocol = StringAt(port, "protocol");
+    if (!protocol.empty() && protocol != "TCP") continue;
+    auto number = IntAt(port, "port");
+    if (!number) continue;
+    ServiceTarget target{&service, Label(service), i, *number, std::nullopt, "", false,
+                         StringAt(port, "appProtocol")};
+    const Json* target_port = Find(port, "targetPort");
+    if (target_port == nullptr) {
+      target.number = *number;
+      target.implicit = true;
+    } else if (target_port->is_number_integer()) {
+      target.number = IntAt(port, "targetPort");
+    } else if (target_port->is_string()) {
+      std::string text = target_port->get<std::string>();
+      if (auto digits = ParseDigits<int>(text)) {
+        target.number = *digits;
+      } else {
+        target.name = text;
+      }
     }
+    if (target.number || !target.name.empty()) targets.push_back(std::move(target));
+  }
+  return targets;
+}
+
+bool Reaches(const ServiceTarget& target, const PortEntry& entry) {
+  if (entry.protocol != "TCP") return false;
+  return target.name.empty() ? target.number == entry.number : target.name == entry.name;
+}
+
+// ---- One workload.
+
+struct Plan {
+  InjectOptions options;
+  size_t app = 0;  // in containers
+  std::string app_name;
+  int app_port = 0;
+  std::optional<size_t> app_entry;  // the app's port entry, when declared
+  std::string app_entry_name;       // its name as it was ("" for none)
+  std::string port_name;            // the name lameduck's port carries: the Services' target
+  std::string renamed_app_entry;    // the app entry's new name, when it had port_name
+  int port = 0;
+  int admin_port = 0;
+  std::vector<size_t> waiting;  // regular containers, the app first, that wait for the drain
+  int64_t grace_before = 0;
+  int64_t grace = 0;
+  std::vector<ServiceTarget> targets;  // Service ports that reach the app's port
+  std::vector<std::string> notes;
+};
+
+struct Workload {
+  Json* object = nullptr;
+  std::string label;
+  Pointer pod;
+  bool was_wired = false;          // the input had it wired (with a record)
+  std::optional<Plan> plan;
+  std::string skipped;             // why not, when no plan
+  std::vector<std::string> notes;  // said either way
+};
+
+// `value` of annotation lameduck.dev/NAME on the workload or (winning) its pod template.
+Result<InjectOptions> OptionsFor(const Workload& workload, const InjectOptions& flags) {
+  InjectOptions options = flags;
+  std::vector<const Json*> sources;
+  for (const Pointer& metadata : {Pointer("/metadata"), workload.pod / "metadata"}) {
+    const Json* found = At(*workload.object, metadata);
+    const Json* annotations = found != nullptr ? Find(*found, "annotations") : nullptr;
+    if (annotations != nullptr && annotations->is_object()) sources.push_back(annotations);
+  }
+  for (const Json* annotations : sources) {
+    for (std::string_view name : kAnnotationOptions) {
+      std::string key = std::string(kAnnotationPrefix) + std::string(name);
+      const Json* value = Find(*annotations, key);
+      if (value == nullptr) continue;
+      std::string text = value->is_string() ? value->get<std::string>() : value->dump();
+      if (auto set = SetOption(options, name, text); !set) {
+        return Error{"annotation " + key + ": " + set.error()};
+      }
+    }
+  }
+  if (options.port && options.admin_port && *options.port == *options.admin_port) {
+    return Error{"lameduck's port and admin port are both " + std::to_string(*options.port)};
+  }
+  return options;
+}
+
+// A port name Kubernetes accepts (IANA_SVC_NAME): at most 15 lowercase letters, digits and
+// single inner hyphens, with a letter.
+bool ValidPortName(const std::string& name) {
+  if (name.empty() || name.size() > kMaxPortNameLength) return false;
+  if (name.front() == '-' || name.back() == '-' || name.find("--") != std::string::npos) {
     return false;
+  }
+  bool letter = false;
+  for (char c : name) {
+    if (!(std::islower(static_cast<unsigned char>(c)) || std::isdigit(static_cast<unsigned char>(c)) ||
+          c == '-')) {
+      return false;
+    }
+    letter = letter || std::islower(static_cast<unsigned char>(c));
+  }
+  return letter;
+}
+
+std::string FreeName(const std::vector<std::string>& wishes, const std::set<std::string>& taken) {
+  for (const std::string& wish : wishes) {
+    if (ValidPortName(wish) && !taken.contains(wish)) return wish;
+  }
+  for (int i = 2;; ++i) {
+    std::string name = wishes.back().substr(0, kMaxPortNameLength - 3) + "-" + std::to_string(i);
+    if (ValidPortName(name) && !taken.contains(name)) return name;
+  }
+}
+
+int FreePort(std::optional<int> wanted, int first, const std::set<int>& taken) {
+  if (wanted) return *wanted;
+  int port = first;
+  while (taken.contains(port)) ++port;
+  return port;
+}
+
+// The preStop handler of a container, as a chain after the drain: the args to append, or why it
+// cannot be chained. `has` says whether there was one.
+struct Chain {
+  bool has = false;
+  std::vector<std::string> args;
+  std::string cannot;
+};
+
+Chain ChainOf(const Json& container) {
+  Chain chain;
+  const Json* lifecycle = Find(container, "lifecycle");
+  const Json* pre_stop = lifecycle != nullptr ? Find(*lifecycle, "preStop") : nullptr;
+  if (pre_stop == nullptr) return chain;
+  chain.has = true;
+  if (const Json* exec = Find(*pre_stop, "exec")) {
+    const Json& command = ListAt(*exec, "command");
+    bool strings = !command.empty() &&
+                   std::all_of(command.begin(), command.end(), [](const Json& arg) {
+                     return arg.is_string();
+                   });
+    if (!strings) {
+      chain.cannot = "its preStop exec hook has no command";
+      return chain;
+    }
+    chain.args = {"--then", "--"};
+    for (const Json& arg : command) chain.args.push_back(arg.get<std::string>());
+    return chain;
+  }
+  if (const Json* sleep = Find(*pre_stop, "sleep")) {
+    const Json* seconds = Find(*sleep, "seconds");
+    if (seconds == nullptr || !seconds->is_number_integer() || seconds->get<int64_t>() < 0) {
+      chain.cannot = "its preStop sleep hook has no seconds";
+      return chain;
+    }
+    chain.args = {"--then-sleep", std::to_string(seconds->get<int64_t>()) + "s"};
+    return chain;
+  }
+  chain.cannot =
+      "its preStop hook is not exec or sleep, and cannot run after lameduck's drain without a "
+      "shell: make it an exec hook, or remove it";
+  return chain;
+}
+
+std::string PortText(int number, const std::string& name) {
+  return std::to_string(number) + (name.empty() ? "" : " \"" + name + "\"");
+}
+
+// Decides whether and how the workload is wired; nothing changes here.
+Result<Plan> MakePlan(const Workload& workload, const InjectOptions& options,
+                      std::vector<Json*>& services, std::vector<std::string>& notes) {
+  const Json& pod = (*workload.object)[workload.pod];
+  const Json* spec = Find(pod, "spec");
+  if (spec == nullptr || !spec->is_object()) return Error{"it has no pod spec"};
+  for (std::string_view list : {"containers", "initContainers", "volumes"}) {
+    const Json* value = Find(*spec, list);
+    if (value == nullptr) continue;
+    if (!value->is_array() ||
+        !std::all_of(value->begin(), value->end(), [](const Json& e) { return e.is_object(); })) {
+      return Error{"its " + std::string(list) + " is not a list of objects"};
+    }
+  }
+  const Json& containers = ListAt(*spec, "containers");
+  if (containers.empty()) return Error{"it has no containers"};
+  if (const Json* host = Find(*spec, "hostNetwork"); host != nullptr && *host == true) {
+    return Error{
+        "a hostNetwork pod: its ports are the node's, so lameduck's own port could clash on "
+        "every node; left to the app"};
+  }
+  for (std::string_view list : {"initContainers", "containers"}) {
+    for (const Json& container : ListAt(*spec, list)) {
+      std::string name = NameOf(container);
+      if (name == kSidecarName || name == kInstallName) {
+        return Error{"it already has a container named " + name +
+                     " (wired by hand, or by an older lameduck inject, without the record "
+                     "uninject needs): left as it is"};
+      }
+      for (const Json& mount : ListAt(container, "volumeMounts")) {
+        std::string path = StringAt(mount, "mountPath");
+        if (path == kAppMountPath || path.starts_with(std::string(kAppMountPath) + "/")) {
+          return Error{"container " + name + " already mounts a volume at " + path +
+                       ": lameduck needs " + std::string(kAppMountPath)};
+        }
+      }
+    }
+  }
+  for (const Json& volume : ListAt(*spec, "volumes")) {
+    if (NameOf(volume) == kVolumeName) return Error{"it already has a volume named lameduck"};
+  }
+  // A StatefulSet's volumeClaimTemplates name volumes too.
+  const Json* object_spec = Find(*workload.object, "spec");
+  for (const Json& claim :
+       object_spec != nullptr ? ListAt(*object_spec, "volumeClaimTemplates") : EmptyArray()) {
+    const Json* metadata = Find(claim, "metadata");
+    if (metadata != nullptr && NameOf(*metadata) == kVolumeName) {
+      return Error{"it already has a volume claim named lameduck"};
+    }
+  }
+  if (const Json* grace = Find(*spec, "terminationGracePeriodSeconds");
+      grace != nullptr && !grace->is_number_integer()) {
+    return Error{"its terminationGracePeriodSeconds is not a whole number of seconds"};
+  }
+  DeclaredPorts declared = Declared(*spec);
+  if (declared.names.contains(std::string(kAdminPortName))) {
+    return Error{"a container already declares a port named " + std::string(kAdminPortName)};
+  }
+
+  // Which Service ports reach this pod, and through which of its ports.
+  std::vector<PortEntry> ports = PortsOf(*spec);
+  std::vector<ServiceTarget> targets;
+  for (Json* service : services) {
+    if (!Selects(*service, *workload.object, pod)) continue;
+    for (ServiceTarget& target : TargetsOf(*service)) targets.push_back(std::move(target));
+  }
+
+  // Why each declared port is not the app's plain HTTP ("" when it may be).
+  auto not_http = [&](const PortEntry& entry) -> std::string {
+    if (entry.protocol != "TCP") return entry.protocol;
+    bool http_name = LooksHttp(entry.name);
+    for (const std::string& word : Words(entry.name)) {
+      auto it = NonHttpWords().find(word);
+      if (it != NonHttpWords().end() && !(http_name && word == "client")) return it->second;
+    }
+    if (GrpcProbePorts(containers[entry.container]).contains(entry.number)) {
+      return "gRPC, by its gRPC probe (lameduck does not speak HTTP/2 yet)";
+    }
+    for (const ServiceTarget& target : targets) {
+      if (!Reaches(target, entry) || target.app_protocol.empty()) continue;
+      std::string protocol = target.app_protocol;
+      if (protocol != "http" && protocol != "HTTP" && protocol != "kubernetes.io/ws") {
+        return "appProtocol " + protocol + " in " + target.label;
+      }
+    }
+    if (!http_name && !WellKnownNonHttp(entry.number).empty()) {
+      return std::string(WellKnownNonHttp(entry.number));
+    }
+    return "";
   };
-  if (volume_named_lameduck(*volumes) || volume_named_lameduck(claim_templates)) {
-    return Error{"the pod already has a volume named lameduck: rename it"};
+  auto side_port = [](const PortEntry& entry) {
+    std::vector<std::string> words = Words(entry.name);
+    return std::any_of(words.begin(), words.end(), IsSidePortWord);
+  };
+  auto in_container = [&](const PortEntry& entry) {
+    return !options.container || NameOf(containers[entry.container]) == *options.container;
+  };
+  if (options.container) {
+    bool found = std::any_of(containers.begin(), containers.end(), [&](const Json& container) {
+      return NameOf(container) == *options.container;
+    });
+    if (!found) return Error{"it has no container named " + *options.container};
   }
 
   Plan plan;
-  auto app_index = ChooseApp(**containers, options);
-  if (!app_index) return Error{app_index.error()};
-  plan.app_index = *app_index;
-  Json& app = (**containers)[plan.app_index];
-  plan.app_name = NameOf(app);
-  std::string app_path = spec_path + ".containers[" + std::to_string(plan.app_index) + "]";
-
-  auto lifecycle = OptionalObject(app, "lifecycle", app_path + ".lifecycle");
-  if (!lifecycle) return Error{lifecycle.error()};
-  if (*lifecycle != nullptr && (*lifecycle)->contains("preStop")) {
-    return Error{"container " + plan.app_name +
-                 " already has a preStop hook: remove it, or chain it yourself after " +
-                 std::string(kAppBinary) + " drain --wait --admin " + LoopbackAdmin()};
+  plan.options = options;
+  std::optional<PortEntry> chosen;
+  std::optional<size_t> chosen_container;
+  if (options.app_port) {
+    for (const PortEntry& entry : ports) {
+      if (entry.number == *options.app_port && entry.protocol == "TCP" && in_container(entry)) {
+        chosen = entry;
+        break;
+      }
+    }
+    if (!chosen) {  // an undeclared port: the container must be clear
+      if (options.container) {
+        for (size_t i = 0; i < containers.size(); ++i) {
+          if (NameOf(containers[i]) == *options.container) chosen_container = i;
+        }
+      } else if (containers.size() == 1) {
+        chosen_container = 0;
+      } else {
+        return Error{"several containers, and none declares port " +
+                     std::to_string(*options.app_port) +
+                     ": say which with --container or lameduck.dev/container"};
+      }
+    }
+  } else {
+    std::vector<PortEntry> targeted;  // HTTP ports the Services reach, in the Services' order
+    for (const ServiceTarget& target : targets) {
+      for (const PortEntry& entry : ports) {
+        if (!Reaches(target, entry) || !in_container(entry)) continue;
+        if (!not_http(entry).empty() || side_port(entry)) continue;
+        bool seen = std::any_of(targeted.begin(), targeted.end(), [&](const PortEntry& e) {
+          return e.container == entry.container && e.index == entry.index;
+        });
+        if (!seen) targeted.push_back(entry);
+      }
+    }
+    std::vector<PortEntry> candidates = targeted;
+    if (candidates.empty()) {
+      for (const PortEntry& entry : ports) {
+        if (in_container(entry) && not_http(entry).empty() && !side_port(entry)) {
+          candidates.push_back(entry);
+        }
+      }
+    }
+    std::set<size_t> owners;
+    for (const PortEntry& entry : candidates) owners.insert(entry.container);
+    if (owners.size() > 1) {
+      std::string list;
+      for (size_t owner : owners) {
+        std::string ports_text;
+        for (const PortEntry& entry : candidates) {
+          if (entry.container == owner) {
+            ports_text += (ports_text.empty() ? "" : ", ") + std::to_string(entry.number);
+          }
+        }
+        list += (list.empty() ? "" : "; ") + NameOf(containers[owner]) + ": " + ports_text;
+      }
+      return Error{"several containers could be the app (" + list + ")" +
+                   (targeted.empty() ? " and no Service in the input decides" : "") +
+                   ": say which with --container or lameduck.dev/container"};
+    }
+    if (candidates.empty()) {
+      std::string why;
+      for (const PortEntry& entry : ports) {
+        if (!in_container(entry)) continue;
+        std::string reason = not_http(entry);
+        if (reason.empty() && side_port(entry)) reason = "not the app's traffic";
+        why += (why.empty() ? "" : "; ") + PortText(entry.number, entry.name) + ": " + reason;
+      }
+      if (why.empty()) {
+        return Error{"it declares no port: say which is the app's HTTP port with --app-port or "
+                     "lameduck.dev/app-port"};
+      }
+      return Error{"no port is plain HTTP/1.1 (" + why +
+                   "); --app-port or lameduck.dev/app-port wires one anyway"};
+    }
+    chosen = candidates.front();
+    if (targeted.empty()) {  // no Service decides: the one that says HTTP, or the first
+      for (const PortEntry& entry : candidates) {
+        if (LooksHttp(entry.name)) {
+          chosen = entry;
+          break;
+        }
+      }
+    }
+    for (const PortEntry& entry : targeted) {
+      if (entry.number != chosen->number) {
+        notes.push_back("port " + PortText(entry.number, entry.name) +
+                        " is also reached by a Service; it stays direct (lameduck fronts one "
+                        "port: " + std::to_string(chosen->number) + ")");
+      }
+    }
   }
-  // Every other regular container holds its SIGTERM until the drain is done too: one the app
-  // needs (a database proxy, say) must not stop while requests are still being served. One
-  // with a preStop hook of its own is left to it.
-  for (size_t i = 0; i < (*containers)->size(); ++i) {
-    std::string path = spec_path + ".containers[" + std::to_string(i) + "]";
-    Json& container = (**containers)[i];
-    if (auto ok = CheckCanMount(container, path); !ok) return Error{ok.error()};
-    if (i == plan.app_index) continue;
-    auto other_lifecycle = OptionalObject(container, "lifecycle", path + ".lifecycle");
-    if (!other_lifecycle) return Error{other_lifecycle.error()};
-    if (*other_lifecycle == nullptr || !(*other_lifecycle)->contains("preStop")) {
-      plan.waiting_containers.push_back(i);
+  if (chosen) {
+    plan.app = chosen->container;
+    plan.app_port = chosen->number;
+    plan.app_entry = chosen->index;
+    plan.app_entry_name = chosen->name;
+    if (chosen->host_port) {
+      notes.push_back("port " + std::to_string(chosen->number) +
+                      " has a hostPort: what comes in through the node's port still reaches the "
+                      "app directly");
+    }
+  } else {
+    plan.app = *chosen_container;
+    plan.app_port = *options.app_port;
+  }
+  plan.app_name = NameOf(containers[plan.app]);
+  for (const PortEntry& entry : ports) {
+    std::string reason = not_http(entry);
+    if (!reason.empty()) {
+      notes.push_back("port " + PortText(entry.number, entry.name) + " of " +
+                      NameOf(containers[entry.container]) + " left alone: " + reason);
     }
   }
 
-  if (auto ok = PlanPorts(pod_spec, app, app_path, options, plan); !ok) return Error{ok.error()};
+  // lameduck's ports, and the name the Services will use.
+  std::set<int> taken = declared.numbers;
+  taken.insert(plan.app_port);
+  if (options.port && taken.contains(*options.port)) {
+    return Error{"port " + std::to_string(*options.port) +
+                 " (lameduck's) is already declared in the pod: choose another with --port or "
+                 "lameduck.dev/port"};
+  }
+  if (options.admin_port && taken.contains(*options.admin_port)) {
+    return Error{"port " + std::to_string(*options.admin_port) +
+                 " (lameduck's admin) is already declared in the pod: choose another with "
+                 "--admin-port or lameduck.dev/admin-port"};
+  }
+  // The listener keeps clear of the admin port's default, so that the two stay side by side.
+  std::set<int> listener_taken = taken;
+  listener_taken.insert(options.admin_port.value_or(kFirstAdminPort));
+  plan.port = FreePort(options.port, kFirstPort, listener_taken);
+  taken.insert(plan.port);
+  plan.admin_port = FreePort(options.admin_port, kFirstAdminPort, taken);
+  if (!plan.app_entry_name.empty()) {
+    plan.port_name = plan.app_entry_name;
+    plan.renamed_app_entry =
+        FreeName({"app-" + plan.port_name, "app-" + std::to_string(plan.app_port)},
+                 declared.names);
+  } else {
+    plan.port_name = FreeName({"http", "lameduck-http"}, declared.names);
+  }
 
-  auto grace = pod_spec.find("terminationGracePeriodSeconds");
-  if (grace != pod_spec.end() && !grace->is_null() && !grace->is_number_integer()) {
-    return Error{spec_path + ".terminationGracePeriodSeconds is not a whole number of seconds"};
-  }
-  if (plan.port < kFirstUnprivilegedPort) {
-    auto host_network = pod_spec.find("hostNetwork");
-    if (host_network != pod_spec.end() && *host_network == true) {
-      return Error{"lameduck runs as a non-root user and cannot listen on port " +
-                   std::to_string(plan.port) +
-                   " in a hostNetwork pod: move the app to a port from 1024 up first"};
+  // Who waits for the drain: the app, and every other regular container that can.
+  Chain app_chain = ChainOf(containers[plan.app]);
+  if (!app_chain.cannot.empty()) return Error{"container " + plan.app_name + ": " + app_chain.cannot};
+  plan.waiting.push_back(plan.app);
+  for (size_t i = 0; i < containers.size(); ++i) {
+    if (i == plan.app) continue;
+    Chain chain = ChainOf(containers[i]);
+    if (!chain.cannot.empty()) {
+      notes.push_back("container " + NameOf(containers[i]) + " keeps its own shutdown: " +
+                      chain.cannot);
+      continue;
     }
-    auto security_context =
-        OptionalObject(pod_spec, "securityContext", spec_path + ".securityContext");
-    if (!security_context) return Error{security_context.error()};
-    if (*security_context != nullptr) {
-      auto sysctls =
-          OptionalArray(**security_context, "sysctls", spec_path + ".securityContext.sysctls");
-      if (!sysctls) return Error{sysctls.error()};
-    }
-    plan.set_unprivileged_port_sysctl = true;
+    plan.waiting.push_back(i);
   }
-  return std::optional<Plan>(std::move(plan));
+
+  // The pod is killed at the grace period, drained or not: it must cover the accept grace, the
+  // drain and the app's exit. (--drain-timeout already counts from the drain's start, so this
+  // over-counts the delay; cheap insurance, and what DESIGN asks.) A longer one is kept.
+  milliseconds worst = options.drain_delay + options.drain_timeout + options.app_exit_timeout;
+  int64_t needed = (worst.count() + 999) / 1000 + kGraceMarginSeconds;
+  const Json* grace = Find(*spec, "terminationGracePeriodSeconds");
+  plan.grace_before = grace != nullptr ? grace->get<int64_t>() : kKubernetesDefaultGrace;
+  plan.grace = std::max(plan.grace_before, needed);
+
+  for (const ServiceTarget& target : targets) {
+    bool reaches_app = target.name.empty() ? target.number == plan.app_port
+                                           : !plan.app_entry_name.empty() &&
+                                                 target.name == plan.app_entry_name;
+    if (reaches_app) plan.targets.push_back(target);
+  }
+  return plan;
 }
 
-// ---- Writing the tree.
+// ---- Writing.
 
 Json HardenedSecurityContext() {
   return Json{{"runAsNonRoot", true},
@@ -530,8 +1070,8 @@ Json HardenedSecurityContext() {
 
 Json Mount(std::string_view path) { return Json{{"name", kVolumeName}, {"mountPath", path}}; }
 
-Json HttpGetProbe(std::string_view path) {
-  return Json{{"httpGet", {{"path", path}, {"port", kAdminPort}}}};
+Json HttpGetProbe(std::string_view path, int port) {
+  return Json{{"httpGet", {{"path", path}, {"port", port}}}};
 }
 
 // How long a preStop's `drain --wait` may wait: the drain ends by --drain-timeout from its start
@@ -551,34 +1091,35 @@ Json InstallContainer(const InjectOptions& options) {
               {"securityContext", HardenedSecurityContext()}};
 }
 
-Json SidecarContainer(const InjectOptions& options, const Plan& plan, Json service_port) {
+Json SidecarContainer(const Plan& plan) {
+  const InjectOptions& options = plan.options;
   Json container = {{"name", kSidecarName}, {"image", options.image}};
   // Native: an init container that restarts is a sidecar, started before the app and stopped
   // after it (KEP-753).
   if (options.mode == SidecarMode::kNative) container["restartPolicy"] = "Always";
   container["args"] = Json::array({
       "--listen=0.0.0.0:" + std::to_string(plan.port),
-      "--upstream=127.0.0.1:" + std::to_string(options.app_port),
-      "--admin=0.0.0.0:" + std::to_string(kAdminPort),
+      "--upstream=127.0.0.1:" + std::to_string(plan.app_port),
+      "--admin=0.0.0.0:" + std::to_string(plan.admin_port),
       "--admin-socket=" + std::string(kAdminSocket),
       "--drain-delay=" + FormatDuration(options.drain_delay),
       "--drain-timeout=" + FormatDuration(options.drain_timeout),
   });
-  container["ports"] = Json::array(
-      {std::move(service_port), {{"name", kAdminPortName}, {"containerPort", kAdminPort}}});
+  container["ports"] = Json::array({{{"name", plan.port_name}, {"containerPort", plan.port}},
+                                    {{"name", kAdminPortName}, {"containerPort", plan.admin_port}}});
   // Readiness turns 503 the moment a drain starts; one failed probe takes the pod out of the
   // endpoints within about a second, well inside the accept grace.
-  Json readiness = HttpGetProbe("/ready");
+  Json readiness = HttpGetProbe("/ready", plan.admin_port);
   readiness["periodSeconds"] = 1;
   readiness["failureThreshold"] = 1;
   readiness["timeoutSeconds"] = 1;
   container["readinessProbe"] = std::move(readiness);
   // In native mode the app container starts only once this probe passes.
-  Json startup = HttpGetProbe("/live");
+  Json startup = HttpGetProbe("/live", plan.admin_port);
   startup["periodSeconds"] = 1;
   startup["failureThreshold"] = 30;
   container["startupProbe"] = std::move(startup);
-  Json liveness = HttpGetProbe("/live");  // 200 while draining too: a drain is not a failure
+  Json liveness = HttpGetProbe("/live", plan.admin_port);  // 200 while draining too
   liveness["periodSeconds"] = 10;
   liveness["failureThreshold"] = 3;
   container["livenessProbe"] = std::move(liveness);
@@ -600,182 +1141,220 @@ Json SidecarContainer(const InjectOptions& options, const Plan& plan, Json servi
   return container;
 }
 
-// `object[key]`, created as `initial` when absent or null.
-Json& Member(Json& object, std::string_view key, Json initial) {
-  auto it = object.find(key);
-  if (it == object.end() || it->is_null()) object[std::string(key)] = std::move(initial);
-  return object[std::string(key)];
-}
-
-// The app's own probes on the taken-over port (by number, or by the name that moved with it)
-// would now reach lameduck, or fail to resolve: they go to the app's new port.
-void RetargetProbes(Json& app, const Plan& plan, int app_port) {
-  for (std::string_view probe_key : {"readinessProbe", "livenessProbe", "startupProbe"}) {
-    auto probe = app.find(probe_key);
-    if (probe == app.end() || !probe->is_object()) continue;
-    for (std::string_view handler_key : {"httpGet", "tcpSocket", "grpc"}) {
-      auto handler = probe->find(handler_key);
-      if (handler == probe->end() || !handler->is_object()) continue;
-      auto port = handler->find("port");
-      if (port == handler->end()) continue;
-      bool by_number = port->is_number_integer() && port->get<int>() == plan.port;
-      bool by_name = port->is_string() && !plan.moved_port_name.empty() &&
-                     port->get_ref<const std::string&>() == plan.moved_port_name;
-      if (by_number || by_name) *port = app_port;
-    }
-  }
-}
-
-// Gives a regular container the shared volume and a preStop hook that waits for the drain. When
-// the hook returns, kubelet sends the container SIGTERM: by then nothing is in flight.
-void WaitForDrainBeforeStop(Json& container, const InjectOptions& options) {
+// The shared volume and a preStop that waits for the drain, then runs the container's own
+// hook. When it returns, kubelet sends the container SIGTERM: by then nothing is in flight.
+void WaitForDrainBeforeStop(Editor& editor, const Pointer& container, const Plan& plan) {
+  Chain chain = ChainOf(editor.root()[container]);
   Json mount = Mount(kAppMountPath);
   mount["readOnly"] = true;  // it only runs the binary
-  Member(container, "volumeMounts", Json::array()).push_back(std::move(mount));
-  Member(container, "lifecycle", Json::object())["preStop"] = {
-      {"exec",
-       {{"command", Json::array({kAppBinary, "drain", "--wait", "--admin", LoopbackAdmin(),
-                                 "--timeout", DrainWaitTimeout(options)})}}}};
+  editor.Append(editor.Ensure(container, "volumeMounts", Json::array()), std::move(mount));
+  Json command = Json::array({kAppBinary, "drain", "--wait", "--admin",
+                              "127.0.0.1:" + std::to_string(plan.admin_port), "--timeout",
+                              DrainWaitTimeout(plan.options)});
+  for (const std::string& arg : chain.args) command.push_back(arg);
+  Pointer lifecycle = editor.Ensure(container, "lifecycle", Json::object());
+  editor.Set(lifecycle, "preStop", {{"exec", {{"command", std::move(command)}}}});
 }
 
-// Applies a checked plan. Order matters: the app container is edited through a reference into
-// containers, so before anything is appended to that list or inserted into the pod spec.
-void Wire(Json& pod_spec, const Plan& plan, const InjectOptions& options) {
-  Json service_port;
-  {
-    Json& app = pod_spec["containers"][plan.app_index];
-    if (plan.moved_port_index) {
-      Json& ports = app["ports"];
-      service_port = std::move(ports[*plan.moved_port_index]);
-      ports.erase(*plan.moved_port_index);
-      if (ports.empty()) app.erase("ports");
-      if (NameOf(service_port).empty()) service_port["name"] = plan.port_name;
-    } else {
-      service_port = {{"name", plan.port_name}, {"containerPort", plan.port}};
-    }
-    RetargetProbes(app, plan, options.app_port);
-    WaitForDrainBeforeStop(app, options);
+void Wire(Json& object, const Pointer& pod, const Plan& plan) {
+  Editor editor(object);
+  Pointer spec = pod / "spec";
+  Pointer containers = spec / "containers";
+  if (plan.app_entry && !plan.renamed_app_entry.empty()) {
+    editor.Set(containers / plan.app / "ports" / *plan.app_entry, "name", plan.renamed_app_entry);
   }
-  for (size_t index : plan.waiting_containers) {
-    WaitForDrainBeforeStop(pod_spec["containers"][index], options);
-  }
-
-  Member(pod_spec, "volumes", Json::array())
-      .push_back({{"name", kVolumeName}, {"emptyDir", {{"sizeLimit", kVolumeSizeLimit}}}});
-  {
-    Json& init_containers = Member(pod_spec, "initContainers", Json::array());
-    init_containers.push_back(InstallContainer(options));
-    if (options.mode == SidecarMode::kNative) {
-      init_containers.push_back(SidecarContainer(options, plan, std::move(service_port)));
+  for (size_t index : plan.waiting) WaitForDrainBeforeStop(editor, containers / index, plan);
+  editor.Append(editor.Ensure(spec, "volumes", Json::array()),
+                {{"name", kVolumeName}, {"emptyDir", {{"sizeLimit", kVolumeSizeLimit}}}});
+  Pointer init_containers = editor.Ensure(spec, "initContainers", Json::array());
+  editor.Append(init_containers, InstallContainer(plan.options));
+  editor.Append(plan.options.mode == SidecarMode::kNative ? init_containers : containers,
+                SidecarContainer(plan));
+  if (plan.grace != plan.grace_before || !At(object, spec / "terminationGracePeriodSeconds")) {
+    if (plan.grace != plan.grace_before) {
+      editor.Set(spec, "terminationGracePeriodSeconds", plan.grace);
     }
   }
-  if (options.mode == SidecarMode::kClassic) {
-    pod_spec["containers"].push_back(SidecarContainer(options, plan, std::move(service_port)));
-  }
+  Pointer metadata = editor.Ensure(pod, "metadata", Json::object());
+  Pointer annotations = editor.Ensure(metadata, "annotations", Json::object());
+  editor.Set(annotations, std::string(kInjectedAnnotation), LAMEDUCK_VERSION);
+  editor.Record(metadata);
+}
 
-  // The pod is killed at the grace period, drained or not: it must cover the accept grace, the
-  // drain and the app's exit. (--drain-timeout already counts from the drain's start, so this
-  // over-counts the delay; cheap insurance, and what DESIGN asks.) A longer one is kept.
-  milliseconds worst = options.drain_delay + options.drain_timeout + options.app_exit_timeout;
-  int64_t grace_seconds = (worst.count() + 999) / 1000 + kGraceMarginSeconds;
-  Json& grace = Member(pod_spec, "terminationGracePeriodSeconds", grace_seconds);
-  if (grace.get<int64_t>() < grace_seconds) grace = grace_seconds;
+// ---- The run.
 
-  if (plan.set_unprivileged_port_sysctl) {
-    // A "safe" sysctl (Kubernetes 1.22+, allowed by the baseline Pod Security Standard) scoped to
-    // the pod's network namespace: it lets lameduck bind the low port without a capability.
-    Json& security_context = Member(pod_spec, "securityContext", Json::object());
-    Json& sysctls = Member(security_context, "sysctls", Json::array());
-    std::string value = std::to_string(plan.port);
-    bool found = false;
-    for (Json& sysctl : sysctls) {
-      if (!sysctl.is_object() || NameOf(sysctl) != kUnprivilegedPortSysctl) continue;
-      found = true;
-      auto current = sysctl.find("value");
-      std::optional<int> start;
-      if (current != sysctl.end() && current->is_string()) {
-        start = ParseSmallNumber(current->get_ref<const std::string&>());
+struct Collected {
+  std::vector<Workload> workloads;
+  std::vector<Json*> services;
+  std::vector<std::string> passed;  // labels of everything else
+  std::vector<std::string> jobs;    // Jobs and CronJobs
+};
+
+// Every object of the stream: documents, and the items of Lists and ResourceLists.
+std::vector<Json*> ObjectsOf(manifest::Stream& stream) {
+  std::vector<Json*> objects;
+  for (manifest::Document& document : stream.documents) {
+    Json& value = document.value;
+    if (value.is_array()) {
+      for (Json& item : value) objects.push_back(&item);
+      continue;
+    }
+    if (!value.is_object()) continue;
+    std::string kind = StringAt(value, "kind");
+    if (kind == "List" || kind == "ResourceList") {
+      if (Json* items = const_cast<Json*>(Find(value, "items")); items && items->is_array()) {
+        for (Json& item : *items) objects.push_back(&item);
       }
-      if (!start || *start > plan.port) sysctl["value"] = value;  // a lower one is kept
+      continue;
     }
-    if (!found) sysctls.push_back({{"name", kUnprivilegedPortSysctl}, {"value", value}});
+    objects.push_back(&value);
   }
+  return objects;
 }
 
-// Wires one object of a kind we know. `label` ("Deployment web") prefixes refusals.
-Result<void> InjectObject(Json& object, const InjectOptions& options, const std::string& label) {
-  auto refuse = [&](const std::string& why) { return Error{label + ": " + why}; };
-  std::string kind = object.value("kind", std::string());
-  auto location = LocatePod(kind);
-  if (!location) return refuse(location.error());
+void Say(std::ostream& err, std::string_view command, std::string_view line) {
+  err << "lameduck " << command << ": " << line << '\n';
+}
 
-  Json* pod = &object;  // holds "metadata" and "spec" of the pod
-  Json* claim_templates = nullptr;
-  if (location->is_template) {
-    auto spec = OptionalObject(object, "spec", "spec");
-    if (!spec) return refuse(spec.error());
-    if (*spec == nullptr) return refuse("it has no spec");
-    auto templ = OptionalObject(**spec, "template", "spec.template");
-    if (!templ) return refuse(templ.error());
-    if (*templ == nullptr) return refuse("it has no spec.template");
-    if (auto claims = (*spec)->find("volumeClaimTemplates"); claims != (*spec)->end()) {
-      claim_templates = &*claims;
+// Takes out what a previous injection added to each object, before anything else looks at it.
+void UndoAll(std::vector<Json*>& objects, std::ostream& err, std::string_view command,
+             std::vector<Workload>* workloads) {
+  for (Json* object : objects) {
+    if (!object->is_object()) continue;
+    std::optional<Pointer> pod = PodOf(*object);
+    std::string label = Label(*object);
+    if (pod && At(*object, *pod) != nullptr) {
+      Workload workload;
+      workload.object = object;
+      workload.label = label;
+      workload.pod = *pod;
+      auto undone = Undo(*object, *pod / "metadata");
+      if (!undone) {
+        workload.skipped = undone.error();
+      } else {
+        workload.was_wired = *undone;
+        if (command == "uninject") {
+          Say(err, command, label + ": " + (*undone ? "restored" : "not wired; as it came"));
+        }
+      }
+      if (workloads != nullptr) workloads->push_back(std::move(workload));
+      continue;
     }
-    pod = *templ;
+    if (IsService(*object)) {
+      auto undone = Undo(*object, Pointer("/metadata"));
+      if (!undone) {
+        Say(err, command, label + ": " + undone.error());
+      } else if (*undone && command == "uninject") {
+        Say(err, command, label + ": targetPort restored");
+      }
+    }
   }
-  std::string metadata_path = location->is_template ? "spec.template.metadata" : "metadata";
-  auto pod_spec = OptionalObject(*pod, "spec", location->spec_path);
-  if (!pod_spec) return refuse(pod_spec.error());
-  if (*pod_spec == nullptr) return refuse("it has no " + location->spec_path);
-  auto metadata = OptionalObject(*pod, "metadata", metadata_path);
-  if (!metadata) return refuse(metadata.error());
-  if (*metadata != nullptr) {
-    auto annotations = OptionalObject(**metadata, "annotations", metadata_path + ".annotations");
-    if (!annotations) return refuse(annotations.error());
-  }
-
-  auto plan = MakePlan(**pod_spec, location->spec_path, claim_templates, options);
-  if (!plan) return refuse(plan.error());
-  if (!*plan) return {};  // already wired: unchanged, so a second run gives the same bytes
-  Wire(**pod_spec, **plan, options);
-  // Last: inserting "metadata" into the pod (template) may move its "spec".
-  Json& annotations =
-      Member(Member(*pod, "metadata", Json::object()), "annotations", Json::object());
-  annotations[std::string(kInjectedAnnotation)] = LAMEDUCK_VERSION;
-  return {};
 }
 
-std::string Label(const Json& object) {
-  std::string kind = object.value("kind", std::string("object"));
-  std::string name;
-  if (auto metadata = object.find("metadata"); metadata != object.end() && metadata->is_object()) {
-    name = NameOf(*metadata);
+// Retargets each Service port that reaches the app's port to lameduck's port name, where that
+// leaves no gap in the rollout; says what to do for the others.
+void RetargetServices(Workload& workload, std::ostream& err,
+                      std::map<Json*, std::unique_ptr<Editor>>& editors) {
+  const Plan& plan = *workload.plan;
+  for (const ServiceTarget& target : plan.targets) {
+    std::string port_text = "port " + std::to_string(target.service_port);
+    if (!target.name.empty()) {
+      Say(err, "inject",
+          target.label + ": " + port_text + " targets \"" + target.name +
+              "\": it follows by name (old pods: the app; new pods: lameduck)");
+      continue;
+    }
+    std::string was = target.implicit ? "(none: " + std::to_string(*target.number) + ")"
+                                      : std::to_string(*target.number);
+    // A number becomes the name only where the running pods already resolve it: where the app's
+    // entry had the name. Else the Service would drop every old pod until new ones are ready.
+    bool safe = !plan.app_entry_name.empty();
+    if (!safe) {
+      std::string ns = NamespaceOf(*target.service);
+      std::string name = NameOf((*target.service)["metadata"]);
+      Say(err, "inject",
+          target.label + ": " + port_text + " left on " + std::to_string(*target.number) +
+              " for now: the running pods' port " + std::to_string(plan.app_port) +
+              " has no name, so a named targetPort would drop them from the Service until new "
+              "pods are ready. When the rollout is done, run: kubectl patch service " + name +
+              (ns.empty() ? "" : " -n " + ns) + " -p '{\"spec\":{\"ports\":[{\"port\":" +
+              std::to_string(target.service_port) + ",\"targetPort\":\"" + plan.port_name +
+              "\"}]}}'; or name the app's port in the source, and the Service follows in one step");
+      continue;
+    }
+    auto& editor = editors[target.service];
+    if (!editor) editor = std::make_unique<Editor>(*target.service);
+    editor->Set(Pointer("/spec/ports") / target.port_index, "targetPort", plan.port_name);
+    Say(err, "inject",
+        target.label + ": " + port_text + " targetPort " + was + " -> \"" + plan.port_name +
+            "\" (old pods resolve it to the app, new pods to lameduck)");
   }
-  return name.empty() ? kind : kind + " " + name;
 }
 
-Result<void> InjectDocument(Json& document, const InjectOptions& options) {
-  if (!document.is_object()) {
-    return Error{"stdin holds JSON but not an object: pipe in kubectl get ... -o json"};
+void SayWired(std::ostream& err, const Workload& workload) {
+  const Plan& plan = *workload.plan;
+  const InjectOptions& options = plan.options;
+  std::string app_port = std::to_string(plan.app_port);
+  std::string entry = plan.app_entry_name.empty() ? "" : " \"" + plan.app_entry_name + "\"";
+  std::string renamed = plan.renamed_app_entry.empty()
+                            ? ""
+                            : " (its entry renamed \"" + plan.renamed_app_entry +
+                                  "\": the name \"" + plan.port_name + "\" is lameduck's now)";
+  Say(err, "inject",
+      workload.label + ": wired: container " + plan.app_name + ", port " + app_port + entry +
+          renamed + "; lameduck listens on " + std::to_string(plan.port) + " \"" +
+          plan.port_name + "\" and forwards to 127.0.0.1:" + app_port + "; admin " +
+          std::to_string(plan.admin_port) + "; " +
+          (options.mode == SidecarMode::kNative ? "native sidecar" : "classic sidecar"));
+  std::string chained;
+  for (size_t index : plan.waiting) {
+    const Json& container =
+        (*workload.object)[workload.pod / "spec" / "containers" / index];
+    chained += (chained.empty() ? "" : ", ") + NameOf(container);
   }
-  if (document.value("kind", std::string()) != "List") {
-    return InjectObject(document, options, Label(document));
+  Say(err, "inject",
+      workload.label + ": preStop waits for the drain in: " + chained +
+          " (an existing hook runs after it)");
+  auto seconds = [](milliseconds duration) { return FormatDuration(duration); };
+  int64_t needed = (options.drain_delay + options.drain_timeout + options.app_exit_timeout)
+                           .count() /
+                       1000 +
+                   kGraceMarginSeconds;
+  std::string arithmetic = "drain delay " + seconds(options.drain_delay) + " + drain timeout " +
+                           seconds(options.drain_timeout) + " + app exit " +
+                           seconds(options.app_exit_timeout) + " + " +
+                           std::to_string(kGraceMarginSeconds) + "s margin = " +
+                           std::to_string(needed) + "s";
+  Say(err, "inject",
+      workload.label + ": terminationGracePeriodSeconds " +
+          (plan.grace == plan.grace_before
+               ? std::to_string(plan.grace) + " kept (" + arithmetic + ")"
+               : std::to_string(plan.grace_before) + " -> " + std::to_string(plan.grace) + " (" +
+                     arithmetic + ")"));
+  for (const std::string& note : workload.notes) Say(err, "inject", workload.label + ": " + note);
+  if (plan.targets.empty()) {
+    Say(err, "inject",
+        workload.label + ": no Service in the input reaches port " + app_port +
+            (plan.app_entry_name.empty()
+                 ? "; a Service must target \"" + plan.port_name +
+                       "\" to reach lameduck: kubectl patch service NAME -p "
+                       "'{\"spec\":{\"ports\":[{\"port\":PORT,\"targetPort\":\"" +
+                       plan.port_name + "\"}]}}' once the rollout is done"
+                 : "; Services that target \"" + plan.port_name +
+                       "\" by name follow by themselves; one that targets " + app_port +
+                       " by number needs: kubectl patch service NAME -p "
+                       "'{\"spec\":{\"ports\":[{\"port\":PORT,\"targetPort\":\"" +
+                       plan.port_name + "\"}]}}'"));
   }
-  // `kubectl get deploy,sts -o json` gives a List. All items are wired, or none.
-  auto items = OptionalArray(document, "items", "List.items");
-  if (!items) return Error{items.error()};
-  for (size_t i = 0; *items != nullptr && i < (*items)->size(); ++i) {
-    Json& item = (**items)[i];
-    std::string label = "items[" + std::to_string(i) + "]";
-    if (!item.is_object()) return Error{label + " is not an object"};
-    auto wired = InjectObject(item, options, label + " (" + Label(item) + ")");
-    if (!wired) return wired;
-  }
-  return {};
 }
 
-void PrintLine(std::ostream& err, std::string_view command, std::string_view message) {
-  err << "lameduck " << command << ": " << message << '\n' << std::flush;
+Result<manifest::Stream> ReadInput(std::istream& in) {
+  std::string text(std::istreambuf_iterator<char>(in), {});
+  if (text.find_first_not_of(" \t\r\n") == std::string::npos) {
+    return Error{"stdin is empty: pipe in manifests (kubectl get deploy,svc -o yaml, helm, "
+                 "kustomize build)"};
+  }
+  return manifest::Read(text);
 }
 
 Result<void> CopyFile(const std::string& source_path, const std::string& dest_path) {
@@ -814,41 +1393,123 @@ int RunInject(const std::vector<std::string>& args, std::istream& in, std::ostre
               std::ostream& err) {
   auto parsed = ReadArgs(args);
   if (!parsed) {
-    PrintLine(err, "inject", parsed.error() + " (see lameduck inject --help)");
+    Say(err, "inject", parsed.error() + " (see lameduck inject --help)");
     return kExitUsage;
   }
   if (parsed->help) {
     out << InjectUsageText() << std::flush;
     return kExitOk;
   }
-  std::string text(std::istreambuf_iterator<char>(in), {});
-  if (text.find_first_not_of(" \t\r\n") == std::string::npos) {
-    PrintLine(err, "inject", "stdin is empty: pipe in kubectl get deploy NAME -o json");
+  auto read = ReadInput(in);
+  if (!read) {
+    Say(err, "inject", read.error());
     return kExitRefused;
   }
-  Json document;
+  manifest::Stream stream = std::move(read).value();
   try {
-    document = Json::parse(text);
-  } catch (const Json::parse_error& error) {
-    PrintLine(err, "inject",
-              "stdin is not JSON (at byte " + std::to_string(error.byte) +
-                  "; YAML is not read): pipe in kubectl get ... -o json");
-    return kExitRefused;
-  } catch (const Json::exception& error) {  // a number out of range (fuzz_inject)
-    PrintLine(err, "inject", std::string("stdin is not usable JSON: ") + error.what());
-    return kExitRefused;
-  }
-  try {
-    auto wired = InjectDocument(document, parsed->options);
-    if (!wired) {
-      PrintLine(err, "inject", wired.error());
-      return kExitRefused;
+    std::vector<Json*> objects = ObjectsOf(stream);
+    std::vector<Workload> workloads;
+    UndoAll(objects, err, "inject", &workloads);
+    std::vector<Json*> services;
+    std::vector<std::string> passed;
+    for (Json* object : objects) {
+      if (!object->is_object()) continue;
+      if (IsService(*object)) {
+        services.push_back(object);
+      } else if (!PodOf(*object) || At(*object, *PodOf(*object)) == nullptr) {
+        std::string kind = StringAt(*object, "kind");
+        if (StringAt(*object, "apiVersion").starts_with("batch/") &&
+            (kind == "Job" || kind == "CronJob")) {
+          Say(err, "inject",
+              Label(*object) + ": passed through: a Job's pods run to completion and are not "
+                               "rolled, so there is nothing to drain");
+        } else {
+          passed.push_back(Label(*object));
+        }
+      }
     }
-    out << document.dump(4) << '\n' << std::flush;
+
+    std::map<Json*, std::unique_ptr<Editor>> service_editors;
+    bool native_wired = false;
+    for (Workload& workload : workloads) {
+      if (!workload.skipped.empty()) {
+        Say(err, "inject", workload.label + ": skipped: " + workload.skipped);
+        continue;
+      }
+      auto options = OptionsFor(workload, parsed->options);
+      if (!options) {
+        Say(err, "inject", workload.label + ": skipped: " + options.error());
+        continue;
+      }
+      if (!options->enabled) {
+        Say(err, "inject",
+            workload.label + ": skipped: lameduck.dev/inject is false" +
+                (workload.was_wired ? " (lameduck taken out)" : ""));
+        continue;
+      }
+      auto plan = MakePlan(workload, *options, services, workload.notes);
+      if (!plan) {
+        Say(err, "inject", workload.label + ": skipped: " + plan.error());
+        for (const std::string& note : workload.notes) {
+          Say(err, "inject", workload.label + ": " + note);
+        }
+        continue;
+      }
+      workload.plan = std::move(*plan);
+      Wire(*workload.object, workload.pod, *workload.plan);
+      native_wired = native_wired || workload.plan->options.mode == SidecarMode::kNative;
+      SayWired(err, workload);
+      RetargetServices(workload, err, service_editors);
+    }
+    for (auto& [service, editor] : service_editors) editor->Record(Pointer("/metadata"));
+    if (native_wired) {
+      Say(err, "inject",
+          "native sidecars: Services find lameduck's port by name from Kubernetes 1.33 "
+          "(EndpointSlices, kubernetes/kubernetes#128850); on an older cluster use --mode "
+          "classic");
+    }
+    if (!passed.empty()) {
+      std::string list;
+      for (const std::string& label : passed) list += (list.empty() ? "" : ", ") + label;
+      Say(err, "inject", "passed through unchanged: " + list);
+    }
+    out << manifest::Write(stream) << std::flush;
   } catch (const Json::exception& error) {
-    // The checks above look at every member before it is used; this is the backstop for a shape
-    // they missed, so it is a refusal, never a crash or half a document.
-    PrintLine(err, "inject", std::string("cannot wire this input: ") + error.what());
+    // The checks look at every member before it is used; this is the backstop for a shape they
+    // missed, so it is a refusal, never a crash or half a document.
+    Say(err, "inject", std::string("cannot wire this input: ") + error.what());
+    return kExitRefused;
+  }
+  err << std::flush;
+  return kExitOk;
+}
+
+int RunUninject(const std::vector<std::string>& args, std::istream& in, std::ostream& out,
+                std::ostream& err) {
+  if (args.size() == 1 && (args[0] == "--help" || args[0] == "-h")) {
+    out << UninjectUsage() << std::flush;
+    return kExitOk;
+  }
+  if (!args.empty()) {
+    Say(err, "uninject", "takes no arguments (manifests come on stdin; see --help)");
+    return kExitUsage;
+  }
+  auto read = ReadInput(in);
+  if (!read) {
+    Say(err, "uninject", read.error());
+    return kExitRefused;
+  }
+  manifest::Stream stream = std::move(read).value();
+  try {
+    std::vector<Json*> objects = ObjectsOf(stream);
+    std::vector<Workload> workloads;
+    UndoAll(objects, err, "uninject", &workloads);
+    for (const Workload& workload : workloads) {
+      if (!workload.skipped.empty()) Say(err, "uninject", workload.label + ": " + workload.skipped);
+    }
+    out << manifest::Write(stream) << std::flush;
+  } catch (const Json::exception& error) {
+    Say(err, "uninject", std::string("cannot read this input: ") + error.what());
     return kExitRefused;
   }
   return kExitOk;
@@ -856,7 +1517,7 @@ int RunInject(const std::vector<std::string>& args, std::istream& in, std::ostre
 
 int RunInstall(const std::vector<std::string>& args, std::ostream& err) {
   if (args.size() != 1 || args[0].empty() || args[0].starts_with("-")) {
-    PrintLine(err, "install", "usage: lameduck install PATH (copies this binary to PATH)");
+    Say(err, "install", "usage: lameduck install PATH (copies this binary to PATH)");
     return kExitUsage;
   }
   const std::string& path = args[0];
@@ -873,9 +1534,10 @@ int RunInstall(const std::vector<std::string>& args, std::ostream& err) {
   }
   if (!copied) {
     unlink(temporary.c_str());
-    PrintLine(err, "install", copied.error());
+    Say(err, "install", copied.error());
     return kExitRefused;
   }
+  err << std::flush;
   return kExitOk;
 }
 

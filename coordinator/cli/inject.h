@@ -1,13 +1,27 @@
-// `lameduck inject` and `lameduck install`: wiring lameduck into a workload's pod spec, and the
-// init container's copy of the binary into the pod's shared volume.
+// `lameduck inject`, `lameduck uninject` and `lameduck install`: wiring lameduck into the
+// manifests a team already has, taking it out again, and the init container's copy of the binary
+// into the pod's shared volume.
 //
-// inject is a filter, `kubectl get deploy web -o json | lameduck inject | kubectl apply -f -`:
-// it reads one Deployment, StatefulSet, DaemonSet or Pod (or a List of them) as JSON, edits the
-// parsed tree in place, so every field it does not know about survives in its original order,
-// and writes the result as JSON. It talks to no cluster, reads no YAML and never half-wires: an
-// object it cannot wire safely is refused, with one line saying what to do, and nothing is
-// written. Injecting twice gives the same bytes: an object that already has a container named
-// "lameduck" is passed through as it is.
+// inject is a filter for the pipelines teams use: `kubectl get deploy,svc -o yaml | lameduck
+// inject | kubectl apply -f -`, a Helm post-renderer, or after `kustomize build`. It reads JSON or
+// a multi-document YAML stream (a `kind: List` or a Kustomize `ResourceList` too), wires every
+// workload it can (Deployment, StatefulSet, DaemonSet, ReplicaSet, ReplicationController, Pod,
+// Argo Rollout), retargets the Services that reach them, passes everything else through byte
+// for byte, and prints what it did, object by object, on stderr. It talks to no cluster.
+//
+// The model (DESIGN.md, "Kubernetes wiring"): lameduck never moves the app. It listens on a port
+// of its own and forwards to the app's declared port on 127.0.0.1; the app container keeps its
+// ports, env, args, command and probes and gains only the drain preStop (its own preStop is
+// chained after the drain) and the shared volume's mount. A Service reaches lameduck through a
+// named targetPort: lameduck's port entry carries the name the Service uses and the app's entry
+// gets another, so during the rollout old pods resolve the name to the app, new pods to lameduck.
+// What is not plain HTTP/1.1 (gRPC, HTTP/2, TLS, databases, UDP, hostNetwork pods) is left alone,
+// with a note.
+//
+// Every edit is recorded on the object it changed, as a JSON Patch that undoes it (annotation
+// lameduck.dev/original): uninject applies it, and inject applies it first too, so re-injecting
+// with other flags or annotations rewires from the original, and gives the same bytes when
+// nothing changed.
 #pragma once
 
 #include <istream>
@@ -18,14 +32,17 @@
 
 namespace lameduck::coordinator {
 
-// `lameduck inject [--port N] [--app-port N] [--image IMAGE] [--drain-delay DUR]
-// [--drain-timeout DUR] [--app-exit-timeout DUR] [--mode native|classic] [--container NAME]`.
-// args: what follows "inject". Reads the object from `in`, writes it wired (JSON, 4-space
-// indent, as kubectl prints it) to `out`. Returns 0 when written; 1 when it refuses the input
-// (one line on `err`, nothing on `out`); 2 for bad usage (one line naming the option). `--help`
-// prints InjectUsageText() to `out` and returns 0.
+// `lameduck inject [OPTIONS]`; args: what follows "inject". Reads manifests from `in`, writes
+// them wired to `out`, the summary to `err`. Returns 0 when written (also when nothing could be
+// wired: the summary says why); 1 when the input is not JSON or YAML (one line on `err`, nothing
+// on `out`); 2 for bad usage (one line naming the option). `--help` prints InjectUsageText().
 int RunInject(const std::vector<std::string>& args, std::istream& in, std::ostream& out,
               std::ostream& err);
+
+// `lameduck uninject`: the inverse. Workloads and Services that inject changed get back what
+// they had; everything else is written as it came. Same exit statuses.
+int RunUninject(const std::vector<std::string>& args, std::istream& in, std::ostream& out,
+                std::ostream& err);
 
 // `lameduck install PATH`: copies the running binary (/proc/self/exe) to PATH, mode 0755, through
 // PATH.tmp and a rename, so a reader never sees half a binary and a binary that is running can
