@@ -4,6 +4,10 @@
 // Not a general HTTP client: one request, `Connection: close`, the answer read to its end (by
 // Content-Length, chunked, or the server closing) and parsed by ResponseParser, the same parser
 // HttpClient uses on the loop.
+//
+// `--then -- CMD` replaces this process with CMD once the answer is in (execvp: no shell, so an
+// image without one can still chain its own preStop); `--then-sleep` is the `sleep` action,
+// chained. Neither is skipped when the drain failed: the app's own shutdown must still run.
 #include "coordinator/cli/drain_command.h"
 
 #include <arpa/inet.h>
@@ -17,6 +21,8 @@
 #include <chrono>
 #include <cstring>
 #include <optional>
+#include <thread>
+#include <variant>
 
 #include "coordinator/cli/fd.h"
 #include "coordinator/config/config.h"
@@ -36,6 +42,7 @@ using std::chrono::milliseconds;
 constexpr int kExitOk = 0;
 constexpr int kExitFailed = 1;
 constexpr int kExitUsage = 2;
+constexpr int kExitCannotRun = 127;  // what a shell exits with for a command it cannot run
 
 constexpr milliseconds kDefaultTimeout{30'000};
 // A drain takes --drain-delay plus up to --drain-timeout (5s + 25s by default) plus the app's
@@ -47,8 +54,10 @@ constexpr size_t kReadChunkBytes = 16 * 1024;
 std::string BuildUsage() {
   return "Usage: lameduck drain [--admin ADDR | --admin-socket PATH] [--token T] [--wait] "
          "[--timeout DUR]\n"
+         "                      [--then-sleep DUR | --then -- CMD [ARGS...]]\n"
          "\n"
-         "Asks a running lameduck to drain (POST /drain) and prints its answer.\n"
+         "Asks a running lameduck to drain (POST /drain) and prints its answer; then, if asked,\n"
+         "sleeps or runs an existing preStop command.\n"
          "\n"
          "  --admin ADDR         its admin API over TCP: HOST:PORT or [V6]:PORT (default\n"
          "                       127.0.0.1:" +
@@ -61,14 +70,36 @@ std::string BuildUsage() {
          "  --wait               wait until the drain is complete; prints its summary as JSON\n"
          "  --timeout DUR        give up after DUR, e.g. 250ms, 5s, 2m (default 30s, 120s with\n"
          "                       --wait; 0 means no limit)\n"
+         "  --then -- CMD [ARGS...]\n"
+         "                       after the drain request, run CMD in place of this process\n"
+         "                       (execvp, no shell needed), so CMD's exit status is the hook's.\n"
+         "                       CMD runs even when the drain failed (its error is printed\n"
+         "                       first): the app's own shutdown is never skipped. Must come\n"
+         "                       last: everything after -- is CMD's, verbatim. With --wait, CMD\n"
+         "                       runs once the drain is complete; without, once lameduck has\n"
+         "                       accepted it (202)\n"
+         "  --then-sleep DUR     after the drain request, sleep DUR (a preStop sleep action,\n"
+         "                       chained), then exit with the drain's status; it sleeps even\n"
+         "                       when the drain failed. Not with --then\n"
          "\n"
          "Options are --name VALUE or --name=VALUE. LAMEDUCK_ADMIN, LAMEDUCK_ADMIN_SOCKET and\n"
          "LAMEDUCK_ADMIN_TOKEN are the defaults of --admin, --admin-socket and --token.\n"
          "Exit status: 0 when lameduck accepted (2xx), 1 when it refused, could not be reached or\n"
-         "did not answer in time, 2 for bad usage.\n";
+         "did not answer in time, 2 for bad usage (nothing is run then, not even CMD).\n"
+         "With --then, CMD's exit status; 127 if CMD cannot be run.\n";
 }
 
 enum class WaitMode { kStartOnly, kUntilDrained };
+
+// What follows the drain request, whatever its outcome.
+struct ExitWithDrainStatus {};
+struct SleepThenExit {
+  milliseconds duration;
+};
+struct ExecCommand {
+  std::vector<std::string> argv;  // argv[0] is looked up in PATH, as execvp does
+};
+using Then = std::variant<ExitWithDrainStatus, SleepThenExit, ExecCommand>;
 
 // The command line as given, before the environment and defaults fill it in.
 struct Args {
@@ -76,6 +107,8 @@ struct Args {
   std::optional<std::string> admin_socket;
   std::optional<std::string> token;
   std::optional<std::string> timeout;
+  std::optional<std::string> then_sleep;
+  std::optional<std::vector<std::string>> then_command;  // CMD and its ARGS, after "--then --"
   WaitMode wait = WaitMode::kStartOnly;
   bool help = false;
 };
@@ -85,6 +118,7 @@ struct DrainOptions {
   std::optional<std::string> token;
   WaitMode wait = WaitMode::kStartOnly;
   std::optional<milliseconds> timeout;  // none: no limit
+  Then then;
 };
 
 struct Answer {
@@ -99,23 +133,57 @@ constexpr OptionSpec kOptions[] = {
     {"token"},
     {"timeout"},
     {"wait", OptionKind::kFlag},
+    {"then", OptionKind::kFlag},
+    {"then-sleep"},
     {"help", OptionKind::kHelp, "-h"},
 };
 
+constexpr std::string_view kThenWithoutDoubleDash = "--then: must be followed by -- CMD [ARGS...]";
+
+// "--" ends our options, so that what follows (CMD's arguments: "--wait", "--help") is never
+// read as ours, and only "--then" may stand right before it.
 Result<Args> ReadArgs(const std::vector<std::string>& args) {
-  auto line = ParseCommandLine(args, {.options = kOptions, .stray_hint = "options start with --"});
-  if (!line) return Error{line.error()};
+  auto line = ParseCommandLine(args, {.options = kOptions,
+                                      .double_dash = DoubleDash::kEndsOptions,
+                                      .stray_hint = "options start with --"});
+  if (!line) {
+    // "--then /bin/hook" is a stray argument to the parser; name what is missing instead.
+    for (size_t i = 0; i < args.size() && args[i] != "--"; ++i) {
+      if (args[i] == "--then" && (i + 1 == args.size() || args[i + 1] != "--")) {
+        return Error{std::string(kThenWithoutDoubleDash)};
+      }
+    }
+    return Error{line.error()};
+  }
+  CommandLine command_line = std::move(line).value();
   Args parsed;
-  parsed.help = line->help;
-  for (ParsedOption& option : std::move(line).value().options) {
+  parsed.help = command_line.help;
+  if (parsed.help) return parsed;  // parsing stopped there: the rest is unread
+  std::optional<std::vector<std::string>>& after_double_dash = command_line.after_double_dash;
+  // A flag is one argument and parsing stops at "--": the last option read stood right before it.
+  const bool then_before_double_dash = after_double_dash && !command_line.options.empty() &&
+                                       command_line.options.back().name == "then";
+  bool then = false;
+  for (ParsedOption& option : command_line.options) {
     if (option.name == "wait") {
       parsed.wait = WaitMode::kUntilDrained;
-    } else if (option.name != "help") {
+    } else if (option.name == "then") {
+      then = true;
+    } else {
       (option.name == "admin"          ? parsed.admin
        : option.name == "admin-socket" ? parsed.admin_socket
        : option.name == "token"        ? parsed.token
-                                       : parsed.timeout) = std::move(option.value);
+       : option.name == "timeout"      ? parsed.timeout
+                                       : parsed.then_sleep) = std::move(option.value);
     }
+  }
+  if (then && !then_before_double_dash) return Error{std::string(kThenWithoutDoubleDash)};
+  if (!then && after_double_dash) {
+    return Error{"\"--\" only comes after --then, as in --then -- CMD [ARGS...]"};
+  }
+  if (then) {
+    if (after_double_dash->empty()) return Error{"--then: no command after --"};
+    parsed.then_command = std::move(after_double_dash);
   }
   return parsed;
 }
@@ -160,6 +228,9 @@ Result<DrainOptions> ResolveOptions(const Args& args,
   if (args.admin && args.admin_socket) {
     return Error{"--admin and --admin-socket: give one of them, not both"};
   }
+  if (args.then_command && args.then_sleep) {
+    return Error{"--then and --then-sleep: give one of them, not both"};
+  }
   const std::string* env_socket = Lookup(env, "LAMEDUCK_ADMIN_SOCKET");
   const std::string* env_admin = Lookup(env, "LAMEDUCK_ADMIN");
   Result<proxy::Address> admin = Error{};
@@ -194,6 +265,14 @@ Result<DrainOptions> ResolveOptions(const Args& args,
     if (!timeout) return Error{"--timeout: " + timeout.error()};
     options.timeout = *timeout;
     if (timeout->count() == 0) options.timeout.reset();
+  }
+
+  if (args.then_sleep) {
+    auto sleep = ParseDuration(*args.then_sleep);
+    if (!sleep) return Error{"--then-sleep: " + sleep.error()};
+    options.then = SleepThenExit{*sleep};
+  } else if (args.then_command) {
+    options.then = ExecCommand{*args.then_command};
   }
   return options;
 }
@@ -385,6 +464,35 @@ void PrintError(std::FILE* err, std::string_view message) {
   std::fflush(err);
 }
 
+// The drain request itself: its answer on `out`, or one line on `err`. Returns 0 or 1.
+int RequestDrain(const DrainOptions& options, std::FILE* out, std::FILE* err) {
+  auto answer = Exchange(options);
+  if (!answer) {
+    PrintError(err, answer.error());
+    return kExitFailed;
+  }
+  if (answer->status < 200 || answer->status > 299) {
+    PrintError(err, RefusalLine(*answer, options));
+    return kExitFailed;
+  }
+  const std::string& body = answer->body;
+  std::fwrite(body.data(), 1, body.size(), out);
+  if (!body.empty() && body.back() != '\n') std::fputc('\n', out);
+  std::fflush(out);
+  return kExitOk;
+}
+
+// Returns only if execvp failed.
+int Exec(const std::vector<std::string>& command, std::FILE* err) {
+  std::vector<char*> argv;
+  for (const std::string& arg : command) argv.push_back(const_cast<char*>(arg.c_str()));
+  argv.push_back(nullptr);
+  std::fflush(nullptr);  // stdio buffers do not survive exec: what we printed must come first
+  execvp(argv[0], argv.data());
+  PrintError(err, "--then: cannot run " + Quote(command[0]) + ": " + std::strerror(errno));
+  return kExitCannotRun;
+}
+
 }  // namespace
 
 std::string_view DrainUsageText() {
@@ -410,20 +518,13 @@ int RunDrainCommand(const std::vector<std::string>& args,
     PrintError(err, options.error() + " (see lameduck drain --help)");
     return kExitUsage;
   }
-  auto answer = Exchange(*options);
-  if (!answer) {
-    PrintError(err, answer.error());
-    return kExitFailed;
+  const int drain_status = RequestDrain(*options, out, err);
+  if (const auto* sleep = std::get_if<SleepThenExit>(&options->then)) {
+    std::this_thread::sleep_for(sleep->duration);  // libstdc++ resumes it after EINTR
+  } else if (const auto* exec = std::get_if<ExecCommand>(&options->then)) {
+    return Exec(exec->argv, err);
   }
-  if (answer->status < 200 || answer->status > 299) {
-    PrintError(err, RefusalLine(*answer, *options));
-    return kExitFailed;
-  }
-  const std::string& body = answer->body;
-  std::fwrite(body.data(), 1, body.size(), out);
-  if (!body.empty() && body.back() != '\n') std::fputc('\n', out);
-  std::fflush(out);
-  return kExitOk;
+  return drain_status;
 }
 
 }  // namespace lameduck::coordinator

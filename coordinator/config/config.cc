@@ -623,6 +623,7 @@ std::string BuildUsage() {
       "it\n"
       "  lameduck drain [--admin ADDR | --admin-socket PATH] [--token T] [--wait] [--timeout "
       "DUR]\n"
+      "                 [--then-sleep DUR | --then -- CMD [ARGS...]]\n"
       "  lameduck inject [--mode native|classic] [--port N] [--app-port N] ... < in.json > "
       "out.json\n"
       "  lameduck version\n\n";

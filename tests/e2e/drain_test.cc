@@ -277,6 +277,22 @@ TEST_F(DrainTest, LameduckDrainWaitWorksOverTcpAndTheUnixSocket) {
   EXPECT_EQ(lameduck_.Wait(2s), 0);
 }
 
+// The preStop an image without a shell can have: lameduck's drain, then the app's own hook.
+TEST_F(DrainTest, LameduckDrainWaitThenRunsTheChainedCommandOnceTheDrainIsComplete) {
+  StartLameduck({"--drain-delay", "0s"});
+  ChildProcess prestop;
+  ASSERT_TRUE(prestop.Start({LameduckBinary(), "drain", "--wait", "--admin",
+                             "127.0.0.1:" + std::to_string(lameduck_.admin_port()), "--then", "--",
+                             "/bin/sh", "-c", "echo app hook ran; exit 3"}));
+  EXPECT_EQ(prestop.Wait(10s), 3) << "the chained command's status";
+  auto summary = prestop.ReadLine(1s);
+  ASSERT_TRUE(summary);
+  EXPECT_EQ(nlohmann::json::parse(*summary)["trigger"], "drain_command");
+  EXPECT_EQ(prestop.ReadLine(1s), "app hook ran");
+  ASSERT_TRUE(lameduck_.Signal(SIGTERM));
+  EXPECT_EQ(lameduck_.Wait(2s), 0);
+}
+
 // A local address that is not loopback, to be a "remote" admin client; empty if there is none.
 std::string NonLoopbackAddress() {
   ifaddrs* list = nullptr;

@@ -1,5 +1,6 @@
 // `lameduck drain` against a scripted fake admin server: the request it sends, how each answer
-// becomes output and an exit status, and that bad usage is one line naming the option.
+// becomes output and an exit status, and that bad usage is one line naming the option. What
+// --then chains replaces the process, so those tests run the real binary as a child.
 #include "coordinator/cli/drain_command.h"
 
 #include <gtest/gtest.h>
@@ -13,8 +14,12 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <thread>
+#include <vector>
+
+#include "tests/support/child_process.h"
 
 namespace lameduck::coordinator {
 namespace {
@@ -128,6 +133,29 @@ struct Outcome {
   std::string err;
 };
 
+// A loopback port bound but not listening: connecting to it is refused at once.
+class RefusingPort {
+ public:
+  RefusingPort() {
+    fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t length = sizeof(address);
+    if (bind(fd_, reinterpret_cast<sockaddr*>(&address), length) != 0) {
+      ADD_FAILURE() << "bind: " << std::strerror(errno);
+    }
+    getsockname(fd_, reinterpret_cast<sockaddr*>(&address), &length);
+    address_ = "127.0.0.1:" + std::to_string(ntohs(address.sin_port));
+  }
+  ~RefusingPort() { close(fd_); }
+  const std::string& address() const { return address_; }
+
+ private:
+  int fd_ = -1;
+  std::string address_;
+};
+
 Outcome Drain(const Args& args, const Env& env = {}) {
   char* out_text = nullptr;
   char* err_text = nullptr;
@@ -225,16 +253,9 @@ TEST(DrainCommandTest, ServerClosingWithoutAnswerExitsOne) {
 }
 
 TEST(DrainCommandTest, ConnectionRefusedExitsOneNamingTheAddress) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t length = sizeof(address);
-  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&address), length), 0);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
-  const std::string target = "127.0.0.1:" + std::to_string(ntohs(address.sin_port));
-  Outcome run = Drain({"--admin", target});  // bound but not listening: refused
-  close(fd);
+  RefusingPort port;
+  const std::string& target = port.address();
+  Outcome run = Drain({"--admin", target});
   EXPECT_EQ(run.status, 1);
   EXPECT_TRUE(Contains(run.err, "lameduck drain: cannot connect to " + target +
                                     ": Connection refused (is lameduck running with --admin " +
@@ -296,6 +317,123 @@ TEST(DrainCommandTest, HelpPrintsUsageAndExitsZero) {
   EXPECT_EQ(run.status, 0);
   EXPECT_TRUE(Contains(run.out, "Usage: lameduck drain"));
   EXPECT_TRUE(Contains(run.out, "0 means no limit"));
+  EXPECT_TRUE(Contains(run.out, "--then -- CMD [ARGS...]"));
+  EXPECT_TRUE(Contains(run.out, "CMD runs even when the drain failed"));
+  EXPECT_TRUE(Contains(run.out, "--then-sleep DUR"));
+}
+
+// The chained command in these is a path that does not exist, so that a parser bug letting one
+// through fails the test (exit 127) instead of replacing the test process.
+TEST(DrainCommandTest, ThenUsageErrorsExitTwoNamingTheOption) {
+  const std::string hook = "/nonexistent/lameduck-test-hook";
+  struct Case {
+    Args args;
+    std::string message;
+  };
+  for (const Case& c : std::vector<Case>{
+           {{"--then"}, "--then: must be followed by -- CMD [ARGS...]"},
+           {{"--wait", "--then", hook}, "--then: must be followed by -- CMD [ARGS...]"},
+           {{"--then", "--wait", "--", hook}, "--then: must be followed by -- CMD [ARGS...]"},
+           {{"--wait", "--then", "--"}, "--then: no command after --"},
+           {{"--wait", "--", hook}, "\"--\" only comes after --then"},
+           {{"--then=x", "--", hook}, "--then: takes no value"},
+           {{"--then-sleep", "1s", "--then", "--", hook},
+            "--then and --then-sleep: give one of them, not both"},
+           {{"--then-sleep", "soon"}, "--then-sleep: "},
+           {{"--then-sleep", "5"}, "--then-sleep: "},
+           {{"--then-sleep"}, "--then-sleep: missing value"},
+       }) {
+    SCOPED_TRACE(::testing::PrintToString(c.args));
+    Outcome run = Drain(c.args);
+    EXPECT_EQ(run.status, 2);
+    EXPECT_EQ(run.out, "");
+    EXPECT_TRUE(Contains(run.err, "lameduck drain: " + c.message));
+    EXPECT_EQ(run.err.find('\n'), run.err.size() - 1) << "one line: " << run.err;
+  }
+}
+
+TEST(DrainCommandTest, ThenSleepSleepsAfterTheDrainAndExitsWithItsStatus) {
+  FakeAdmin admin(Response("202 Accepted", R"({"status":"draining"})"));
+  Clock::time_point start = Clock::now();
+  Outcome run = Drain({"--admin", admin.address(), "--then-sleep", "200ms"});
+  Clock::duration took = Clock::now() - start;
+  EXPECT_EQ(run.status, 0) << run.err;
+  EXPECT_EQ(run.out, "{\"status\":\"draining\"}\n");
+  EXPECT_GE(took, 200ms);
+  EXPECT_LT(took, 10s);
+}
+
+TEST(DrainCommandTest, ThenSleepSleepsEvenWhenTheDrainFails) {
+  RefusingPort port;
+  Clock::time_point start = Clock::now();
+  Outcome run = Drain({"--admin", port.address(), "--then-sleep=200ms"});
+  EXPECT_EQ(run.status, 1);
+  EXPECT_TRUE(Contains(run.err, "lameduck drain: cannot connect to " + port.address()));
+  EXPECT_GE(Clock::now() - start, 200ms);
+}
+
+// `lameduck drain ARGS` as a child process, its stdout and stderr in one pipe (so in the order
+// written) read to the end.
+struct ChildRun {
+  std::optional<int> status;
+  std::vector<std::string> lines;
+};
+
+ChildRun RunLameduckDrain(const Args& args) {
+  lameduck::testing::ChildProcess child;
+  std::vector<std::string> argv = {lameduck::testing::LameduckBinary(), "drain"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  if (!child.Start(argv, /*capture_stderr=*/true)) {
+    ADD_FAILURE() << "cannot start " << argv[0];
+    return {};
+  }
+  while (child.ReadLine(10s)) {
+  }
+  return {child.Wait(10s), child.output()};
+}
+
+TEST(DrainCommandTest, ThenRunsTheCommandAfterTheAnswerAndExitsWithItsStatus) {
+  // The answer comes late, so a command started before it would print first.
+  FakeAdmin admin(Response("200 OK", R"({"duration_ms":12})"), FakeAdmin::Transport::kTcp, 300ms);
+  ChildRun run = RunLameduckDrain({"--admin", admin.address(), "--wait", "--then", "--", "/bin/sh",
+                                   "-c", "echo hook ran; exit 7"});
+  EXPECT_EQ(run.status, 7);
+  EXPECT_EQ(run.lines, (std::vector<std::string>{R"({"duration_ms":12})", "hook ran"}));
+  EXPECT_TRUE(admin.request().starts_with("POST /drain?wait=1 HTTP/1.1\r\n"));
+}
+
+TEST(DrainCommandTest, ThenRunsTheCommandEvenWhenTheDrainFails) {
+  RefusingPort port;
+  ChildRun run = RunLameduckDrain(
+      {"--admin", port.address(), "--wait", "--then", "--", "/bin/sh", "-c", "echo hook ran"});
+  EXPECT_EQ(run.status, 0) << "the command's status, not the drain's";
+  ASSERT_EQ(run.lines.size(), 2u) << ::testing::PrintToString(run.lines);
+  EXPECT_TRUE(Contains(run.lines[0], "lameduck drain: cannot connect to " + port.address()));
+  EXPECT_EQ(run.lines[1], "hook ran");
+}
+
+TEST(DrainCommandTest, ThenPassesEverythingAfterTheDoubleDashToTheCommandVerbatim) {
+  FakeAdmin admin(Response("202 Accepted", R"({"status":"draining"})"));
+  ChildRun run = RunLameduckDrain({"--admin", admin.address(), "--then", "--", "/bin/sh", "-c",
+                                   R"(printf '[%s]' "$@"; echo)", "sh", "--wait", "two words",
+                                   "--help", "--", "--then-sleep", "1s", ""});
+  EXPECT_EQ(run.status, 0);
+  EXPECT_EQ(run.lines, (std::vector<std::string>{R"({"status":"draining"})",
+                                                 "[--wait][two words][--help][--][--then-sleep]"
+                                                 "[1s][]"}));
+  // Without --wait of its own, the drain was only started: the command runs after the 202.
+  EXPECT_TRUE(admin.request().starts_with("POST /drain HTTP/1.1\r\n"));
+}
+
+TEST(DrainCommandTest, ThenCommandThatCannotRunExits127WithOneLine) {
+  FakeAdmin admin(Response("202 Accepted", R"({"status":"draining"})"));
+  ChildRun run =
+      RunLameduckDrain({"--admin", admin.address(), "--then", "--", "/nonexistent/hook", "x"});
+  EXPECT_EQ(run.status, 127);
+  EXPECT_EQ(run.lines, (std::vector<std::string>{
+                           R"({"status":"draining"})",
+                           R"(lameduck drain: --then: cannot run "/nonexistent/hook": No such )"
+                           "file or directory"}));
 }
 
 }  // namespace
