@@ -9,7 +9,8 @@
 //                      and stops last), or appended to containers (classic mode), listening on
 //                      9900 {name: http} and forwarding to 127.0.0.1:8080; admin on 9901
 //   web              ~ its port entry is renamed app-http (Kubernetes finds a named port in the
-//                      regular containers first, so it must not keep the Service's name)
+//                      regular containers first, so it must not keep the Service's name), and
+//                      its probes that name the port follow the rename
 //                    + the volume at /lameduck; preStop `/lameduck/lameduck drain --wait`, with
 //                      the container's own preStop chained after it (--then -- CMD)
 //   other containers + the volume and the same preStop (theirs chained)
@@ -235,6 +236,7 @@ Result<InjectArgs> ReadArgs(const std::vector<std::string>& args) {
   auto line = ParseCommandLine(args, {.options = kOptions, .stray_hint = "manifests come on stdin"});
   if (!line) return Error{line.error()};
   parsed.help = line->help;
+  if (parsed.help) return parsed;
   for (const ParsedOption& given : line->options) {
     if (auto set = SetOption(parsed.options, given.name, given.value); !set) {
       return Error{given.label + ": " + set.error()};
@@ -320,7 +322,13 @@ const Json* At(const Json& root, const Pointer& pointer) {
   return root.contains(pointer) ? &root[pointer] : nullptr;
 }
 
-// ---- The Editor: every change, with the JSON Patch operation that undoes it.
+// ---- The Editor: every change, with the operation that undoes it.
+//
+// The undo record is a list of operations, applied in order: JSON Patch's `replace` and
+// `remove`, where a `remove` of a list entry inject appended carries the entry's name and finds
+// it by that name if the list has moved since; and `prune`, for an object or list inject made,
+// which goes (or back to the null it was) only if nothing is left in it, so that what a person
+// added after the injection (an annotation, say) survives uninject and re-injection.
 
 class Editor {
  public:
@@ -345,14 +353,23 @@ class Editor {
 
   // root[at][key], made `empty` (an object or a list) when absent or null.
   Pointer Ensure(const Pointer& at, const std::string& key, Json empty) {
-    const Json* value = Find(root_[at], key);
-    if (value != nullptr) return at / key;
-    return Set(at, key, std::move(empty));
+    Json& parent = root_[at];
+    Pointer path = at / key;
+    auto it = parent.find(key);
+    if (it != parent.end() && !it->is_null()) return path;
+    Json undo = {{"op", "prune"}, {"path", path.to_string()}};
+    if (it != parent.end()) undo["value"] = nullptr;
+    undo_.push_back(std::move(undo));
+    parent[key] = std::move(empty);
+    return path;
   }
 
+  // Appends a named entry to the list at `list`.
   void Append(const Pointer& list, Json value) {
     Json& array = root_[list];
-    undo_.push_back({{"op", "remove"}, {"path", (list / array.size()).to_string()}});
+    undo_.push_back({{"op", "remove"},
+                     {"path", (list / array.size()).to_string()},
+                     {"name", NameOf(value)}});
     array.push_back(std::move(value));
   }
 
@@ -371,8 +388,66 @@ class Editor {
   std::vector<Json> undo_;
 };
 
-// Applies the undo record found in `metadata_at`'s annotations. Returns false, changing nothing,
-// when there is none; an error when it is damaged.
+// One undo operation. What is already gone stays gone; what cannot be put back is an error.
+Result<void> ApplyUndoOperation(Json& object, const Json& op) {
+  std::string kind = StringAt(op, "op");
+  const Json* path_text = Find(op, "path");
+  if (path_text == nullptr || !path_text->is_string()) return Error{"an operation has no path"};
+  Pointer path(path_text->get<std::string>());  // throws on a malformed pointer
+  if (path.empty()) return Error{"an operation names the whole object"};
+  Pointer parent_path = path.parent_pointer();
+  std::string key = path.back();
+  if (!object.contains(parent_path)) {
+    if (kind == "replace") return Error{"the parent of " + path.to_string() + " is gone"};
+    return {};
+  }
+  Json& parent = object[parent_path];
+  if (parent.is_object()) {
+    auto it = parent.find(key);
+    if (kind == "replace") {
+      const Json* value = Find(op, "value");
+      parent[key] = value != nullptr ? *value : Json(nullptr);
+    } else if (kind == "remove") {
+      if (it != parent.end()) parent.erase(it);
+    } else if (kind == "prune") {
+      if (it == parent.end()) return {};
+      if (!it->empty() && !it->is_null()) return {};  // something was added since: kept
+      if (op.contains("value")) {
+        *it = nullptr;
+      } else {
+        parent.erase(it);
+      }
+    } else {
+      return Error{"an operation is " + Quote(kind)};
+    }
+    return {};
+  }
+  if (!parent.is_array()) return Error{path.to_string() + " is not in an object or a list"};
+  auto index = ParseDigits<size_t>(key);
+  if (!index) return Error{path.to_string() + " is not a list index"};
+  if (kind == "replace") {
+    if (*index >= parent.size()) return Error{path.to_string() + " is gone"};
+    const Json* value = Find(op, "value");
+    parent[*index] = value != nullptr ? *value : Json(nullptr);
+    return {};
+  }
+  if (kind != "remove") return Error{"an operation is " + Quote(kind)};
+  std::string name = StringAt(op, "name");
+  if (*index < parent.size() && NameOf(parent[*index]) == name) {
+    parent.erase(*index);
+    return {};
+  }
+  for (size_t i = 0; i < parent.size(); ++i) {  // the list moved: by its name
+    if (!name.empty() && NameOf(parent[i]) == name) {
+      parent.erase(i);
+      return {};
+    }
+  }
+  return {};
+}
+
+// Applies the undo record found in `metadata_at`'s annotations, all or nothing. Returns false,
+// changing nothing, when there is none; an error when it is damaged.
 Result<bool> Undo(Json& object, const Pointer& metadata_at) {
   const Json* metadata = At(object, metadata_at);
   const Json* annotations = metadata != nullptr ? Find(*metadata, "annotations") : nullptr;
@@ -384,16 +459,24 @@ Result<bool> Undo(Json& object, const Pointer& metadata_at) {
   };
   if (!record->is_string()) return damaged("is not a string");
   Json patch = Json::parse(record->get<std::string>(), nullptr, false);
-  if (!patch.is_array()) return damaged("is not a JSON Patch");
-  for (const Json& op : patch) {
-    std::string kind = StringAt(op, "op");
-    if (kind != "remove" && kind != "replace") return damaged("holds an unexpected operation");
-  }
+  if (!patch.is_array()) return damaged("is not a list of operations");
+  Json undone = object;
   try {
-    object = object.patch(patch);
+    for (const Json& op : patch) {
+      if (!op.is_object()) return damaged("holds an operation that is not an object");
+      if (auto applied = ApplyUndoOperation(undone, op); !applied) {
+        return damaged("does not apply (" + applied.error() + ")");
+      }
+    }
   } catch (const Json::exception& error) {
     return damaged(std::string("does not apply (") + error.what() + ")");
   }
+  // Every record begins by removing itself: one that does not was not written by inject.
+  const Json* left = At(undone, metadata_at / "annotations");
+  if (left != nullptr && left->is_object() && left->contains(kRecordAnnotation)) {
+    return damaged("does not apply (it does not remove itself)");
+  }
+  object = std::move(undone);
   return true;
 }
 
@@ -791,6 +874,17 @@ Result<Plan> MakePlan(const Workload& workload, const InjectOptions& options,
   }
   const Json& containers = ListAt(*spec, "containers");
   if (containers.empty()) return Error{"it has no containers"};
+  if (StringAt(*workload.object, "kind") == "ReplicaSet") {
+    const Json* metadata = Find(*workload.object, "metadata");
+    const Json& owners = metadata != nullptr ? ListAt(*metadata, "ownerReferences") : EmptyArray();
+    if (!owners.empty()) {
+      return Error{"it belongs to " + StringAt(owners[0], "kind") + " " +
+                   NameOf(owners[0]) + ", which would undo the change: wire that instead"};
+    }
+    notes.push_back(
+        "a ReplicaSet does not replace the pods it runs when its template changes: the pods it "
+        "makes from now on have lameduck");
+  }
   if (const Json* host = Find(*spec, "hostNetwork"); host != nullptr && *host == true) {
     return Error{
         "a hostNetwork pod: its ports are the node's, so lameduck's own port could clash on "
@@ -1161,7 +1255,22 @@ void Wire(Json& object, const Pointer& pod, const Plan& plan) {
   Pointer spec = pod / "spec";
   Pointer containers = spec / "containers";
   if (plan.app_entry && !plan.renamed_app_entry.empty()) {
-    editor.Set(containers / plan.app / "ports" / *plan.app_entry, "name", plan.renamed_app_entry);
+    Pointer app = containers / plan.app;
+    editor.Set(app / "ports" / *plan.app_entry, "name", plan.renamed_app_entry);
+    // A probe or hook that names the port looks it up in its own container: it follows the
+    // rename, and still reaches the same port of the app.
+    for (const Pointer& handler : {app / "readinessProbe", app / "livenessProbe",
+                                   app / "startupProbe", app / "lifecycle" / "postStart"}) {
+      for (std::string_view action : {"httpGet", "tcpSocket", "grpc"}) {
+        Pointer at = handler / std::string(action);
+        const Json* found = At(object, at);
+        if (found == nullptr || !found->is_object()) continue;
+        const Json* port = Find(*found, "port");
+        if (port != nullptr && *port == plan.app_entry_name) {
+          editor.Set(at, "port", plan.renamed_app_entry);
+        }
+      }
+    }
   }
   for (size_t index : plan.waiting) WaitForDrainBeforeStop(editor, containers / index, plan);
   editor.Append(editor.Ensure(spec, "volumes", Json::array()),
@@ -1199,7 +1308,7 @@ std::vector<Json*> ObjectsOf(manifest::Stream& stream) {
       for (Json& item : value) objects.push_back(&item);
       continue;
     }
-    if (!value.is_object()) continue;
+    if (!value.is_object()) continue;  // null: an empty document (Read refuses the rest)
     std::string kind = StringAt(value, "kind");
     if (kind == "List" || kind == "ResourceList") {
       if (Json* items = const_cast<Json*>(Find(value, "items")); items && items->is_array()) {

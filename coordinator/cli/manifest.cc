@@ -4,6 +4,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 #include <cmath>
@@ -25,7 +26,7 @@ bool StartsWithMarker(std::string_view line, std::string_view marker) {
 
 // A line that holds no content: blank, or a comment.
 bool IsCommentOrBlank(std::string_view line) {
-  size_t first = line.find_first_not_of(" \t\r");
+  size_t first = line.find_first_not_of(" \t\r\n");
   return first == std::string_view::npos || line[first] == '#';
 }
 
@@ -261,7 +262,7 @@ void Emit(YAML::Emitter& out, const Json& value) {
       EmitString(out, value.get_ref<const std::string&>());
       break;
     case Json::value_t::null:
-      out << "null";
+      out << YAML::Null;
       break;
     default:  // booleans and numbers: their JSON spelling is their YAML spelling
       out << value.dump();
@@ -275,13 +276,11 @@ Result<Json> ParseYamlDocument(const std::string& text) {
   return ToJson(node, nodes);
 }
 
-// 1-based line of a document's first line within the stream.
-size_t LineOf(const std::vector<std::string>& documents, size_t index) {
-  size_t line = 1;
-  for (size_t i = 0; i < index; ++i) {
-    for (char c : documents[i]) line += c == '\n';
-  }
-  return line;
+// An object, or a list of objects (what `kubectl apply -f` takes as a JSON array).
+bool IsObjectOrList(const Json& value) {
+  if (value.is_object()) return true;
+  return value.is_array() && std::all_of(value.begin(), value.end(),
+                                         [](const Json& item) { return item.is_object(); });
 }
 
 }  // namespace
@@ -299,25 +298,36 @@ Result<Stream> Read(std::string_view text) {
     } catch (const Json::exception& error) {  // a number out of range (fuzz_inject)
       return Error{std::string("stdin is not usable JSON: ") + error.what()};
     }
+    if (!IsObjectOrList(value)) {
+      return Error{"stdin holds JSON but not an object: pipe in kubectl get ... -o json"};
+    }
     stream.documents.push_back({"", std::string(text), value, value});
     return stream;
   }
   stream.format = Format::kYaml;
   std::vector<std::string> texts = SplitDocuments(text);
+  size_t first_line = 1;  // of the document being read
   for (size_t i = 0; i < texts.size(); ++i) {
+    std::string head = HeadOf(texts[i]);
+    size_t content_line = first_line + std::count(head.begin(), head.end(), '\n');
+    std::string where =
+        "document " + std::to_string(i + 1) + " (line " + std::to_string(content_line) + ")";
     Json value;
     try {
       auto parsed = ParseYamlDocument(texts[i]);
-      if (!parsed) {
-        return Error{"document " + std::to_string(i + 1) + " (line " +
-                     std::to_string(LineOf(texts, i)) + "): " + parsed.error()};
-      }
+      if (!parsed) return Error{where + ": " + parsed.error()};
       value = std::move(*parsed);
     } catch (const YAML::Exception& error) {
-      return Error{"stdin is not valid YAML: line " +
-                   std::to_string(LineOf(texts, i) + error.mark.line) + ": " + error.msg};
+      if (error.mark.is_null()) return Error{"stdin is not valid YAML: " + where + ": " + error.msg};
+      // A mark past the end (an unclosed bracket) is shown as the document's last line.
+      size_t lines = std::max<size_t>(1, std::count(texts[i].begin(), texts[i].end(), '\n'));
+      size_t line = first_line + std::min<size_t>(error.mark.line, lines - 1);
+      return Error{"stdin is not valid YAML: line " + std::to_string(line) + ": " + error.msg};
     }
-    std::string head = HeadOf(texts[i]);
+    if (!value.is_null() && !IsObjectOrList(value)) {
+      return Error{where + " is not a Kubernetes object: pipe in manifests (kubectl get ... -o yaml)"};
+    }
+    first_line += std::count(texts[i].begin(), texts[i].end(), '\n');
     stream.documents.push_back({std::move(head), std::move(texts[i]), value, value});
   }
   return stream;

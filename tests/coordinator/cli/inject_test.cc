@@ -1,32 +1,33 @@
-// `lameduck inject` over kubectl-shaped fixtures (inject_fixtures/): the wiring it adds, the
-// fields it must keep, byte-identical re-injection, each refusal and bad usage; and
-// `lameduck install` copying the running binary.
-//
-// With LAMEDUCK_INJECT_OUT set, every injected fixture is also written there
-// (<fixture>-native.json, <fixture>-classic.json) for the manifest validation test.
+// `lameduck inject` and `uninject` over the cases of inject_cases/ (realistic manifests, each
+// with a NAME.expect saying what inject must do to it), then one behaviour at a time: the
+// wiring, the Services, annotations, re-injection, preStop chaining, what is left alone, bad
+// input and bad usage; and `lameduck install` copying the running binary.
 #include "coordinator/cli/inject.h"
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
-#include <nlohmann/json.hpp>
+#include <map>
 #include <sstream>
 #include <string>
 #include <vector>
+
+#include "coordinator/cli/manifest.h"
 
 namespace lameduck::coordinator {
 namespace {
 
 namespace fs = std::filesystem;
-using Json = nlohmann::ordered_json;
+using manifest::Json;
 using Args = std::vector<std::string>;
 
-const fs::path kFixtures = fs::path(__FILE__).parent_path() / "inject_fixtures";
+const fs::path kCases = fs::path(__FILE__).parent_path() / "inject_cases";
 
 ::testing::AssertionResult Contains(std::string_view text, std::string_view part) {
   if (text.find(part) != std::string_view::npos) return ::testing::AssertionSuccess();
@@ -44,10 +45,6 @@ std::string ReadFile(const fs::path& path) {
   return {std::istreambuf_iterator<char>(file), {}};
 }
 
-std::string Fixture(std::string_view name) {
-  return ReadFile(kFixtures / (std::string(name) + ".json"));
-}
-
 struct Outcome {
   int status;
   std::string out;
@@ -62,496 +59,652 @@ Outcome Inject(const std::string& input, const Args& args = {}) {
   return {status, out.str(), err.str()};
 }
 
-// The fixture injected (status 0 asserted by the caller through the returned document).
-Json Injected(std::string_view fixture, const Args& args = {}) {
-  Outcome outcome = Inject(Fixture(fixture), args);
-  EXPECT_EQ(outcome.status, 0) << outcome.err;
-  EXPECT_EQ(outcome.err, "");
-  return outcome.status == 0 ? Json::parse(outcome.out) : Json();
+Outcome Uninject(const std::string& input, const Args& args = {}) {
+  std::istringstream in(input);
+  std::ostringstream out;
+  std::ostringstream err;
+  int status = RunUninject(args, in, out, err);
+  return {status, out.str(), err.str()};
 }
 
-// The pod spec of the fixture (a Deployment, StatefulSet or DaemonSet) injected.
-Json PodSpec(std::string_view fixture, const Args& args = {}) {
-  return Injected(fixture, args)["spec"]["template"]["spec"];
+manifest::Stream Parse(const std::string& text) {
+  auto stream = manifest::Read(text);
+  EXPECT_TRUE(stream) << (stream ? "" : stream.error());
+  return stream ? std::move(stream).value() : manifest::Stream{};
 }
 
-// A container of a list by name; fails the test when it is missing.
-const Json& ContainerNamed(const Json& list, std::string_view name) {
+// "Kind/name" of an object.
+std::string Id(const Json& object) {
+  std::string kind = object.value("kind", "");
+  std::string name;
+  if (auto metadata = object.find("metadata"); metadata != object.end() && metadata->is_object()) {
+    name = metadata->value("name", "");
+  }
+  return kind + "/" + name;
+}
+
+// Every object of a stream by id, with the document it came in (when it is the document).
+struct Located {
+  const Json* object;
+  const manifest::Document* document;  // null for a List's item
+};
+
+std::map<std::string, Located> Objects(const manifest::Stream& stream) {
+  std::map<std::string, Located> objects;
+  for (const manifest::Document& document : stream.documents) {
+    const Json& value = document.value;
+    std::string kind = value.is_object() ? value.value("kind", "") : "";
+    if (kind == "List" || kind == "ResourceList") {
+      for (const Json& item : value["items"]) objects[Id(item)] = {&item, nullptr};
+    } else if (value.is_object()) {
+      objects[Id(value)] = {&value, &document};
+    }
+  }
+  return objects;
+}
+
+const Json& PodOf(const Json& object) {
+  return object["kind"] == "Pod" ? object : object["spec"]["template"];
+}
+
+const Json* ContainerIn(const Json& list, std::string_view name) {
   for (const Json& container : list) {
-    if (container.value("name", "") == name) return container;
+    if (container.value("name", "") == name) return &container;
   }
-  ADD_FAILURE() << "no container " << name << " in " << list.dump();
-  static const Json kNone = Json::object();
-  return kNone;
+  return nullptr;
 }
 
-std::vector<std::string> Names(const Json& list) {
-  std::vector<std::string> names;
-  for (const Json& entry : list) names.push_back(entry.value("name", ""));
-  return names;
-}
-
-std::vector<std::string> Keys(const Json& object) {
-  std::vector<std::string> keys;
-  for (const auto& [key, value] : object.items()) keys.push_back(key);
-  return keys;
-}
-
-const Json kHardened = Json::parse(R"({
-  "runAsNonRoot": true, "runAsUser": 65532, "runAsGroup": 65532,
-  "allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true,
-  "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}})");
-
-// ---- The native wiring, on the Deployment.
-
-TEST(InjectTest, AppendsInstallAndNativeSidecarAfterTheExistingInitContainers) {
-  Json pod = PodSpec("deployment");
-  EXPECT_EQ(Names(pod["initContainers"]),
-            (std::vector<std::string>{"migrate", "lameduck-install", "lameduck"}));
-  EXPECT_EQ(Names(pod["containers"]), std::vector<std::string>{"web"});
-  EXPECT_EQ(pod["volumes"],
-            Json::parse(R"([{"name": "lameduck", "emptyDir": {"sizeLimit": "16Mi"}}])"));
-}
-
-TEST(InjectTest, InstallContainerCopiesTheBinaryIntoTheSharedVolume) {
-  Json pod = PodSpec("deployment");
-  Json expected = Json::parse(R"({
-    "name": "lameduck-install",
-    "image": "ghcr.io/lameduck/lameduck:0.1.0",
-    "args": ["install", "/run/lameduck/lameduck"],
-    "volumeMounts": [{"name": "lameduck", "mountPath": "/run/lameduck"}],
-    "resources": {"requests": {"cpu": "10m", "memory": "16Mi"},
-                  "limits": {"cpu": "10m", "memory": "16Mi"}}})");
-  expected["securityContext"] = kHardened;
-  EXPECT_EQ(ContainerNamed(pod["initContainers"], "lameduck-install"), expected);
-}
-
-TEST(InjectTest, SidecarListensOnTheAppsPortAndOwnsReadiness) {
-  Json pod = PodSpec("deployment");
-  Json expected = Json::parse(R"({
-    "name": "lameduck",
-    "image": "ghcr.io/lameduck/lameduck:0.1.0",
-    "restartPolicy": "Always",
-    "args": ["--listen=0.0.0.0:8080", "--upstream=127.0.0.1:3000", "--admin=0.0.0.0:9901",
-             "--admin-socket=/run/lameduck/admin.sock", "--drain-delay=5s",
-             "--drain-timeout=25s"],
-    "ports": [{"containerPort": 8080, "name": "http", "protocol": "TCP"},
-              {"name": "lameduck-admin", "containerPort": 9901}],
-    "readinessProbe": {"httpGet": {"path": "/ready", "port": 9901},
-                       "periodSeconds": 1, "failureThreshold": 1, "timeoutSeconds": 1},
-    "startupProbe": {"httpGet": {"path": "/live", "port": 9901},
-                     "periodSeconds": 1, "failureThreshold": 30},
-    "livenessProbe": {"httpGet": {"path": "/live", "port": 9901},
-                      "periodSeconds": 10, "failureThreshold": 3},
-    "volumeMounts": [{"name": "lameduck", "mountPath": "/run/lameduck"}],
-    "resources": {"requests": {"cpu": "50m", "memory": "16Mi"}, "limits": {"memory": "64Mi"}}})");
-  expected["securityContext"] = kHardened;
-  EXPECT_EQ(ContainerNamed(pod["initContainers"], "lameduck"), expected);
-}
-
-TEST(InjectTest, AppGetsTheVolumeAndAPreStopThatDrainsFirst) {
-  Json app = PodSpec("deployment")["containers"][0];
-  EXPECT_EQ(app["volumeMounts"],
-            Json::parse(R"([{"name": "lameduck", "mountPath": "/lameduck", "readOnly": true}])"));
-  EXPECT_EQ(app["lifecycle"], Json::parse(R"({"preStop": {"exec": {"command": [
-              "/lameduck/lameduck", "drain", "--wait", "--admin", "127.0.0.1:9901",
-              "--timeout", "35s"]}}})"));
-}
-
-TEST(InjectTest, ServicePortMovesToLameduckAndOtherPortsStayWithTheApp) {
-  Json app = PodSpec("deployment")["containers"][0];
-  EXPECT_EQ(app["ports"],
-            Json::parse(R"([{"containerPort": 9090, "name": "metrics", "protocol": "TCP"}])"));
-}
-
-TEST(InjectTest, AppProbesOnTheTakenOverPortMoveToTheAppPort) {
-  Json input = Json::parse(Fixture("deployment"))["spec"]["template"]["spec"]["containers"][0];
-  Json app = PodSpec("deployment", {"--app-port", "3100"})["containers"][0];
-  EXPECT_EQ(app["readinessProbe"]["httpGet"]["port"], 3100);  // was 8080
-  EXPECT_EQ(app["livenessProbe"]["httpGet"]["port"], 3100);   // was "http", the moved name
-  EXPECT_EQ(app["startupProbe"], input["startupProbe"]);      // on "metrics": not ours
-  app["readinessProbe"]["httpGet"]["port"] = 8080;            // nothing else about them changed
-  EXPECT_EQ(app["readinessProbe"], input["readinessProbe"]);
-}
-
-TEST(InjectTest, AnnotatesThePodTemplate) {
-  Json template_metadata = Injected("deployment")["spec"]["template"]["metadata"];
-  EXPECT_EQ(template_metadata["annotations"], Json::parse(R"({"lameduck.dev/injected": "0.1.0"})"));
-  EXPECT_EQ(template_metadata["labels"], Json::parse(R"({"app.kubernetes.io/name": "web"})"));
-}
-
-TEST(InjectTest, KeepsEveryFieldItDoesNotWireInPlaceAndInOrder) {
-  Json input = Json::parse(Fixture("deployment"));
-  Json output = Injected("deployment");
-  EXPECT_EQ(Keys(output), Keys(input));
-  EXPECT_EQ(output["metadata"], input["metadata"]);  // managedFields, resourceVersion, uid
-  EXPECT_EQ(output["status"], input["status"]);
-  Json input_pod = input["spec"]["template"]["spec"];
-  Json output_pod = output["spec"]["template"]["spec"];
-  EXPECT_EQ(output_pod["initContainers"][0], input_pod["initContainers"][0]);
-  // The pod spec's own keys keep their order; the volumes it lacked come last.
-  std::vector<std::string> keys = Keys(output_pod);
-  EXPECT_EQ(std::vector<std::string>(keys.begin(), keys.end() - 1), Keys(input_pod));
-  EXPECT_EQ(keys.back(), "volumes");
-  for (std::string_view key : {"env", "resources", "image", "imagePullPolicy"}) {
-    EXPECT_EQ(output_pod["containers"][0][key], input_pod["containers"][0][key]) << key;
+Json Sidecar(const Json& pod) {
+  for (const char* list : {"initContainers", "containers"}) {
+    if (!pod["spec"].contains(list)) continue;
+    if (const Json* found = ContainerIn(pod["spec"][list], "lameduck")) return *found;
   }
-  input["spec"].erase("template");
-  output["spec"].erase("template");
-  EXPECT_EQ(output["spec"], input["spec"]);
+  ADD_FAILURE() << "no lameduck container";
+  return Json::object();
 }
 
-// The Deployment as a newer API server would give it, with fields this build has never heard of
-// at every level it edits. (Not in the fixture itself: that one is checked against the current
-// schema by the manifest validation test.)
-TEST(InjectTest, KeepsFieldsItHasNeverHeardOfWhereTheyWere) {
-  Json input = Json::parse(Fixture("deployment"));
-  Json future = Json::parse(R"({"mode": "Strict", "values": [1, 2.5, "three", null]})");
-  Json& pod = input["spec"]["template"]["spec"];
-  pod["someFutureField"] = future;
-  pod["containers"][0]["someFutureField"] = future;
-  pod["containers"][0]["ports"][0]["someFutureField"] = future;
-  pod["containers"][0]["readinessProbe"]["someFutureField"] = future;
-  input["spec"]["template"]["metadata"]["someFutureField"] = future;
-  input["someFutureField"] = future;
-  Outcome outcome = Inject(input.dump(4));
-  ASSERT_EQ(outcome.status, 0) << outcome.err;
-  Json output = Json::parse(outcome.out);
-  Json& wired = output["spec"]["template"]["spec"];
-  EXPECT_EQ(output["someFutureField"], future);
-  EXPECT_EQ(output["spec"]["template"]["metadata"]["someFutureField"], future);
-  EXPECT_EQ(wired["someFutureField"], future);
-  EXPECT_EQ(wired["containers"][0]["someFutureField"], future);
-  EXPECT_EQ(wired["containers"][0]["readinessProbe"]["someFutureField"], future);
-  // The port moved to lameduck with everything on it.
-  EXPECT_EQ(ContainerNamed(wired["initContainers"], "lameduck")["ports"][0]["someFutureField"],
-            future);
-  EXPECT_EQ(Keys(output), Keys(input));
-  EXPECT_EQ(Inject(outcome.out).out, outcome.out);
-}
-
-TEST(InjectTest, WritesJsonAsKubectlDoes) {
-  Outcome outcome = Inject(Fixture("deployment"));
-  ASSERT_EQ(outcome.status, 0) << outcome.err;
-  EXPECT_TRUE(outcome.out.starts_with("{\n    \"apiVersion\": \"apps/v1\",\n"));
-  EXPECT_TRUE(outcome.out.ends_with("}\n"));
-}
-
-// ---- The grace period and durations.
-
-TEST(InjectTest, GracePeriodIsDelayPlusTimeoutPlusAppExitPlusFiveSeconds) {
-  // The fixture's 30 is too short for 5s + 25s + 10s + 5s.
-  EXPECT_EQ(PodSpec("deployment")["terminationGracePeriodSeconds"], 45);
-  // Fractions round up: 1.5s + 40s + 2s = 43.5s, so 44 + 5.
-  Json pod = PodSpec(
-      "deployment", {"--drain-delay=1500ms", "--drain-timeout", "40s", "--app-exit-timeout", "2s"});
-  EXPECT_EQ(pod["terminationGracePeriodSeconds"], 49);
-}
-
-TEST(InjectTest, GracePeriodIsAddedWhenAbsent) {
-  Json pod = PodSpec("no-port", {"--port", "8080"});
-  EXPECT_EQ(pod["terminationGracePeriodSeconds"], 45);
-}
-
-TEST(InjectTest, LongerGracePeriodIsKept) {
-  EXPECT_EQ(PodSpec("statefulset")["terminationGracePeriodSeconds"], 120);
-  // 1s + 10s + 1s + 5s = 17s is shorter than the Deployment's 30.
-  Json pod =
-      PodSpec("deployment", {"--drain-delay=1s", "--drain-timeout=10s", "--app-exit-timeout=1s"});
-  EXPECT_EQ(pod["terminationGracePeriodSeconds"], 30);
-}
-
-TEST(InjectTest, DurationsReachLameduckAndBoundThePreStopWait) {
-  Json pod = PodSpec("deployment", {"--drain-delay", "1500ms", "--drain-timeout", "2m"});
-  Json args = ContainerNamed(pod["initContainers"], "lameduck")["args"];
-  EXPECT_EQ(args[4], "--drain-delay=1500ms");
-  EXPECT_EQ(args[5], "--drain-timeout=120s");
-  // drain --wait gives up after 120s by default: too soon for this drain.
-  Json command = pod["containers"][0]["lifecycle"]["preStop"]["exec"]["command"];
-  EXPECT_EQ(command.back(), "126500ms");
-}
-
-TEST(InjectTest, ImageAndPortsComeFromTheOptions) {
-  Json pod = PodSpec("deployment", {"--image=registry.example.com/lameduck:dev", "--port", "9090",
-                                    "--app-port", "3001"});
-  const Json& sidecar = ContainerNamed(pod["initContainers"], "lameduck");
-  EXPECT_EQ(sidecar["image"], "registry.example.com/lameduck:dev");
-  EXPECT_EQ(ContainerNamed(pod["initContainers"], "lameduck-install")["image"],
-            "registry.example.com/lameduck:dev");
-  EXPECT_EQ(sidecar["args"][0], "--listen=0.0.0.0:9090");
-  EXPECT_EQ(sidecar["args"][1], "--upstream=127.0.0.1:3001");
-  EXPECT_EQ(sidecar["ports"][0]["name"], "metrics");
-  // The probes on 8080 are no longer on the taken-over port; the one on "metrics" is.
-  EXPECT_EQ(pod["containers"][0]["readinessProbe"]["httpGet"]["port"], 8080);
-  EXPECT_EQ(pod["containers"][0]["startupProbe"]["tcpSocket"]["port"], 3001);
-}
-
-// ---- The other kinds.
-
-TEST(InjectTest, StatefulSetOnALowPortGetsTheUnprivilegedPortSysctl) {
-  Json output = Injected("statefulset");
-  Json pod = output["spec"]["template"]["spec"];
-  // lameduck runs as 65532 without capabilities: port 80 needs the pod's sysctl.
-  EXPECT_EQ(pod["securityContext"], Json::parse(R"({"sysctls": [
-              {"name": "net.ipv4.ip_unprivileged_port_start", "value": "80"}]})"));
-  EXPECT_EQ(ContainerNamed(pod["initContainers"], "lameduck")["ports"][0],
-            Json::parse(R"({"containerPort": 80, "name": "web", "protocol": "TCP"})"));
-  EXPECT_FALSE(pod["containers"][0].contains("ports"));
-  EXPECT_EQ(pod["containers"][0]["volumeMounts"][1],
-            Json::parse(R"({"name": "lameduck", "mountPath": "/lameduck", "readOnly": true})"));
-  EXPECT_EQ(output["spec"]["volumeClaimTemplates"],
-            Json::parse(Fixture("statefulset"))["spec"]["volumeClaimTemplates"]);
-}
-
-TEST(InjectTest, LowPortKeepsALowerUnprivilegedPortSysctlAndRefusesHostNetwork) {
-  std::string pod = R"({"kind": "Pod", "metadata": {"name": "p"}, "spec": {
-      "containers": [{"name": "app", "ports": [{"containerPort": 443}]}],
-      "securityContext": {"runAsUser": 1000, "sysctls": [
-          {"name": "net.ipv4.ip_unprivileged_port_start", "value": "0"}]}}})";
-  Outcome outcome = Inject(pod);
-  ASSERT_EQ(outcome.status, 0) << outcome.err;
-  EXPECT_EQ(Json::parse(outcome.out)["spec"]["securityContext"],
-            Json::parse(pod)["spec"]["securityContext"]);
-
-  std::string host_network = R"({"kind": "Pod", "metadata": {"name": "p"}, "spec": {
-      "hostNetwork": true, "containers": [{"name": "app", "ports": [{"containerPort": 80}]}]}})";
-  outcome = Inject(host_network);
-  EXPECT_EQ(outcome.status, 1);
-  EXPECT_TRUE(Contains(outcome.err, "cannot listen on port 80 in a hostNetwork pod"));
-}
-
-TEST(InjectTest, DaemonSetHostPortMovesWithThePortAndTcpProbeIsRetargeted) {
-  Json pod = PodSpec("daemonset");
-  EXPECT_EQ(ContainerNamed(pod["initContainers"], "lameduck")["ports"][0],
-            Json::parse(R"({"containerPort": 8080, "hostPort": 8080, "name": "ingest",
-                            "protocol": "TCP"})"));
-  EXPECT_EQ(pod["containers"][0]["livenessProbe"]["tcpSocket"]["port"], 3000);
-  EXPECT_EQ(Names(pod["volumes"]), (std::vector<std::string>{"spool", "lameduck"}));
-  EXPECT_EQ(Injected("daemonset")["spec"]["template"]["metadata"]["annotations"],
-            Json::parse(R"({"prometheus.io/scrape": "false", "lameduck.dev/injected": "0.1.0"})"));
-}
-
-TEST(InjectTest, BarePodIsWiredInItsOwnSpecAndKeepsItsPostStart) {
-  Json input = Json::parse(Fixture("pod"));
-  Json output = Injected("pod");
-  Json app = output["spec"]["containers"][0];
-  EXPECT_EQ(app["lifecycle"]["postStart"],
-            input["spec"]["containers"][0]["lifecycle"]["postStart"]);
-  EXPECT_TRUE(app["lifecycle"].contains("preStop"));
-  // An unnamed port is named "http" on lameduck.
-  EXPECT_EQ(ContainerNamed(output["spec"]["initContainers"], "lameduck")["ports"][0],
-            Json::parse(R"({"containerPort": 5678, "protocol": "TCP", "name": "http"})"));
-  EXPECT_EQ(output["metadata"]["annotations"],
-            Json::parse(R"({"lameduck.dev/injected": "0.1.0"})"));
-  EXPECT_EQ(output["status"], input["status"]);
-}
-
-TEST(InjectTest, ListWiresEveryItem) {
-  Json output = Injected("list");
-  ASSERT_EQ(output["items"].size(), 2u);
-  for (const Json& item : output["items"]) {
-    const Json& pod = item["spec"]["template"]["spec"];
-    EXPECT_EQ(ContainerNamed(pod["initContainers"], "lameduck")["restartPolicy"], "Always")
-        << item["kind"];
+std::string ArgValue(const Json& container, std::string_view name) {
+  std::string prefix = "--" + std::string(name) + "=";
+  for (const Json& arg : container["args"]) {
+    const std::string& text = arg.get_ref<const std::string&>();
+    if (text.starts_with(prefix)) return text.substr(prefix.size());
   }
-  EXPECT_EQ(output["metadata"], Json::parse(R"({"resourceVersion": ""})"));
+  return "";
 }
 
-TEST(InjectTest, NamedContainerIsTheAppAmongSeveral) {
-  Json pod = PodSpec("two-containers", {"--container", "checkout"});
-  EXPECT_EQ(Names(pod["containers"]), (std::vector<std::string>{"cloud-sql-proxy", "checkout"}));
-  EXPECT_TRUE(pod["containers"][1]["lifecycle"].contains("preStop"));
-  EXPECT_EQ(pod["containers"][1]["readinessProbe"]["httpGet"]["port"], 3000);
-  EXPECT_EQ(ContainerNamed(pod["initContainers"], "lameduck")["args"][0], "--listen=0.0.0.0:8000");
+// The container as it was before inject added its preStop and mount, and renamed its port:
+// what is left must equal the input's container exactly (fields, values and order).
+Json WithoutWiring(Json container, const Json& before) {
+  Json& mounts = container["volumeMounts"];
+  mounts.erase(std::remove_if(mounts.begin(), mounts.end(),
+                              [](const Json& m) { return m.value("name", "") == "lameduck"; }),
+               mounts.end());
+  if (!before.contains("volumeMounts")) container.erase("volumeMounts");
+  if (before.contains("lifecycle") && before["lifecycle"].is_object()) {
+    if (before["lifecycle"].contains("preStop")) {
+      container["lifecycle"]["preStop"] = before["lifecycle"]["preStop"];
+    } else {
+      container["lifecycle"].erase("preStop");
+    }
+  } else {
+    container.erase("lifecycle");
+  }
+  std::map<std::string, std::string> renamed;  // new name -> old
+  if (container.contains("ports") && before.contains("ports")) {
+    for (size_t i = 0; i < container["ports"].size(); ++i) {
+      if (before["ports"][i].contains("name")) {
+        renamed[container["ports"][i]["name"]] = before["ports"][i]["name"];
+        container["ports"][i]["name"] = before["ports"][i]["name"];
+      } else {
+        container["ports"][i].erase("name");
+      }
+    }
+  }
+  // Probes and a postStart hook that named the renamed port follow it.
+  std::vector<Json*> handlers;
+  for (const char* key : {"readinessProbe", "livenessProbe", "startupProbe"}) {
+    if (container.contains(key)) handlers.push_back(&container[key]);
+  }
+  if (container.contains("lifecycle") && container["lifecycle"].contains("postStart")) {
+    handlers.push_back(&container["lifecycle"]["postStart"]);
+  }
+  for (Json* handler : handlers) {
+    for (const char* action : {"httpGet", "tcpSocket", "grpc"}) {
+      if (!handler->is_object() || !handler->contains(action)) continue;
+      Json& port = (*handler)[action]["port"];
+      if (port.is_string() && renamed.contains(port)) port = renamed[port];
+    }
+  }
+  return container;
 }
 
-TEST(InjectTest, OtherContainersAlsoWaitForTheDrainBeforeTheirSigterm) {
-  Json pod = PodSpec("two-containers", {"--container", "checkout"});
-  const Json& proxy = pod["containers"][0];  // the app's database: it must outlive the drain
-  const Json& app = pod["containers"][1];
-  EXPECT_EQ(proxy["lifecycle"], app["lifecycle"]);
-  EXPECT_EQ(proxy["volumeMounts"], app["volumeMounts"]);
-  EXPECT_EQ(
-      proxy["args"],
-      Json::parse(Fixture("two-containers"))["spec"]["template"]["spec"]["containers"][0]["args"]);
-}
-
-TEST(InjectTest, OtherContainersOwnPreStopIsLeftAlone) {
-  Json input = Json::parse(Fixture("two-containers"));
-  Json hook = Json::parse(R"({"preStop": {"exec": {"command": ["sleep", "20"]}}})");
-  input["spec"]["template"]["spec"]["containers"][0]["lifecycle"] = hook;
-  Outcome outcome = Inject(input.dump(), {"--container", "checkout"});
-  ASSERT_EQ(outcome.status, 0) << outcome.err;
-  Json proxy = Json::parse(outcome.out)["spec"]["template"]["spec"]["containers"][0];
-  EXPECT_EQ(proxy["lifecycle"], hook);
-  EXPECT_FALSE(proxy.contains("volumeMounts"));
-}
-
-TEST(InjectTest, PortOptionWiresAnAppThatDeclaresNone) {
-  Json pod = PodSpec("no-port", {"--port", "8080", "--app-port", "3000"});
-  EXPECT_EQ(ContainerNamed(pod["initContainers"], "lameduck")["ports"][0],
-            Json::parse(R"({"name": "http", "containerPort": 8080})"));
-}
-
-// ---- Classic mode.
-
-TEST(InjectTest, ClassicModeAppendsLameduckAsAContainerWithItsOwnPreStop) {
-  Json pod = PodSpec("deployment", {"--mode", "classic"});
-  EXPECT_EQ(Names(pod["initContainers"]),
-            (std::vector<std::string>{"migrate", "lameduck-install"}));
-  EXPECT_EQ(Names(pod["containers"]), (std::vector<std::string>{"web", "lameduck"}));
-  Json sidecar = pod["containers"][1];
-  EXPECT_FALSE(sidecar.contains("restartPolicy"));
-  EXPECT_EQ(sidecar["lifecycle"], Json::parse(R"({"preStop": {"exec": {"command": [
-              "/lameduck", "drain", "--wait", "--admin-socket", "/run/lameduck/admin.sock",
-              "--timeout", "35s"]}}})"));
-  // Everything else is the native sidecar's.
-  Json native = ContainerNamed(PodSpec("deployment")["initContainers"], "lameduck");
-  native.erase("restartPolicy");
-  sidecar.erase("lifecycle");
-  EXPECT_EQ(sidecar, native);
-  EXPECT_TRUE(pod["containers"][0]["lifecycle"].contains("preStop"));
-  EXPECT_EQ(pod["terminationGracePeriodSeconds"], 45);
-}
-
-// ---- Idempotency, and the outputs for the manifest validation test.
+// ---- The cases.
 
 struct Case {
-  std::string fixture;
+  std::string name;
+  std::string input;
   Args args;
+  std::vector<std::pair<std::string, std::string>> expect;  // directive, the rest of the line
 };
 
-const std::vector<Case> kWireable = {
-    {"deployment", {}},
-    {"statefulset", {}},
-    {"daemonset", {}},
-    {"pod", {}},
-    {"list", {}},
-    {"two-containers", {"--container", "checkout"}},
-    {"no-port", {"--port", "8080", "--app-port", "3000"}},
-};
+std::vector<Case> LoadCases() {
+  std::vector<Case> cases;
+  for (const auto& entry : fs::directory_iterator(kCases)) {
+    std::string ext = entry.path().extension();
+    if (ext != ".yaml" && ext != ".json") continue;
+    Case c{entry.path().filename(), ReadFile(entry.path()), {}, {}};
+    std::istringstream expect(ReadFile(entry.path().string() + ".expect"));
+    for (std::string line; std::getline(expect, line);) {
+      if (line.empty() || line[0] == '#') continue;
+      size_t colon = line.find(": ");
+      if (colon == std::string::npos) continue;
+      std::string directive = line.substr(0, colon);
+      std::string rest = line.substr(colon + 2);
+      if (directive == "args") {
+        std::istringstream words(rest);
+        for (std::string word; words >> word;) c.args.push_back(word);
+      } else {
+        c.expect.emplace_back(directive, rest);
+      }
+    }
+    cases.push_back(std::move(c));
+  }
+  std::sort(cases.begin(), cases.end(),
+            [](const Case& a, const Case& b) { return a.name < b.name; });
+  return cases;
+}
 
-TEST(InjectTest, SecondInjectionIsByteIdenticalForEveryFixtureAndMode) {
-  const char* out_dir = std::getenv("LAMEDUCK_INJECT_OUT");
-  if (out_dir != nullptr) fs::create_directories(out_dir);
-  for (const Case& wireable : kWireable) {
-    for (std::string mode : {"native", "classic"}) {
-      SCOPED_TRACE(wireable.fixture + " " + mode);
-      Args args = wireable.args;
+TEST(InjectCasesTest, ThereAreAtLeastTwelveCasesEachWithExpectations) {
+  std::vector<Case> cases = LoadCases();
+  EXPECT_GE(cases.size(), 12u);
+  for (const Case& c : cases) EXPECT_FALSE(c.expect.empty()) << c.name;
+}
+
+// Every case: what the .expect says, in both modes.
+TEST(InjectCasesTest, EachCaseIsWiredAsItsExpectationsSay) {
+  for (const Case& c : LoadCases()) {
+    for (const char* mode : {"native", "classic"}) {
+      SCOPED_TRACE(c.name + " --mode " + mode);
+      Args args = c.args;
       args.insert(args.end(), {"--mode", mode});
-      Outcome first = Inject(Fixture(wireable.fixture), args);
-      ASSERT_EQ(first.status, 0) << first.err;
-      Outcome second = Inject(first.out, args);
-      ASSERT_EQ(second.status, 0) << second.err;
-      EXPECT_EQ(second.out, first.out);
-      EXPECT_EQ(second.err, "");
-      // Another mode or other options leave an injected object alone too.
-      EXPECT_EQ(Inject(first.out, {"--mode", mode == "native" ? "classic" : "native"}).out,
-                first.out);
-      if (out_dir != nullptr) {
-        std::ofstream(fs::path(out_dir) / (wireable.fixture + "-" + mode + ".json")) << first.out;
+      Outcome outcome = Inject(c.input, args);
+      ASSERT_EQ(outcome.status, 0) << outcome.err;
+      manifest::Stream before = Parse(c.input);
+      manifest::Stream after = Parse(outcome.out);
+      EXPECT_EQ(after.format, before.format);
+      auto in = Objects(before);
+      auto out = Objects(after);
+      EXPECT_EQ(in.size(), out.size());
+      std::map<std::string, std::string> port_names;  // wired workload -> lameduck's port name
+      for (const auto& [directive, rest] : c.expect) {
+        std::string id = rest.substr(0, rest.find(' '));
+        if (directive == "note") {
+          EXPECT_TRUE(Contains(outcome.err, rest));
+          continue;
+        }
+        ASSERT_TRUE(in.contains(id) && out.contains(id)) << id;
+        const Json& was = *in[id].object;
+        const Json& now = *out[id].object;
+        if (directive == "unchanged" || directive == "skipped") {
+          EXPECT_EQ(now.dump(), was.dump()) << id;
+          if (in[id].document != nullptr) {  // a document of its own: byte for byte
+            EXPECT_TRUE(Contains(outcome.out, in[id].document->text)) << id;
+          }
+          if (directive == "skipped") EXPECT_TRUE(Contains(outcome.err, id.substr(id.find('/') + 1)));
+        } else if (directive == "wired") {
+          std::string container = rest.substr(rest.find("container=") + 10);
+          container = container.substr(0, container.find(' '));
+          std::string app_port = rest.substr(rest.find("app-port=") + 9);
+          const Json& pod = PodOf(now);
+          Json sidecar = Sidecar(pod);
+          EXPECT_EQ(ArgValue(sidecar, "upstream"), "127.0.0.1:" + app_port) << id;
+          EXPECT_EQ(std::string(mode) == "native", sidecar.contains("restartPolicy")) << id;
+          std::string listen = ArgValue(sidecar, "listen");
+          EXPECT_EQ("0.0.0.0:" + std::to_string(sidecar["ports"][0]["containerPort"].get<int>()),
+                    listen);
+          port_names[id] = sidecar["ports"][0]["name"];
+          // The app container: unchanged but for the preStop, the mount and its port's name.
+          const Json* app_before = ContainerIn(PodOf(was)["spec"]["containers"], container);
+          const Json* app_after = ContainerIn(pod["spec"]["containers"], container);
+          ASSERT_TRUE(app_before && app_after) << container;
+          EXPECT_EQ(WithoutWiring(*app_after, *app_before).dump(), app_before->dump()) << id;
+          const Json& command = (*app_after)["lifecycle"]["preStop"]["exec"]["command"];
+          EXPECT_EQ(command[0], "/lameduck/lameduck");
+          EXPECT_EQ(command[1], "drain");
+          EXPECT_EQ(command[2], "--wait");
+          // No regular container keeps the name the Services use: Kubernetes looks there first.
+          for (const Json& other : pod["spec"]["containers"]) {
+            if (other["name"] == "lameduck") continue;
+            for (const Json& port : other.value("ports", Json::array())) {
+              EXPECT_NE(port.value("name", ""), port_names[id]) << id << " " << other["name"];
+            }
+          }
+        } else if (directive == "retargeted") {
+          bool found = false;
+          for (const Json& port : now["spec"]["ports"]) {
+            if (!port.contains("targetPort") || !port["targetPort"].is_string()) continue;
+            for (const auto& [workload, name] : port_names) {
+              found = found || port["targetPort"] == name;
+            }
+          }
+          EXPECT_TRUE(found) << id << " does not target lameduck's port by name: " << now.dump();
+        } else {
+          ADD_FAILURE() << "unknown directive " << directive;
+        }
       }
     }
   }
 }
 
-// ---- Refusals: exit 1, one line on stderr, nothing on stdout.
+TEST(InjectCasesTest, InjectingTheOutputAgainGivesTheSameBytes) {
+  for (const Case& c : LoadCases()) {
+    SCOPED_TRACE(c.name);
+    Outcome first = Inject(c.input, c.args);
+    ASSERT_EQ(first.status, 0) << first.err;
+    Outcome second = Inject(first.out, c.args);
+    ASSERT_EQ(second.status, 0) << second.err;
+    EXPECT_EQ(second.out, first.out);
+    EXPECT_EQ(second.err, first.err) << "the same summary each time";
+  }
+}
 
-struct Refusal {
-  std::string input;
-  Args args;
-  std::string message;
-};
+TEST(InjectCasesTest, UninjectRestoresTheInput) {
+  for (const Case& c : LoadCases()) {
+    SCOPED_TRACE(c.name);
+    Outcome wired = Inject(c.input, c.args);
+    ASSERT_EQ(wired.status, 0) << wired.err;
+    Outcome restored = Uninject(wired.out);
+    ASSERT_EQ(restored.status, 0) << restored.err;
+    manifest::Stream before = Parse(c.input);
+    manifest::Stream after = Parse(restored.out);
+    ASSERT_EQ(after.documents.size(), before.documents.size());
+    for (size_t i = 0; i < before.documents.size(); ++i) {
+      // Same tree, same key order; a document inject did not change, the same bytes.
+      EXPECT_EQ(after.documents[i].value.dump(), before.documents[i].value.dump()) << i;
+    }
+    if (wired.out == c.input) EXPECT_EQ(restored.out, c.input);
+  }
+}
 
-TEST(InjectTest, RefusesWhatItCannotWireWithOneLineSayingWhatToDo) {
-  std::string list_with_service = R"({"apiVersion": "v1", "kind": "List", "items": [)" +
-                                  Fixture("deployment") + "," + Fixture("service") + "]}";
-  const std::vector<Refusal> refusals = {
-      {Fixture("prestop"),
-       {},
-       "Deployment web: container web already has a preStop hook: remove it, or chain it "
-       "yourself after /lameduck/lameduck drain --wait"},
-      {Fixture("no-port"),
-       {},
-       "Deployment worker: no container port to take over: pass --port and --app-port"},
-      {Fixture("two-containers"),
-       {},
-       "Deployment checkout: several containers: name the app with --container (one of "
-       "cloud-sql-proxy, checkout)"},
-      {Fixture("two-containers"),
-       {"--container", "web"},
-       "no container named web (containers: cloud-sql-proxy, checkout)"},
-      {Fixture("service"),
-       {},
-       "Service web: cannot wire a Service: give a Deployment, StatefulSet, DaemonSet or Pod, "
-       "or a List of them"},
-      {list_with_service, {}, "items[1] (Service web): cannot wire a Service"},
-      {"apiVersion: apps/v1\nkind: Deployment\n", {}, "stdin is not JSON"},
-      {"{\"kind\": \"Deployment\",", {}, "stdin is not JSON"},
-      {"", {}, "stdin is empty"},
-      {"[1, 2]", {}, "not an object"},
-      {Fixture("deployment"),
-       {"--app-port", "9090"},
-       "container web already declares port 9090, where the app is to listen: pass --app-port"},
-      {R"({"kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": [
-           {"name": "app", "ports": [{"containerPort": 3000}]}]}})",
-       {},
-       "Pod p: container app's port 3000 is the one lameduck takes over, so the app cannot keep "
-       "it: pass --app-port"},
-      {R"({"kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": {"name": "app"}}})",
-       {},
-       "Pod p: spec.containers is not a list"},
-      {R"({"kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": [{"name": "app",
-           "ports": [{"containerPort": 8080}]}], "volumes": [{"name": "lameduck"}]}})",
-       {},
-       "the pod already has a volume named lameduck: rename it"},
-  };
-  for (const Refusal& refusal : refusals) {
-    SCOPED_TRACE(refusal.message);
-    Outcome outcome = Inject(refusal.input, refusal.args);
+// ---- One behaviour at a time.
+
+constexpr std::string_view kWeb = R"(apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+        - name: web
+          image: example/web:1
+          env:
+            - name: PORT
+              value: "8080"
+          ports:
+            - name: http
+              containerPort: 8080
+          readinessProbe:
+            httpGet: {path: /healthz, port: http}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: web
+spec:
+  selector: {app: web}
+  ports:
+    - port: 80
+      targetPort: 8080
+)";
+
+Json Wired(std::string_view input, const Args& args = {}) {
+  Outcome outcome = Inject(std::string(input), args);
+  EXPECT_EQ(outcome.status, 0) << outcome.err;
+  return Parse(outcome.out).documents[0].value;
+}
+
+TEST(InjectTest, LameduckListensOnItsOwnPortAndForwardsToTheAppsDeclaredPort) {
+  Json pod = Wired(kWeb)["spec"]["template"];
+  Json sidecar = Sidecar(pod);
+  EXPECT_EQ(ArgValue(sidecar, "listen"), "0.0.0.0:9900");
+  EXPECT_EQ(ArgValue(sidecar, "upstream"), "127.0.0.1:8080");
+  EXPECT_EQ(ArgValue(sidecar, "admin"), "0.0.0.0:9901");
+  EXPECT_EQ(sidecar["ports"].dump(),
+            R"([{"name":"http","containerPort":9900},{"name":"lameduck-admin","containerPort":9901}])");
+  EXPECT_EQ(sidecar["restartPolicy"], "Always");
+  EXPECT_EQ(sidecar["readinessProbe"]["httpGet"]["port"], 9901);
+  // The app: its port renamed, its probe by name following it, everything else as it was.
+  const Json& app = pod["spec"]["containers"][0];
+  EXPECT_EQ(app["ports"].dump(), R"([{"name":"app-http","containerPort":8080}])");
+  EXPECT_EQ(pod["metadata"]["annotations"]["lameduck.dev/injected"], LAMEDUCK_VERSION);
+}
+
+TEST(InjectTest, ProbesThatNameTheRenamedPortFollowIt) {
+  // A probe's named port is looked up in its own container: after the app's entry is renamed,
+  // "http" would resolve nowhere there. The probe follows the rename, to the same app port.
+  Json app = Wired(kWeb)["spec"]["template"]["spec"]["containers"][0];
+  EXPECT_EQ(app["readinessProbe"]["httpGet"].dump(), R"({"path":"/healthz","port":"app-http"})");
+}
+
+TEST(InjectTest, NumericTargetPortBecomesTheNameWhenThePodsAlreadyResolveIt) {
+  Outcome outcome = Inject(std::string(kWeb));
+  Json service = Parse(outcome.out).documents[1].value;
+  EXPECT_EQ(service["spec"]["ports"][0]["targetPort"], "http");
+  EXPECT_TRUE(Contains(outcome.err, "Service web: port 80 targetPort 8080 -> \"http\""));
+  EXPECT_TRUE(service["metadata"]["annotations"].contains("lameduck.dev/original"));
+}
+
+TEST(InjectTest, AFreePortIsChosenWhenTheDefaultsAreTaken) {
+  std::string input(kWeb);
+  input.replace(input.find("containerPort: 8080"), 19, "containerPort: 9900");
+  input.replace(input.find("targetPort: 8080"), 16, "targetPort: 9900");
+  Json sidecar = Sidecar(Wired(input)["spec"]["template"]);
+  EXPECT_EQ(ArgValue(sidecar, "listen"), "0.0.0.0:9902");
+  EXPECT_EQ(ArgValue(sidecar, "upstream"), "127.0.0.1:9900");
+  EXPECT_EQ(ArgValue(sidecar, "admin"), "0.0.0.0:9901");
+}
+
+TEST(InjectTest, PortOptionsAndAnnotationsChooseLameducksPorts) {
+  Json sidecar = Sidecar(Wired(kWeb, {"--port", "7000", "--admin-port", "7001"})["spec"]["template"]);
+  EXPECT_EQ(ArgValue(sidecar, "listen"), "0.0.0.0:7000");
+  EXPECT_EQ(ArgValue(sidecar, "admin"), "0.0.0.0:7001");
+  std::string annotated(kWeb);
+  annotated.replace(annotated.find("      labels: {app: web}"), 24,
+                    "      labels: {app: web}\n      annotations: {lameduck.dev/port: \"7100\"}");
+  EXPECT_EQ(ArgValue(Sidecar(Wired(annotated, {"--port", "7000"})["spec"]["template"]), "listen"),
+            "0.0.0.0:7100")
+      << "the workload's annotation wins over the flag";
+}
+
+TEST(InjectTest, ReinjectingWithOtherAnnotationsRewiresFromTheOriginal) {
+  Outcome first = Inject(std::string(kWeb));
+  ASSERT_EQ(first.status, 0);
+  // A person adds an annotation to the wired manifest and injects again.
+  std::string edited = first.out;
+  size_t at = edited.find("        lameduck.dev/injected:");
+  ASSERT_NE(at, std::string::npos) << edited;
+  edited.insert(at, "        lameduck.dev/drain-delay: 12s\n");
+  Outcome second = Inject(edited, {"--drain-timeout", "40s"});
+  ASSERT_EQ(second.status, 0) << second.err;
+  Json pod = Parse(second.out).documents[0].value["spec"]["template"];
+  Json sidecar = Sidecar(pod);
+  EXPECT_EQ(ArgValue(sidecar, "drain-delay"), "12s");
+  EXPECT_EQ(ArgValue(sidecar, "drain-timeout"), "40s");
+  EXPECT_EQ(pod["spec"]["initContainers"].size(), 2u) << "rewired, not wired twice";
+  EXPECT_EQ(pod["spec"]["terminationGracePeriodSeconds"], 12 + 40 + 10 + 5);
+  // Taking it out again leaves the person's annotation and nothing of lameduck's.
+  Outcome restored = Uninject(second.out);
+  Json back = Parse(restored.out).documents[0].value["spec"]["template"];
+  EXPECT_EQ(back["metadata"]["annotations"].dump(), R"({"lameduck.dev/drain-delay":"12s"})");
+  EXPECT_FALSE(back["spec"].contains("initContainers"));
+  EXPECT_EQ(Parse(restored.out).documents[1].value["spec"]["ports"][0]["targetPort"], 8080);
+}
+
+TEST(InjectTest, InjectFalseTakesLameduckOut) {
+  Outcome wired = Inject(std::string(kWeb));
+  Outcome off = Inject(wired.out, {});
+  std::string edited = wired.out;
+  edited.insert(edited.find("        lameduck.dev/injected:"), "        lameduck.dev/inject: \"false\"\n");
+  off = Inject(edited);
+  ASSERT_EQ(off.status, 0);
+  EXPECT_TRUE(Contains(off.err, "Deployment web: skipped: lameduck.dev/inject is false (lameduck taken out)"));
+  Json pod = Parse(off.out).documents[0].value["spec"]["template"];
+  EXPECT_FALSE(pod["spec"].contains("initContainers"));
+  EXPECT_EQ(pod["metadata"]["annotations"].dump(), R"({"lameduck.dev/inject":"false"})");
+  EXPECT_EQ(Parse(off.out).documents[1].value["spec"]["ports"][0]["targetPort"], 8080);
+}
+
+TEST(InjectTest, ABadAnnotationSkipsItsWorkloadNamingTheAnnotation) {
+  std::string input(kWeb);
+  input.replace(input.find("      labels: {app: web}"), 24,
+                "      labels: {app: web}\n      annotations: {lameduck.dev/drain-delay: soon}");
+  Outcome outcome = Inject(input);
+  EXPECT_EQ(outcome.status, 0);
+  EXPECT_EQ(outcome.out, input);
+  EXPECT_TRUE(Contains(outcome.err, "Deployment web: skipped: annotation lameduck.dev/drain-delay: "
+                                    "invalid duration \"soon\""));
+}
+
+TEST(InjectTest, AnExistingExecPreStopRunsAfterTheDrain) {
+  std::string input(kWeb);
+  input.replace(input.find("          readinessProbe:"), 0,
+                "          lifecycle:\n            preStop:\n              exec:\n"
+                "                command: [\"/bin/app\", \"shutdown\", \"--grace\"]\n");
+  Json app = Wired(input)["spec"]["template"]["spec"]["containers"][0];
+  EXPECT_EQ(app["lifecycle"]["preStop"]["exec"]["command"].dump(),
+            R"(["/lameduck/lameduck","drain","--wait","--admin","127.0.0.1:9901","--timeout","35s","--then","--","/bin/app","shutdown","--grace"])");
+}
+
+TEST(InjectTest, AnExistingSleepPreStopSleepsAfterTheDrain) {
+  std::string input(kWeb);
+  input.replace(input.find("          readinessProbe:"), 0,
+                "          lifecycle: {preStop: {sleep: {seconds: 7}}}\n");
+  Json app = Wired(input)["spec"]["template"]["spec"]["containers"][0];
+  const Json& command = app["lifecycle"]["preStop"]["exec"]["command"];
+  EXPECT_EQ(command[command.size() - 2], "--then-sleep");
+  EXPECT_EQ(command[command.size() - 1], "7s");
+}
+
+TEST(InjectTest, AnHttpGetPreStopCannotBeChainedSoTheWorkloadIsLeftAlone) {
+  std::string input(kWeb);
+  input.replace(input.find("          readinessProbe:"), 0,
+                "          lifecycle: {preStop: {httpGet: {path: /quit, port: 8080}}}\n");
+  Outcome outcome = Inject(input);
+  EXPECT_EQ(outcome.status, 0);
+  EXPECT_EQ(outcome.out, input);
+  EXPECT_TRUE(Contains(outcome.err, "Deployment web: skipped: container web: its preStop hook is "
+                                    "not exec or sleep"));
+}
+
+TEST(InjectTest, GracePeriodCoversTheDrainAndALongerOneIsKept) {
+  Json spec = Wired(kWeb, {"--drain-delay", "3s", "--drain-timeout", "20s",
+                           "--app-exit-timeout", "4s"})["spec"]["template"]["spec"];
+  EXPECT_EQ(spec["terminationGracePeriodSeconds"], 3 + 20 + 4 + 5);
+  std::string input(kWeb);
+  input.replace(input.find("      containers:"), 0, "      terminationGracePeriodSeconds: 120\n");
+  Outcome outcome = Inject(input);
+  EXPECT_EQ(Parse(outcome.out).documents[0].value["spec"]["template"]["spec"]
+                ["terminationGracePeriodSeconds"],
+            120);
+  EXPECT_TRUE(Contains(outcome.err, "terminationGracePeriodSeconds 120 kept (drain delay 5s + "
+                                    "drain timeout 25s + app exit 10s + 5s margin = 45s)"));
+}
+
+TEST(InjectTest, ClassicModeAppendsLameduckAsAContainerThatWaitsForItsOwnDrain) {
+  Json spec = Wired(kWeb, {"--mode", "classic"})["spec"]["template"]["spec"];
+  ASSERT_EQ(spec["containers"].size(), 2u);
+  const Json& sidecar = spec["containers"][1];
+  EXPECT_EQ(sidecar["name"], "lameduck");
+  EXPECT_FALSE(sidecar.contains("restartPolicy"));
+  EXPECT_EQ(sidecar["lifecycle"]["preStop"]["exec"]["command"][1], "drain");
+  EXPECT_EQ(spec["initContainers"].size(), 1u);  // lameduck-install only
+}
+
+TEST(InjectTest, JsonInJsonOutAsKubectlPrintsIt) {
+  std::string input =
+      R"({"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","labels":{"a":"b"}},)"
+      R"("spec":{"containers":[{"name":"c","image":"i","ports":[{"containerPort":8080}]}]}})";
+  Outcome outcome = Inject(input);
+  ASSERT_EQ(outcome.status, 0) << outcome.err;
+  EXPECT_EQ(outcome.out.substr(0, 30), "{\n    \"apiVersion\": \"v1\",\n    ");
+  Json pod = Json::parse(outcome.out);
+  EXPECT_EQ(ArgValue(Sidecar(pod), "upstream"), "127.0.0.1:8080");
+  EXPECT_TRUE(Contains(outcome.err, "Pod p: wired"));
+}
+
+TEST(InjectTest, WhatIsNotHttpIsLeftByteForByteWithOneNoteEach) {
+  const std::string input = R"(# Source: chart/templates/redis.yaml
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: cache}
+spec:
+  selector: {matchLabels: {app: cache}}
+  serviceName: cache
+  template:
+    metadata: {labels: {app: cache}}
+    spec:
+      containers:
+        - name: redis
+          image: redis:7   # pinned
+          ports: [{containerPort: 6379}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: h2}
+spec:
+  containers:
+    - name: h2
+      image: h2:1
+      ports: [{name: h2c, containerPort: 8080}, {name: udp-stats, containerPort: 8125, protocol: UDP}]
+)";
+  Outcome outcome = Inject(input);
+  EXPECT_EQ(outcome.status, 0);
+  EXPECT_EQ(outcome.out, input);
+  EXPECT_TRUE(Contains(outcome.err, "StatefulSet cache: skipped: no port is plain HTTP/1.1 (6379: Redis)"));
+  EXPECT_TRUE(Contains(outcome.err, "8080 \"h2c\": HTTP/2"));
+  EXPECT_TRUE(Contains(outcome.err, "8125 \"udp-stats\": UDP"));
+}
+
+TEST(InjectTest, AnAppPortGivenByFlagWiresAPortNobodyDeclared) {
+  std::string input = R"(apiVersion: v1
+kind: Pod
+metadata: {name: p}
+spec:
+  containers: [{name: c, image: i}]
+)";
+  EXPECT_TRUE(Contains(Inject(input).err, "it declares no port: say which"));
+  Json pod = Wired(input, {"--app-port", "3000"});
+  EXPECT_EQ(ArgValue(Sidecar(pod), "upstream"), "127.0.0.1:3000");
+  EXPECT_FALSE(pod["spec"]["containers"][0].contains("ports")) << "the app is not given a port";
+}
+
+TEST(InjectTest, WiredByHandIsLeftAloneAndADamagedRecordIsNotApplied) {
+  std::string by_hand = R"(apiVersion: v1
+kind: Pod
+metadata: {name: p}
+spec:
+  containers: [{name: c, image: i, ports: [{containerPort: 8080}]}, {name: lameduck, image: x}]
+)";
+  Outcome outcome = Inject(by_hand);
+  EXPECT_EQ(outcome.out, by_hand);
+  EXPECT_TRUE(Contains(outcome.err, "already has a container named lameduck"));
+
+  std::string damaged = R"(apiVersion: v1
+kind: Pod
+metadata: {name: p, annotations: {lameduck.dev/original: '[{"op":"remove","path":"/nope/0"}]'}}
+spec:
+  containers: [{name: c, image: i, ports: [{containerPort: 8080}]}]
+)";
+  for (const Outcome& result : {Inject(damaged), Uninject(damaged)}) {
+    EXPECT_EQ(result.status, 0);
+    EXPECT_EQ(result.out, damaged);
+    EXPECT_TRUE(Contains(result.err, "its lameduck.dev/original annotation does not apply"));
+  }
+}
+
+TEST(InjectTest, ServicesInOtherNamespacesOrSelectingOtherPodsAreNotTouched) {
+  std::string input(kWeb);
+  input += R"(---
+apiVersion: v1
+kind: Service
+metadata: {name: other, namespace: elsewhere}
+spec:
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080}]
+)";
+  input.replace(input.find("  name: web\nspec:\n  selector:\n    matchLabels"), 11,
+                "  name: web\n  namespace: shop");
+  Outcome outcome = Inject(input);
+  ASSERT_EQ(outcome.status, 0);
+  manifest::Stream stream = Parse(outcome.out);
+  EXPECT_EQ(stream.documents[2].value["spec"]["ports"][0]["targetPort"], 8080);
+  EXPECT_TRUE(Contains(outcome.out, stream.documents[2].text));
+}
+
+TEST(InjectTest, KustomizeResourceListItemsAreWired) {
+  std::string input = R"(apiVersion: config.kubernetes.io/v1
+kind: ResourceList
+items:
+  - apiVersion: v1
+    kind: Pod
+    metadata: {name: p}
+    spec:
+      containers: [{name: c, image: i, ports: [{name: http, containerPort: 8080}]}]
+functionConfig: {apiVersion: example.com/v1, kind: LameDuck, metadata: {name: x}}
+)";
+  Outcome outcome = Inject(input);
+  ASSERT_EQ(outcome.status, 0) << outcome.err;
+  Json list = Parse(outcome.out).documents[0].value;
+  EXPECT_EQ(list["kind"], "ResourceList");
+  EXPECT_EQ(ArgValue(Sidecar(list["items"][0]), "upstream"), "127.0.0.1:8080");
+  EXPECT_EQ(list["functionConfig"]["kind"], "LameDuck");
+}
+
+TEST(InjectTest, UnreadableInputIsRefusedWithOneLineAndNothingWritten) {
+  for (const std::string& input : {std::string(""), std::string("  \n"), std::string("{\"kind\":"),
+                                   std::string("a: [1, 2\n"), std::string("just words\n"),
+                                   std::string("[1, 2]"), std::string("\"text\"")}) {
+    SCOPED_TRACE(input);
+    Outcome outcome = Inject(input);
     EXPECT_EQ(outcome.status, 1);
     EXPECT_EQ(outcome.out, "");
     EXPECT_TRUE(IsOneLine(outcome.err));
-    EXPECT_TRUE(outcome.err.starts_with("lameduck inject: ")) << outcome.err;
-    EXPECT_TRUE(Contains(outcome.err, refusal.message));
+    EXPECT_TRUE(Contains(outcome.err, "lameduck inject: "));
   }
 }
 
-// ---- Bad usage: exit 2, one line naming the option, before stdin is read.
+// Found by fuzz_inject (tests/fuzz/regressions/fuzz_inject/number-overflow-out-of-range).
+TEST(InjectTest, ANumberTooLargeForJsonIsRefusedNotACrash) {
+  Outcome outcome = Inject("2312e1116");
+  EXPECT_EQ(outcome.status, 1);
+  EXPECT_TRUE(Contains(outcome.err, "lameduck inject"));
+  EXPECT_EQ(outcome.out, "");
+}
 
 TEST(InjectTest, BadUsageExitsTwoNamingTheOption) {
-  const std::vector<std::pair<Args, std::string>> cases = {
-      {{"--bogus"}, "unknown option --bogus"},
-      {{"--port"}, "--port: missing value"},
-      {{"--port", "--app-port", "3000"}, "--port: missing value"},
-      {{"--port", "http"}, "--port: invalid port \"http\""},
-      {{"--port=70000"}, "--port: invalid port \"70000\""},
-      {{"--app-port", "0"}, "--app-port: invalid port \"0\""},
-      {{"--port", "9901"}, "--port: 9901 is lameduck's admin port"},
-      {{"--port", "8080", "--app-port", "8080"}, "--app-port: 8080 is both"},
-      {{"--port", "3000"}, "--port: 3000 is both"},
-      {{"--drain-delay", "5"}, "--drain-delay: invalid duration \"5\""},
-      {{"--drain-timeout=0s"}, "--drain-timeout: must be more than 0"},
-      {{"--app-exit-timeout", "soon"}, "--app-exit-timeout: invalid duration"},
-      {{"--mode", "sidecar"}, "--mode: invalid mode \"sidecar\" (use native or classic)"},
-      {{"--image="}, "--image: must not be empty"},
-      {{"deployment.json"}, "unexpected argument \"deployment.json\""},
+  struct Bad {
+    Args args;
+    std::string message;
   };
-  for (const auto& [args, message] : cases) {
-    SCOPED_TRACE(message);
-    Outcome outcome = Inject(Fixture("deployment"), args);
+  for (const Bad& bad : std::vector<Bad>{
+           {{"--port", "80"}, "--port: invalid port \"80\" (use a number from 1024 to 65535"},
+           {{"--port", "9900", "--admin-port", "9900"}, "--admin-port: 9900 is also --port"},
+           {{"--app-port", "0"}, "--app-port: invalid port \"0\""},
+           {{"--mode", "sideways"}, "--mode: invalid mode \"sideways\""},
+           {{"--drain-timeout", "0s"}, "--drain-timeout: must be more than 0"},
+           {{"--drain-delay", "5"}, "--drain-delay: "},
+           {{"--image="}, "--image: must not be empty"},
+           {{"--dran-delay", "5s"}, "unknown option --dran-delay (did you mean --drain-delay?)"},
+           {{"deploy.yaml"}, "unexpected argument \"deploy.yaml\" (manifests come on stdin)"},
+       }) {
+    SCOPED_TRACE(bad.args[0]);
+    Outcome outcome = Inject(std::string(kWeb), bad.args);
     EXPECT_EQ(outcome.status, 2);
     EXPECT_EQ(outcome.out, "");
     EXPECT_TRUE(IsOneLine(outcome.err));
-    EXPECT_TRUE(Contains(outcome.err, "lameduck inject: " + message));
+    EXPECT_TRUE(Contains(outcome.err, "lameduck inject: " + bad.message));
   }
+  Outcome extra = Uninject(std::string(kWeb), {"--mode", "classic"});
+  EXPECT_EQ(extra.status, 2);
+  EXPECT_TRUE(IsOneLine(extra.err));
 }
 
 TEST(InjectTest, HelpPrintsUsage) {
-  Outcome outcome = Inject("", {"--help"});
-  EXPECT_EQ(outcome.status, 0);
-  EXPECT_EQ(outcome.out, InjectUsageText());
-  EXPECT_TRUE(Contains(outcome.out, "--mode native|classic"));
+  for (const char* flag : {"--help", "-h"}) {
+    Outcome outcome = Inject("", {flag});
+    EXPECT_EQ(outcome.status, 0);
+    EXPECT_EQ(outcome.out, InjectUsageText());
+    EXPECT_TRUE(Contains(outcome.out, "--post-renderer"));
+    EXPECT_TRUE(Contains(outcome.out, "lameduck.dev/inject"));
+  }
+  Outcome uninject = Uninject("", {"--help"});
+  EXPECT_EQ(uninject.status, 0);
+  EXPECT_TRUE(Contains(uninject.out, "Usage: lameduck uninject"));
 }
 
 // ---- lameduck install.
@@ -602,20 +755,6 @@ TEST_F(InstallTest, NeedsExactlyOnePath) {
     EXPECT_EQ(RunInstall(args, err), 2);
     EXPECT_TRUE(Contains(err.str(), "usage: lameduck install PATH"));
   }
-}
-
-}  // namespace
-}  // namespace lameduck::coordinator
-
-namespace lameduck::coordinator {
-namespace {
-
-// Found by fuzz_inject (tests/fuzz/regressions/fuzz_inject/number-overflow-out-of-range).
-TEST(InjectTest, ANumberTooLargeForJsonIsRefusedNotACrash) {
-  Outcome outcome = Inject("2312e1116");
-  EXPECT_EQ(outcome.status, 1);
-  EXPECT_NE(outcome.err.find("lameduck inject"), std::string::npos) << outcome.err;
-  EXPECT_EQ(outcome.out, "");
 }
 
 }  // namespace
