@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The Kubernetes wiring, checked offline: every manifest in k8s/ against the Kubernetes API
-# schemas, strictly (unknown fields are errors) and against lameduck's wiring conventions;
-# every JSON file that `lameduck inject`'s tests left in $LAMEDUCK_INJECT_OUT (if set) the same
-# way, so that inject and k8s/README.md cannot drift apart; the fixtures in tests/k8s_bad/, each
-# of which must be rejected for its one reason; and the image conventions shared by
-# k8s/Dockerfile, the manifests and CMakeLists.txt.
+# schemas, strictly (unknown fields are errors) and against lameduck's wiring conventions; the
+# fixtures in tests/k8s_good/, which must pass; what `lameduck inject` ($LAMEDUCK_BINARY, if set)
+# writes for each of its cases in tests/coordinator/cli/inject_cases/, the same way, so that
+# inject and k8s/README.md cannot drift apart; the fixtures in tests/k8s_bad/, each of which
+# must be rejected for its one reason; and the image conventions shared by k8s/Dockerfile, the
+# manifests and CMakeLists.txt.
 #
 # Needs node and k8s/validate/node_modules: runs `npm ci` there once if it is missing or does
 # not match package-lock.json (scripts/setup normally did it already); after that, no network.
@@ -52,6 +53,7 @@ if ! (cd "$validator" && modules_match_lock); then
 fi
 
 validate() { node "$validator/validate.mjs" "$@"; }
+good=$root/tests/k8s_good
 
 # --- 1. The manifests we ship: strict schema, and the wiring conventions (--lameduck) ---------
 shopt -s nullglob
@@ -68,24 +70,67 @@ for file in "${manifests[@]}"; do
   fi
 done
 
-# --- 2. What `lameduck inject` writes, for each fixture it must wire, in both modes ---------
+# --- 1b. Fixtures that must pass (with --lameduck), and what the summary must say ----------
+# fixture | text the summary line (stderr) must contain
+expect_accepted() {
+  local fixture=$1 expected=$2 out
+  if ! out=$(validate --lameduck "$fixture" 2>&1); then
+    fail "${fixture#"$root"/}: rejected"
+    printf '%s\n' "$out" | sed 's/^/    /'
+  elif ! grep -qF -- "$expected" <<<"${out##*validate: }"; then
+    fail "${fixture#"$root"/}: expected the summary to say '$expected', got: ${out##*validate: }"
+  else
+    pass "${fixture#"$root"/}: ${out##*validate: }"
+  fi
+}
+expect_accepted "$good/custom-resources.yaml" "2 not checked (no schema), no problems"
+expect_accepted "$good/rollout.yaml" "2 objects in 1 file, no problems"
+good_fixtures=("$good"/*)
+if ((${#good_fixtures[@]} != 2)); then
+  fail "tests/k8s_good has ${#good_fixtures[@]} files; give each new fixture an expect_accepted line"
+fi
+
+# --- 2. What `lameduck inject` writes, for each of its cases, in both modes -----------------
 # Run here (not left behind by inject_test) so that no test order matters. LAMEDUCK_BINARY is
-# the binary under test (CTest passes it); fixtures that must be refused are not in this list.
-injectable=(deployment statefulset daemonset pod list)
+# the binary under test (CTest passes it). Every case (*.yaml, *.json) must be valid Kubernetes
+# as written; inject must take it (exit 0: a workload it leaves alone passes through), and what
+# it writes must pass --lameduck. A case's sibling CASE.expect may give inject more arguments on
+# lines `args: ARG...` (split on spaces); inject_test checks the rest of that file.
+cases_dir=$root/tests/coordinator/cli/inject_cases
 if [[ -n "${LAMEDUCK_BINARY:-}" ]]; then
   inject_out=$(mktemp -d)
-  for name in "${injectable[@]}"; do
+  cases=("$cases_dir"/*.yaml "$cases_dir"/*.json)
+  if ((${#cases[@]} == 0)); then
+    fail "no inject cases (tests/coordinator/cli/inject_cases/*.yaml, *.json)"
+  fi
+  for case in "${cases[@]}"; do
+    name=${case##*/}
+    if out=$(validate "$case" 2>&1); then
+      pass "inject case $name is valid Kubernetes: ${out##*validate: }"
+    else
+      fail "inject case $name is not valid Kubernetes"
+      printf '%s\n' "$out" | sed 's/^/    /'
+    fi
+    extra=()
+    if [[ -f "$case.expect" ]]; then
+      while read -r line; do
+        read -ra words <<<"${line#args:}"
+        extra+=("${words[@]}")
+      done < <(grep '^args:' "$case.expect")
+    fi
     for mode in native classic; do
-      fixture="$root/tests/coordinator/cli/inject_fixtures/$name.json"
-      file="$inject_out/$name-$mode.json"
-      if ! "$LAMEDUCK_BINARY" inject --mode "$mode" <"$fixture" >"$file" 2>"$file.err"; then
-        fail "lameduck inject --mode $mode < $name.json: $(cat "$file.err")"
+      file="$inject_out/${name%.*}-$mode.${name##*.}"
+      shown="lameduck inject --mode $mode${extra[*]:+ ${extra[*]}} < $name"
+      "$LAMEDUCK_BINARY" inject --mode "$mode" "${extra[@]}" <"$case" >"$file" 2>"$file.err"
+      status=$?
+      if ((status != 0)); then
+        fail "$shown: exit status $status: $(cat "$file.err")"
         continue
       fi
       if out=$(validate --lameduck "$file" 2>&1); then
-        pass "inject output $name-$mode.json"
+        pass "$shown: ${out##*validate: }"
       else
-        fail "inject output $name-$mode.json"
+        fail "$shown: output rejected"
         printf '%s\n' "$out" | sed 's/^/    /'
       fi
     done
@@ -123,11 +168,13 @@ expect_rejected "$bad/container-without-name.yaml" "" ".spec.template.spec.conta
 expect_rejected "$bad/list-unknown-field.json" "" "(document 1, .items[0]): .spec.template.spec.containers[0].volumeMount: unknown field"
 expect_rejected "$bad/duplicate-key.yaml" "" "Map keys must be unique"
 expect_rejected "$bad/hook-named-port.yaml" "" 'has no port named "lameduck-admin"'
-expect_rejected "$bad/sidecar-named-target-port.yaml" "" "Services resolve such names only from Kubernetes 1.32"
+expect_rejected "$bad/target-port-name-on-app-and-sidecar.yaml" "" "so the Service would send its traffic to \"web\" directly, bypassing \"lameduck\""
+expect_rejected "$bad/rollout-template-typo.yaml" "" ".spec.template.spec.containers[0].readinessProb: unknown field (not in the core/v1 PodTemplateSpec schema)"
+expect_rejected "$bad/unknown-kind.yaml" "" "no Kubernetes apps/v1 Deploymnet"
 expect_rejected "$bad/short-grace-period.yaml" --lameduck "less than drain delay + drain timeout + app exit = 40 s"
 expect_rejected "$bad/missing-prestop.yaml" --lameduck 'no app container waits for the drain'
 fixtures=("$bad"/*)
-if ((${#fixtures[@]} != 9)); then
+if ((${#fixtures[@]} != 11)); then
   fail "tests/k8s_bad has ${#fixtures[@]} files; give each new fixture an expect_rejected line"
 fi
 

@@ -22,18 +22,31 @@
 //     at most 15 characters), probes, hooks and restartPolicy only where the API allows them, named
 //     probe and hook ports that exist in that container, a workload selector that matches its pod
 //     template, and a Service whose selector and named targetPort find a pod template in the
-//     same file.
+//     same file. A named targetPort declared by a native sidecar alone is how lameduck is wired
+//     (k8s/README.md); one declared both by a regular container and by a sidecar (or by a
+//     container named `lameduck`) is a problem: Kubernetes resolves the name in the regular
+//     containers first, so the Service would bypass the sidecar.
+//   - custom resources (a group with a dot that Kubernetes does not serve: cert-manager.io, ...)
+//     have no schema here: they are counted as "not checked (no schema)", not reported. A group
+//     without a dot, or one kubernetes-models knows, is Kubernetes' own: an apiVersion or kind it
+//     does not have there is a problem (a typo, or a version removed before 1.33). One exception:
+//     an Argo Rollout (argoproj.io/v1alpha1), which `lameduck inject` wires: its .spec.template
+//     is checked as strictly as a Deployment's (as a core/v1 PodTemplateSpec), and its pod spec
+//     as any other below; its other fields are Argo's and not judged.
 //   - with --lameduck, also the wiring conventions of k8s/README.md for every pod that has a
 //     container named `lameduck`: it is a native sidecar or a regular container, it owns the
 //     readiness probe; each container wired to it (mounting its volume, or with a preStop that
 //     talks to it), and at least one, waits for the drain in its preStop, over loopback, the
 //     admin socket or httpGet with a token, without giving up before the drain can end; a
 //     classic lameduck waits for its own drain too (unless it signals the app through a shared
-//     PID namespace); and the grace period covers drain delay + drain timeout + app exit.
+//     PID namespace); and the grace period covers drain delay + drain timeout + app exit (+ the
+//     `--then-sleep` of an app's own preStop chained after the drain; a `--then -- CMD` is not
+//     judged).
 //
 // Prints one line per problem, `FILE: KIND/NAME (document N): .json.path: message`, and exits 1
-// if there was any, 2 for bad usage, 0 otherwise. It never touches the network: it does not ask
-// a cluster, and the schemas come from node_modules.
+// if there was any, 2 for bad usage, 0 otherwise; on stderr, a note for each object not checked
+// and a summary line. It never touches the network: it does not ask a cluster, and the schemas
+// come from node_modules.
 import { readFileSync } from "node:fs";
 import { parseAllDocuments } from "yaml";
 
@@ -160,9 +173,17 @@ function* objectsOf(file, documents) {
 // ---------------------------------------------------------------------------------------------
 // Schema validation with kubernetes-models, made strict
 
-const moduleCache = new Map();
+const moduleCache = new Map(); // specifier -> module, or null if there is none
 
-// The kubernetes-models class for apiVersion/kind, or an error message.
+async function importOrNull(specifier) {
+  if (!moduleCache.has(specifier)) {
+    moduleCache.set(specifier, await import(specifier).catch(() => null));
+  }
+  return moduleCache.get(specifier);
+}
+
+// The kubernetes-models class for apiVersion/kind; {custom: true} for a custom resource (no
+// schema here); or an error message.
 async function modelFor(apiVersion, kind) {
   if (typeof apiVersion !== "string" || typeof kind !== "string") {
     return { error: "apiVersion and kind are required strings" };
@@ -171,11 +192,16 @@ async function modelFor(apiVersion, kind) {
   if (!/^([a-z0-9]([a-z0-9.-]*[a-z0-9])?\/)?v[0-9]+((alpha|beta)[0-9]+)?$/.test(apiVersion)) {
     return { error: `apiVersion ${JSON.stringify(apiVersion)} is not GROUP/VERSION or VERSION` };
   }
-  const specifier = `kubernetes-models/${apiVersion}`;
-  if (!moduleCache.has(specifier)) {
-    moduleCache.set(specifier, await import(specifier).catch(() => null));
+  const mod = await importOrNull(`kubernetes-models/${apiVersion}`);
+  if (mod === null) {
+    // A group Kubernetes does not serve is a custom resource's (cert-manager.io, ...): no schema
+    // to check it against. But a CustomResourceDefinition's group always has a dot, so a group
+    // without one ("v1", "apps/v1", "batch/v1") is Kubernetes' own, as is any group that
+    // kubernetes-models has at some version: there a miss is a typo or a removed version.
+    const group = apiVersion.includes("/") ? apiVersion.slice(0, apiVersion.indexOf("/")) : "";
+    const own = !group.includes(".") || (await importOrNull(`kubernetes-models/${group}`)) !== null;
+    if (!own) return { custom: true };
   }
-  const mod = moduleCache.get(specifier);
   const model = mod && Object.hasOwn(mod, kind) ? mod[kind] : undefined;
   if (typeof model !== "function" || model.kind !== kind || model.apiVersion !== apiVersion) {
     return { error: `no Kubernetes ${apiVersion} ${kind} (unknown apiVersion or kind)` };
@@ -247,7 +273,15 @@ function describeAjvError(error) {
   }
 }
 
-function checkSchema(where, model, object) {
+// `object` against `model`'s schema. `schema` names it in messages; `place` maps a path in
+// `object` to where it is in the manifest (for an object built around part of one).
+function checkSchema(
+  where,
+  model,
+  object,
+  schema = `${object.apiVersion} ${object.kind}`,
+  place = (segments) => segments,
+) {
   const { proxy, records } = tracker(object);
   let errors = [];
   try {
@@ -263,21 +297,33 @@ function checkSchema(where, model, object) {
     const segments = pointerToSegments(object, error.instancePath);
     const { extra, message } = describeAjvError(error);
     if (extra !== undefined) segments.push(extra);
-    const line = `${formatPath(segments)}\0${message}`;
-    if (seen.has(line)) continue; // ajv repeats some errors for nullable and oneOf branches
-    seen.add(line);
-    report(where, formatPath(segments), message);
+    const path = formatPath(place(segments));
+    if (seen.has(`${path}\0${message}`)) continue; // ajv repeats some for nullable and oneOf
+    seen.add(`${path}\0${message}`);
+    report(where, path, message);
   }
   const unknown = [];
   unknownFields(object, records, [], unknown);
   unknown.splice(0, unknown.length, ...unknown.filter((segments) => segments[0] !== "status"));
   for (const segments of unknown) {
-    report(
-      where,
-      formatPath(segments),
-      `unknown field (not in the ${object.apiVersion} ${object.kind} schema)`,
-    );
+    report(where, formatPath(place(segments)), `unknown field (not in the ${schema} schema)`);
   }
+}
+
+// An Argo Rollout: `lameduck inject` wires its pod template, so that is checked as strictly as a
+// Deployment's. The rest is Argo's own (a custom resource): not judged.
+function isRollout(object) {
+  return object.apiVersion === "argoproj.io/v1alpha1" && object.kind === "Rollout";
+}
+
+async function checkRolloutTemplate(where, object) {
+  const template = at(object, ["spec", "template"]);
+  if (template === undefined) return; // e.g. spec.workloadRef: the pods come from a Deployment
+  const { model } = await modelFor("v1", "PodTemplate");
+  const wrapper = { apiVersion: "v1", kind: "PodTemplate", template };
+  checkSchema(where, model, wrapper, "core/v1 PodTemplateSpec", (segments) =>
+    segments[0] === "template" ? ["spec", ...segments] : segments,
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -304,7 +350,8 @@ function at(object, segments) {
 // [{spec, segments, labels}] for each pod spec in the object (labels: its template's labels).
 function podSpecsOf(object) {
   const out = [];
-  for (const segments of POD_SPEC_PATHS[object.kind] || []) {
+  const paths = isRollout(object) ? [["spec", "template", "spec"]] : POD_SPEC_PATHS[object.kind];
+  for (const segments of paths || []) {
     const spec = at(object, segments);
     if (!isObject(spec)) continue;
     const metadata = at(object, [...segments.slice(0, -1), "metadata"]);
@@ -492,28 +539,62 @@ function checkServices(file, entries) {
     arrayOf(at(object, ["spec", "ports"])).forEach((port, i) => {
       const target = port.targetPort;
       if (typeof target !== "string" || /^\d+$/.test(target)) return;
-      const roles = new Set();
-      for (const t of matched) {
-        for (const { container, role } of containersOf(t.spec, t.segments)) {
-          if (arrayOf(container.ports).some((p) => p.name === target)) roles.add(role);
-        }
-      }
+      const protocol = port.protocol ?? "TCP";
       const path = formatPath(["spec", "ports", i, "targetPort"]);
-      if (roles.size === 0) {
+      let resolved = false;
+      for (const t of matched) {
+        const declaring = namedPortOwners(t.spec, t.segments, target, protocol);
+        if (declaring.length > 0) resolved = true;
+        const problem = bypassProblem(declaring, target, t.owner);
+        if (problem) report(where, path, problem);
+      }
+      if (!resolved) {
         report(
           where,
           path,
-          `no container of ${matched.map((t) => t.owner).join(", ")} has a port named "${target}"`,
-        );
-      } else if (!roles.has("app")) {
-        report(
-          where,
-          path,
-          `"${target}" is a port of a native sidecar (init container): Services resolve such names only from Kubernetes 1.32 (kubernetes/kubernetes#127958); use the port number`,
+          `no container of ${matched.map((t) => t.owner).join(", ")} has a ${protocol} port named "${target}"`,
         );
       }
     });
   }
+}
+
+// The containers that declare a port named `name` for `protocol`, in the order Kubernetes'
+// FindPort (pkg/api/v1/pod/util.go) searches them for a Service's named targetPort: the regular
+// containers first, then the native sidecars; the first one wins. Other init containers never
+// serve. (A native sidecar's name resolves from Kubernetes 1.32 on: kubernetes/kubernetes#127958.)
+function namedPortOwners(spec, segments, name, protocol) {
+  const declares = ({ container }) =>
+    arrayOf(container.ports).some((p) => p.name === name && (p.protocol ?? "TCP") === protocol);
+  const containers = containersOf(spec, segments).filter(declares);
+  return [
+    ...containers.filter((c) => c.role === "app"),
+    ...containers.filter((c) => c.role === "sidecar"),
+  ];
+}
+
+// A named targetPort that a sidecar (or lameduck) and another container both declare: the
+// Service reaches whichever FindPort finds first, so its traffic can bypass the proxy. Under the
+// wiring of k8s/README.md lameduck's port carries the Service's name, and the app's port another.
+function bypassProblem(declaring, name, owner) {
+  const proxy =
+    declaring.find((c) => c.container.name === "lameduck") ??
+    declaring.find((c) => c.role === "sidecar");
+  if (!proxy || declaring.length < 2) return null;
+  const describe = (c) =>
+    `${c.role === "sidecar" ? "native sidecar" : "container"} "${c.container.name}"`;
+  const first = declaring[0];
+  const other = first === proxy ? declaring.find((c) => c !== proxy) : first;
+  const both = `"${name}" names a port of both ${describe(first)} and ${describe(first === proxy ? other : proxy)} (${owner})`;
+  const rename = `give "${other.container.name}"'s port another name${portNameProblem(`app-${name}`) ? "" : ` (e.g. "app-${name}")`}`;
+  if (first !== proxy) {
+    const rule =
+      proxy.role === "sidecar"
+        ? "Kubernetes resolves a Service's named targetPort in the regular containers first"
+        : "Kubernetes takes the first container that declares the name";
+    return `${both}: ${rule}, so the Service would send its traffic to "${first.container.name}" directly, bypassing "${proxy.container.name}"; ${rename}`;
+  }
+  return `${both}: the Service reaches "${proxy.container.name}" only because it is listed first (Kubernetes takes the first container that declares the name); ${rename}`;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -537,12 +618,19 @@ function optionOf(args, name) {
   return undefined;
 }
 
+// The part of `lameduck drain ...` that is drain's own: up to `--`, after which `--then` names
+// the app's own preStop command, run once the drain is done.
+function drainOwnArgs(command) {
+  const end = command.indexOf("--");
+  return end < 0 ? command : command.slice(0, end);
+}
+
 // A preStop handler that waits for lameduck's drain: `lameduck drain --wait` over loopback (the
 // default) or the admin socket, or kubelet's `GET /drain?wait=1`. Returns a problem or null.
 function drainWaitProblem(handler, adminSocket, ms) {
   if (!isObject(handler)) return "no preStop hook";
   if (isObject(handler.exec) && Array.isArray(handler.exec.command)) {
-    const cmd = handler.exec.command;
+    const cmd = drainOwnArgs(handler.exec.command);
     if (!/(^|\/)lameduck$/.test(cmd[0] || "") || cmd[1] !== "drain" || !cmd.includes("--wait")) {
       return "the exec hook is not `lameduck drain --wait`";
     }
@@ -629,6 +717,7 @@ function checkLameduckWiring(where, spec, segments) {
   // container must be wired: otherwise kubelet sends the app SIGTERM at once.
   const ldVolumes = new Set(arrayOf(ld.volumeMounts).map((m) => m.name));
   let wired = 0;
+  let thenSleepMs = 0; // the longest `--then-sleep` after a drain: the grace period covers it
   for (const { container, segments: cs, role: r } of containers) {
     if (r !== "app" || container === ld) continue;
     const hook = at(container, ["lifecycle", "preStop"]);
@@ -644,6 +733,21 @@ function checkLameduckWiring(where, spec, segments) {
       ? `${mount.mountPath}/${socket.slice(socketDir.length + 1)}`
       : undefined;
     const problem = drainWaitProblem(hook, appSocket, ms);
+    const thenSleep = Array.isArray(command)
+      ? optionOf(drainOwnArgs(command), "then-sleep")
+      : undefined;
+    if (thenSleep !== undefined) {
+      const t = parseDurationMs(thenSleep);
+      if (t === null) {
+        report(
+          where,
+          formatPath([...cs, "lifecycle", "preStop", "exec", "command"]),
+          `--then-sleep ${thenSleep}: not a duration`,
+        );
+      } else {
+        thenSleepMs = Math.max(thenSleepMs, t);
+      }
+    }
     if (problem) {
       report(
         where,
@@ -671,14 +775,15 @@ function checkLameduckWiring(where, spec, segments) {
   }
   // The grace period must cover the drain and the app's exit.
   const needed = Math.ceil(
-    (ms["drain-delay"] + ms["drain-timeout"] + ms["app-exit-timeout"]) / 1000,
+    (ms["drain-delay"] + ms["drain-timeout"] + thenSleepMs + ms["app-exit-timeout"]) / 1000,
   );
   const grace = spec.terminationGracePeriodSeconds ?? 30;
   if (grace < needed) {
+    const sum = `drain delay + drain timeout + ${thenSleepMs > 0 ? "the preStop's --then-sleep + " : ""}app exit`;
     report(
       where,
       formatPath([...segments, "terminationGracePeriodSeconds"]),
-      `${grace} s is less than drain delay + drain timeout + app exit = ${needed} s`,
+      `${grace} s is less than ${sum} = ${needed} s`,
     );
   }
 }
@@ -695,6 +800,7 @@ async function main(argv) {
     return 2;
   }
   let objects = 0;
+  const unchecked = []; // custom resources: no schema here
   for (const file of files) {
     const entries = [];
     for (const { where, value } of objectsOf(file, readDocuments(file))) {
@@ -705,13 +811,21 @@ async function main(argv) {
       const name = at(value, ["metadata", "name"]) ?? at(value, ["metadata", "generateName"]);
       where.object = `${value.kind ?? "(no kind)"}/${name ?? "(no name)"} ${where.object}`;
       objects++;
-      const { model, error } = await modelFor(value.apiVersion, value.kind);
-      if (error) {
-        report(where, ".apiVersion", error);
-        continue;
+      if (isRollout(value)) {
+        await checkRolloutTemplate(where, value);
+      } else {
+        const { model, custom, error } = await modelFor(value.apiVersion, value.kind);
+        if (error) {
+          report(where, ".apiVersion", error);
+          continue;
+        }
+        if (custom) {
+          unchecked.push(`${file}: ${where.object}: ${value.apiVersion} ${value.kind}`);
+          continue;
+        }
+        checkSchema(where, model, value);
+        checkSelector(where, value);
       }
-      checkSchema(where, model, value);
-      checkSelector(where, value);
       const claims = arrayOf(at(value, ["spec", "volumeClaimTemplates"])).map((c) =>
         at(c, ["metadata", "name"]),
       );
@@ -724,7 +838,9 @@ async function main(argv) {
     checkServices(file, entries);
   }
   for (const line of problems) process.stdout.write(`${line}\n`);
-  const summary = `${objects} object${objects === 1 ? "" : "s"} in ${files.length} file${files.length === 1 ? "" : "s"}`;
+  for (const line of unchecked) process.stderr.write(`note: ${line}: not checked (no schema)\n`);
+  let summary = `${objects} object${objects === 1 ? "" : "s"} in ${files.length} file${files.length === 1 ? "" : "s"}`;
+  if (unchecked.length > 0) summary += `, ${unchecked.length} not checked (no schema)`;
   if (problems.length > 0) {
     process.stderr.write(
       `validate: ${problems.length} problem${problems.length === 1 ? "" : "s"} in ${summary}\n`,
