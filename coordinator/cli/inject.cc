@@ -734,6 +734,7 @@ struct Plan {
   int port = 0;
   int admin_port = 0;
   std::vector<size_t> waiting;  // regular containers, the app first, that wait for the drain
+  int64_t hook_sleep_seconds = 0;  // the longest chained sleep hook, after the drain
   int64_t grace_before = 0;
   int64_t grace = 0;
   std::vector<ServiceTarget> targets;  // Service ports that reach the app's port
@@ -816,6 +817,7 @@ int FreePort(std::optional<int> wanted, int first, const std::set<int>& taken) {
 struct Chain {
   bool has = false;
   std::vector<std::string> args;
+  int64_t sleep_seconds = 0;  // a sleep hook's, which the grace period must cover too
   std::string cannot;
 };
 
@@ -845,7 +847,8 @@ Chain ChainOf(const Json& container) {
       chain.cannot = "its preStop sleep hook has no seconds";
       return chain;
     }
-    chain.args = {"--then-sleep", std::to_string(seconds->get<int64_t>()) + "s"};
+    chain.sleep_seconds = seconds->get<int64_t>();
+    chain.args = {"--then-sleep", std::to_string(chain.sleep_seconds) + "s"};
     return chain;
   }
   chain.cannot =
@@ -1121,6 +1124,7 @@ Result<Plan> MakePlan(const Workload& workload, const InjectOptions& options,
   Chain app_chain = ChainOf(containers[plan.app]);
   if (!app_chain.cannot.empty()) return Error{"container " + plan.app_name + ": " + app_chain.cannot};
   plan.waiting.push_back(plan.app);
+  plan.hook_sleep_seconds = app_chain.sleep_seconds;
   for (size_t i = 0; i < containers.size(); ++i) {
     if (i == plan.app) continue;
     Chain chain = ChainOf(containers[i]);
@@ -1130,13 +1134,14 @@ Result<Plan> MakePlan(const Workload& workload, const InjectOptions& options,
       continue;
     }
     plan.waiting.push_back(i);
+    plan.hook_sleep_seconds = std::max(plan.hook_sleep_seconds, chain.sleep_seconds);
   }
 
   // The pod is killed at the grace period, drained or not: it must cover the accept grace, the
   // drain and the app's exit. (--drain-timeout already counts from the drain's start, so this
   // over-counts the delay; cheap insurance, and what DESIGN asks.) A longer one is kept.
   milliseconds worst = options.drain_delay + options.drain_timeout + options.app_exit_timeout;
-  int64_t needed = (worst.count() + 999) / 1000 + kGraceMarginSeconds;
+  int64_t needed = (worst.count() + 999) / 1000 + plan.hook_sleep_seconds + kGraceMarginSeconds;
   const Json* grace = Find(*spec, "terminationGracePeriodSeconds");
   plan.grace_before = grace != nullptr ? grace->get<int64_t>() : kKubernetesDefaultGrace;
   plan.grace = std::max(plan.grace_before, needed);
@@ -1425,15 +1430,16 @@ void SayWired(std::ostream& err, const Workload& workload) {
       workload.label + ": preStop waits for the drain in: " + chained +
           " (an existing hook runs after it)");
   auto seconds = [](milliseconds duration) { return FormatDuration(duration); };
-  int64_t needed = (options.drain_delay + options.drain_timeout + options.app_exit_timeout)
-                           .count() /
-                       1000 +
-                   kGraceMarginSeconds;
-  std::string arithmetic = "drain delay " + seconds(options.drain_delay) + " + drain timeout " +
-                           seconds(options.drain_timeout) + " + app exit " +
-                           seconds(options.app_exit_timeout) + " + " +
-                           std::to_string(kGraceMarginSeconds) + "s margin = " +
-                           std::to_string(needed) + "s";
+  milliseconds worst = options.drain_delay + options.drain_timeout + options.app_exit_timeout;
+  int64_t needed = (worst.count() + 999) / 1000 + plan.hook_sleep_seconds + kGraceMarginSeconds;
+  std::string arithmetic =
+      "drain delay " + seconds(options.drain_delay) + " + drain timeout " +
+      seconds(options.drain_timeout) +
+      (plan.hook_sleep_seconds > 0
+           ? " + the preStop's sleep " + std::to_string(plan.hook_sleep_seconds) + "s"
+           : "") +
+      " + app exit " + seconds(options.app_exit_timeout) + " + " +
+      std::to_string(kGraceMarginSeconds) + "s margin = " + std::to_string(needed) + "s";
   Say(err, "inject",
       workload.label + ": terminationGracePeriodSeconds " +
           (plan.grace == plan.grace_before

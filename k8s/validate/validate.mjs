@@ -562,7 +562,7 @@ function checkServices(file, entries) {
 // The containers that declare a port named `name` for `protocol`, in the order Kubernetes'
 // FindPort (pkg/api/v1/pod/util.go) searches them for a Service's named targetPort: the regular
 // containers first, then the native sidecars; the first one wins. Other init containers never
-// serve. (A native sidecar's name resolves from Kubernetes 1.32 on: kubernetes/kubernetes#127958.)
+// serve. (A native sidecar's name resolves from Kubernetes 1.33 on: kubernetes/kubernetes#128850.)
 function namedPortOwners(spec, segments, name, protocol) {
   const declares = ({ container }) =>
     arrayOf(container.ports).some((p) => p.name === name && (p.protocol ?? "TCP") === protocol);

@@ -484,10 +484,11 @@ TEST(InjectTest, AnExistingSleepPreStopSleepsAfterTheDrain) {
   std::string input(kWeb);
   input.replace(input.find("          readinessProbe:"), 0,
                 "          lifecycle: {preStop: {sleep: {seconds: 7}}}\n");
-  Json app = Wired(input)["spec"]["template"]["spec"]["containers"][0];
-  const Json& command = app["lifecycle"]["preStop"]["exec"]["command"];
+  Json spec = Wired(input)["spec"]["template"]["spec"];
+  const Json& command = spec["containers"][0]["lifecycle"]["preStop"]["exec"]["command"];
   EXPECT_EQ(command[command.size() - 2], "--then-sleep");
   EXPECT_EQ(command[command.size() - 1], "7s");
+  EXPECT_EQ(spec["terminationGracePeriodSeconds"], 5 + 25 + 7 + 10 + 5) << "the sleep counts";
 }
 
 TEST(InjectTest, AnHttpGetPreStopCannotBeChainedSoTheWorkloadIsLeftAlone) {
