@@ -96,10 +96,10 @@ enum class SidecarMode { kNative, kClassic };
 
 // What one workload is wired with: the flags, then its annotations over them.
 struct InjectOptions {
-  bool enabled = true;              // lameduck.dev/inject
-  std::optional<int> port;          // lameduck's; none: 9900 or the next free
-  std::optional<int> admin_port;    // none: 9901 or the next free
-  std::optional<int> app_port;      // none: the port the Services target, or the app's HTTP port
+  bool enabled = true;            // lameduck.dev/inject
+  std::optional<int> port;        // lameduck's; none: 9900 or the next free
+  std::optional<int> admin_port;  // none: 9901 or the next free
+  std::optional<int> app_port;    // none: the port the Services target, or the app's HTTP port
   std::optional<std::string> container;
   std::string image{kDefaultImage};
   milliseconds drain_delay = kDefaults.drain_delay;
@@ -180,8 +180,9 @@ Result<void> SetOption(InjectOptions& options, std::string_view name, const std:
   if (name == "port" || name == "admin-port" || name == "app-port") {
     auto port = ParsePort(text, name == "app-port" ? 1 : kFirstUnprivilegedPort);
     if (!port) return Error{port.error()};
-    (name == "port" ? options.port : name == "admin-port" ? options.admin_port : options.app_port) =
-        *port;
+    (name == "port"         ? options.port
+     : name == "admin-port" ? options.admin_port
+                            : options.app_port) = *port;
   } else if (name == "image" || name == "container") {
     if (text.empty()) return Error{"must not be empty"};
     if (name == "image") {
@@ -217,14 +218,16 @@ Result<void> SetOption(InjectOptions& options, std::string_view name, const std:
 }
 
 constexpr OptionSpec kOptions[] = {
-    {"port"},          {"admin-port"},       {"app-port"}, {"container"},
-    {"image"},         {"drain-delay"},      {"drain-timeout"},
-    {"app-exit-timeout"}, {"mode"},          {"help", OptionKind::kHelp, "-h"},
+    {"port"},          {"admin-port"},
+    {"app-port"},      {"container"},
+    {"image"},         {"drain-delay"},
+    {"drain-timeout"}, {"app-exit-timeout"},
+    {"mode"},          {"help", OptionKind::kHelp, "-h"},
 };
 // The annotation names: the options and `inject`.
 constexpr std::string_view kAnnotationOptions[] = {
-    "inject",      "port",          "admin-port",       "app-port", "container", "image",
-    "drain-delay", "drain-timeout", "app-exit-timeout", "mode"};
+    "inject", "port",        "admin-port",    "app-port",         "container",
+    "image",  "drain-delay", "drain-timeout", "app-exit-timeout", "mode"};
 
 struct InjectArgs {
   InjectOptions options;
@@ -233,7 +236,8 @@ struct InjectArgs {
 
 Result<InjectArgs> ReadArgs(const std::vector<std::string>& args) {
   InjectArgs parsed;
-  auto line = ParseCommandLine(args, {.options = kOptions, .stray_hint = "manifests come on stdin"});
+  auto line =
+      ParseCommandLine(args, {.options = kOptions, .stray_hint = "manifests come on stdin"});
   if (!line) return Error{line.error()};
   parsed.help = line->help;
   if (parsed.help) return parsed;
@@ -304,8 +308,8 @@ std::optional<Pointer> PodOf(const Json& object) {
   std::string kind = StringAt(object, "kind");
   std::string api = StringAt(object, "apiVersion");
   std::string group = api.find('/') == std::string::npos ? "" : api.substr(0, api.find('/'));
-  if (group == "apps" &&
-      (kind == "Deployment" || kind == "StatefulSet" || kind == "DaemonSet" || kind == "ReplicaSet")) {
+  if (group == "apps" && (kind == "Deployment" || kind == "StatefulSet" || kind == "DaemonSet" ||
+                          kind == "ReplicaSet")) {
     return Pointer("/spec/template");
   }
   if (group.empty() && kind == "ReplicationController") return Pointer("/spec/template");
@@ -367,9 +371,8 @@ class Editor {
   // Appends a named entry to the list at `list`.
   void Append(const Pointer& list, Json value) {
     Json& array = root_[list];
-    undo_.push_back({{"op", "remove"},
-                     {"path", (list / array.size()).to_string()},
-                     {"name", NameOf(value)}});
+    undo_.push_back(
+        {{"op", "remove"}, {"path", (list / array.size()).to_string()}, {"name", NameOf(value)}});
     array.push_back(std::move(value));
   }
 
@@ -536,37 +539,74 @@ const std::map<std::string, std::string, std::less<>>& NonHttpWords() {
 // Well-known ports of protocols that are not plain HTTP.
 std::string_view WellKnownNonHttp(int port) {
   switch (port) {
-    case 22: return "SSH";
-    case 25: case 465: case 587: return "SMTP";
-    case 53: return "DNS";
-    case 443: case 6443: case 8443: case 9443: return "TLS (lameduck forwards cleartext HTTP only)";
-    case 389: case 636: return "LDAP";
-    case 1433: return "SQL Server";
-    case 1521: return "Oracle";
-    case 1883: case 8883: return "MQTT";
-    case 2181: return "ZooKeeper";
-    case 2379: case 2380: return "etcd";
-    case 3306: return "MySQL";
-    case 4222: return "NATS";
-    case 5432: return "PostgreSQL";
-    case 5671: case 5672: return "AMQP";
-    case 6379: case 26379: return "Redis";
-    case 7000: case 7001: case 7199: case 9042: case 9160: return "Cassandra";
-    case 9092: case 9093: return "Kafka";
-    case 9300: return "Elasticsearch transport";
-    case 11211: return "Memcached";
-    case 27017: return "MongoDB";
-    case 50051: return "gRPC (lameduck does not speak HTTP/2 yet)";
-    default: return "";
+    case 22:
+      return "SSH";
+    case 25:
+    case 465:
+    case 587:
+      return "SMTP";
+    case 53:
+      return "DNS";
+    case 443:
+    case 6443:
+    case 8443:
+    case 9443:
+      return "TLS (lameduck forwards cleartext HTTP only)";
+    case 389:
+    case 636:
+      return "LDAP";
+    case 1433:
+      return "SQL Server";
+    case 1521:
+      return "Oracle";
+    case 1883:
+    case 8883:
+      return "MQTT";
+    case 2181:
+      return "ZooKeeper";
+    case 2379:
+    case 2380:
+      return "etcd";
+    case 3306:
+      return "MySQL";
+    case 4222:
+      return "NATS";
+    case 5432:
+      return "PostgreSQL";
+    case 5671:
+    case 5672:
+      return "AMQP";
+    case 6379:
+    case 26379:
+      return "Redis";
+    case 7000:
+    case 7001:
+    case 7199:
+    case 9042:
+    case 9160:
+      return "Cassandra";
+    case 9092:
+    case 9093:
+      return "Kafka";
+    case 9300:
+      return "Elasticsearch transport";
+    case 11211:
+      return "Memcached";
+    case 27017:
+      return "MongoDB";
+    case 50051:
+      return "gRPC (lameduck does not speak HTTP/2 yet)";
+    default:
+      return "";
   }
 }
 
 // Ports that serve monitoring and debugging tools, not the app's traffic: never chosen unless
 // asked for. ("admin" is not one: an admin UI is traffic, and may be the app.)
 bool IsSidePortWord(std::string_view word) {
-  for (std::string_view side : {"metrics", "prometheus", "prom", "monitoring", "health", "healthz",
-                                "probe", "probes", "debug", "pprof", "management", "mgmt",
-                                "status", "stats", "actuator", "profiler"}) {
+  for (std::string_view side :
+       {"metrics", "prometheus", "prom", "monitoring", "health", "healthz", "probe", "probes",
+        "debug", "pprof", "management", "mgmt", "status", "stats", "actuator", "profiler"}) {
     if (word == side) return true;
   }
   return false;
@@ -658,8 +698,8 @@ std::set<int> GrpcProbePorts(const Json& container) {
 struct ServiceTarget {
   Json* service;
   std::string label;
-  size_t port_index;   // in spec.ports
-  int service_port;    // its `port`
+  size_t port_index;          // in spec.ports
+  int service_port;           // its `port`
   std::optional<int> number;  // targetPort by number, or implicit (`port`)
   std::string name;           // targetPort by name
   bool implicit = false;
@@ -694,7 +734,13 @@ std::vector<ServiceTarget> TargetsOf(Json& service) {
     if (!protocol.empty() && protocol != "TCP") continue;
     auto number = IntAt(port, "port");
     if (!number) continue;
-    ServiceTarget target{&service, Label(service), i, *number, std::nullopt, "", false,
+    ServiceTarget target{&service,
+                         Label(service),
+                         i,
+                         *number,
+                         std::nullopt,
+                         "",
+                         false,
                          StringAt(port, "appProtocol")};
     const Json* target_port = Find(port, "targetPort");
     if (target_port == nullptr) {
@@ -733,7 +779,7 @@ struct Plan {
   std::string renamed_app_entry;    // the app entry's new name, when it had port_name
   int port = 0;
   int admin_port = 0;
-  std::vector<size_t> waiting;  // regular containers, the app first, that wait for the drain
+  std::vector<size_t> waiting;     // regular containers, the app first, that wait for the drain
   int64_t hook_sleep_seconds = 0;  // the longest chained sleep hook, after the drain
   int64_t grace_before = 0;
   int64_t grace = 0;
@@ -745,7 +791,7 @@ struct Workload {
   Json* object = nullptr;
   std::string label;
   Pointer pod;
-  bool was_wired = false;          // the input had it wired (with a record)
+  bool was_wired = false;  // the input had it wired (with a record)
   std::optional<Plan> plan;
   std::string skipped;             // why not, when no plan
   std::vector<std::string> notes;  // said either way
@@ -786,8 +832,8 @@ bool ValidPortName(const std::string& name) {
   }
   bool letter = false;
   for (char c : name) {
-    if (!(std::islower(static_cast<unsigned char>(c)) || std::isdigit(static_cast<unsigned char>(c)) ||
-          c == '-')) {
+    if (!(std::islower(static_cast<unsigned char>(c)) ||
+          std::isdigit(static_cast<unsigned char>(c)) || c == '-')) {
       return false;
     }
     letter = letter || std::islower(static_cast<unsigned char>(c));
@@ -829,10 +875,8 @@ Chain ChainOf(const Json& container) {
   chain.has = true;
   if (const Json* exec = Find(*pre_stop, "exec")) {
     const Json& command = ListAt(*exec, "command");
-    bool strings = !command.empty() &&
-                   std::all_of(command.begin(), command.end(), [](const Json& arg) {
-                     return arg.is_string();
-                   });
+    bool strings = !command.empty() && std::all_of(command.begin(), command.end(),
+                                                   [](const Json& arg) { return arg.is_string(); });
     if (!strings) {
       chain.cannot = "its preStop exec hook has no command";
       return chain;
@@ -881,8 +925,8 @@ Result<Plan> MakePlan(const Workload& workload, const InjectOptions& options,
     const Json* metadata = Find(*workload.object, "metadata");
     const Json& owners = metadata != nullptr ? ListAt(*metadata, "ownerReferences") : EmptyArray();
     if (!owners.empty()) {
-      return Error{"it belongs to " + StringAt(owners[0], "kind") + " " +
-                   NameOf(owners[0]) + ", which would undo the change: wire that instead"};
+      return Error{"it belongs to " + StringAt(owners[0], "kind") + " " + NameOf(owners[0]) +
+                   ", which would undo the change: wire that instead"};
     }
     notes.push_back(
         "a ReplicaSet does not replace the pods it runs when its template changes: the pods it "
@@ -1046,8 +1090,9 @@ Result<Plan> MakePlan(const Workload& workload, const InjectOptions& options,
         why += (why.empty() ? "" : "; ") + PortText(entry.number, entry.name) + ": " + reason;
       }
       if (why.empty()) {
-        return Error{"it declares no port: say which is the app's HTTP port with --app-port or "
-                     "lameduck.dev/app-port"};
+        return Error{
+            "it declares no port: say which is the app's HTTP port with --app-port or "
+            "lameduck.dev/app-port"};
       }
       return Error{"no port is plain HTTP/1.1 (" + why +
                    "); --app-port or lameduck.dev/app-port wires one anyway"};
@@ -1065,7 +1110,8 @@ Result<Plan> MakePlan(const Workload& workload, const InjectOptions& options,
       if (entry.number != chosen->number) {
         notes.push_back("port " + PortText(entry.number, entry.name) +
                         " is also reached by a Service; it stays direct (lameduck fronts one "
-                        "port: " + std::to_string(chosen->number) + ")");
+                        "port: " +
+                        std::to_string(chosen->number) + ")");
       }
     }
   }
@@ -1114,23 +1160,23 @@ Result<Plan> MakePlan(const Workload& workload, const InjectOptions& options,
   if (!plan.app_entry_name.empty()) {
     plan.port_name = plan.app_entry_name;
     plan.renamed_app_entry =
-        FreeName({"app-" + plan.port_name, "app-" + std::to_string(plan.app_port)},
-                 declared.names);
+        FreeName({"app-" + plan.port_name, "app-" + std::to_string(plan.app_port)}, declared.names);
   } else {
     plan.port_name = FreeName({"http", "lameduck-http"}, declared.names);
   }
 
   // Who waits for the drain: the app, and every other regular container that can.
   Chain app_chain = ChainOf(containers[plan.app]);
-  if (!app_chain.cannot.empty()) return Error{"container " + plan.app_name + ": " + app_chain.cannot};
+  if (!app_chain.cannot.empty())
+    return Error{"container " + plan.app_name + ": " + app_chain.cannot};
   plan.waiting.push_back(plan.app);
   plan.hook_sleep_seconds = app_chain.sleep_seconds;
   for (size_t i = 0; i < containers.size(); ++i) {
     if (i == plan.app) continue;
     Chain chain = ChainOf(containers[i]);
     if (!chain.cannot.empty()) {
-      notes.push_back("container " + NameOf(containers[i]) + " keeps its own shutdown: " +
-                      chain.cannot);
+      notes.push_back("container " + NameOf(containers[i]) +
+                      " keeps its own shutdown: " + chain.cannot);
       continue;
     }
     plan.waiting.push_back(i);
@@ -1147,9 +1193,9 @@ Result<Plan> MakePlan(const Workload& workload, const InjectOptions& options,
   plan.grace = std::max(plan.grace_before, needed);
 
   for (const ServiceTarget& target : targets) {
-    bool reaches_app = target.name.empty() ? target.number == plan.app_port
-                                           : !plan.app_entry_name.empty() &&
-                                                 target.name == plan.app_entry_name;
+    bool reaches_app = target.name.empty()
+                           ? target.number == plan.app_port
+                           : !plan.app_entry_name.empty() && target.name == plan.app_entry_name;
     if (reaches_app) plan.targets.push_back(target);
   }
   return plan;
@@ -1204,8 +1250,9 @@ Json SidecarContainer(const Plan& plan) {
       "--drain-delay=" + FormatDuration(options.drain_delay),
       "--drain-timeout=" + FormatDuration(options.drain_timeout),
   });
-  container["ports"] = Json::array({{{"name", plan.port_name}, {"containerPort", plan.port}},
-                                    {{"name", kAdminPortName}, {"containerPort", plan.admin_port}}});
+  container["ports"] =
+      Json::array({{{"name", plan.port_name}, {"containerPort", plan.port}},
+                   {{"name", kAdminPortName}, {"containerPort", plan.admin_port}}});
   // Readiness turns 503 the moment a drain starts; one failed probe takes the pod out of the
   // endpoints within about a second, well inside the accept grace.
   Json readiness = HttpGetProbe("/ready", plan.admin_port);
@@ -1390,8 +1437,8 @@ void RetargetServices(Workload& workload, std::ostream& err,
           target.label + ": " + port_text + " left on " + std::to_string(*target.number) +
               " for now: the running pods' port " + std::to_string(plan.app_port) +
               " has no name, so a named targetPort would drop them from the Service until new "
-              "pods are ready. When the rollout is done, run: kubectl patch service " + name +
-              (ns.empty() ? "" : " -n " + ns) + " -p '{\"spec\":{\"ports\":[{\"port\":" +
+              "pods are ready. When the rollout is done, run: kubectl patch service " +
+              name + (ns.empty() ? "" : " -n " + ns) + " -p '{\"spec\":{\"ports\":[{\"port\":" +
               std::to_string(target.service_port) + ",\"targetPort\":\"" + plan.port_name +
               "\"}]}}'; or name the app's port in the source, and the Service follows in one step");
       continue;
@@ -1416,14 +1463,13 @@ void SayWired(std::ostream& err, const Workload& workload) {
                                   "\": the name \"" + plan.port_name + "\" is lameduck's now)";
   Say(err, "inject",
       workload.label + ": wired: container " + plan.app_name + ", port " + app_port + entry +
-          renamed + "; lameduck listens on " + std::to_string(plan.port) + " \"" +
-          plan.port_name + "\" and forwards to 127.0.0.1:" + app_port + "; admin " +
+          renamed + "; lameduck listens on " + std::to_string(plan.port) + " \"" + plan.port_name +
+          "\" and forwards to 127.0.0.1:" + app_port + "; admin " +
           std::to_string(plan.admin_port) + "; " +
           (options.mode == SidecarMode::kNative ? "native sidecar" : "classic sidecar"));
   std::string chained;
   for (size_t index : plan.waiting) {
-    const Json& container =
-        (*workload.object)[workload.pod / "spec" / "containers" / index];
+    const Json& container = (*workload.object)[workload.pod / "spec" / "containers" / index];
     chained += (chained.empty() ? "" : ", ") + NameOf(container);
   }
   Say(err, "inject",
@@ -1466,8 +1512,9 @@ void SayWired(std::ostream& err, const Workload& workload) {
 Result<manifest::Stream> ReadInput(std::istream& in) {
   std::string text(std::istreambuf_iterator<char>(in), {});
   if (text.find_first_not_of(" \t\r\n") == std::string::npos) {
-    return Error{"stdin is empty: pipe in manifests (kubectl get deploy,svc -o yaml, helm, "
-                 "kustomize build)"};
+    return Error{
+        "stdin is empty: pipe in manifests (kubectl get deploy,svc -o yaml, helm, "
+        "kustomize build)"};
   }
   return manifest::Read(text);
 }
@@ -1536,8 +1583,9 @@ int RunInject(const std::vector<std::string>& args, std::istream& in, std::ostre
         if (StringAt(*object, "apiVersion").starts_with("batch/") &&
             (kind == "Job" || kind == "CronJob")) {
           Say(err, "inject",
-              Label(*object) + ": passed through: a Job's pods run to completion and are not "
-                               "rolled, so there is nothing to drain");
+              Label(*object) +
+                  ": passed through: a Job's pods run to completion and are not "
+                  "rolled, so there is nothing to drain");
         } else {
           passed.push_back(Label(*object));
         }

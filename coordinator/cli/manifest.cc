@@ -279,8 +279,8 @@ Result<Json> ParseYamlDocument(const std::string& text) {
 // An object, or a list of objects (what `kubectl apply -f` takes as a JSON array).
 bool IsObjectOrList(const Json& value) {
   if (value.is_object()) return true;
-  return value.is_array() && std::all_of(value.begin(), value.end(),
-                                         [](const Json& item) { return item.is_object(); });
+  return value.is_array() &&
+         std::all_of(value.begin(), value.end(), [](const Json& item) { return item.is_object(); });
 }
 
 }  // namespace
@@ -318,14 +318,16 @@ Result<Stream> Read(std::string_view text) {
       if (!parsed) return Error{where + ": " + parsed.error()};
       value = std::move(*parsed);
     } catch (const YAML::Exception& error) {
-      if (error.mark.is_null()) return Error{"stdin is not valid YAML: " + where + ": " + error.msg};
+      if (error.mark.is_null())
+        return Error{"stdin is not valid YAML: " + where + ": " + error.msg};
       // A mark past the end (an unclosed bracket) is shown as the document's last line.
       size_t lines = std::max<size_t>(1, std::count(texts[i].begin(), texts[i].end(), '\n'));
       size_t line = first_line + std::min<size_t>(error.mark.line, lines - 1);
       return Error{"stdin is not valid YAML: line " + std::to_string(line) + ": " + error.msg};
     }
     if (!value.is_null() && !IsObjectOrList(value)) {
-      return Error{where + " is not a Kubernetes object: pipe in manifests (kubectl get ... -o yaml)"};
+      return Error{where +
+                   " is not a Kubernetes object: pipe in manifests (kubectl get ... -o yaml)"};
     }
     first_line += std::count(texts[i].begin(), texts[i].end(), '\n');
     stream.documents.push_back({std::move(head), std::move(texts[i]), value, value});

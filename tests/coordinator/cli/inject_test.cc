@@ -250,7 +250,9 @@ TEST(InjectCasesTest, EachCaseIsWiredAsItsExpectationsSay) {
           if (in[id].document != nullptr) {  // a document of its own: byte for byte
             EXPECT_TRUE(Contains(outcome.out, in[id].document->text)) << id;
           }
-          if (directive == "skipped") EXPECT_TRUE(Contains(outcome.err, id.substr(id.find('/') + 1)));
+          if (directive == "skipped") {
+            EXPECT_TRUE(Contains(outcome.err, id.substr(id.find('/') + 1)));
+          }
         } else if (directive == "wired") {
           std::string container = rest.substr(rest.find("container=") + 10);
           container = container.substr(0, container.find(' '));
@@ -322,7 +324,9 @@ TEST(InjectCasesTest, UninjectRestoresTheInput) {
       // Same tree, same key order; a document inject did not change, the same bytes.
       EXPECT_EQ(after.documents[i].value.dump(), before.documents[i].value.dump()) << i;
     }
-    if (wired.out == c.input) EXPECT_EQ(restored.out, c.input);
+    if (wired.out == c.input) {
+      EXPECT_EQ(restored.out, c.input);
+    }
   }
 }
 
@@ -374,8 +378,9 @@ TEST(InjectTest, LameduckListensOnItsOwnPortAndForwardsToTheAppsDeclaredPort) {
   EXPECT_EQ(ArgValue(sidecar, "listen"), "0.0.0.0:9900");
   EXPECT_EQ(ArgValue(sidecar, "upstream"), "127.0.0.1:8080");
   EXPECT_EQ(ArgValue(sidecar, "admin"), "0.0.0.0:9901");
-  EXPECT_EQ(sidecar["ports"].dump(),
-            R"([{"name":"http","containerPort":9900},{"name":"lameduck-admin","containerPort":9901}])");
+  EXPECT_EQ(
+      sidecar["ports"].dump(),
+      R"([{"name":"http","containerPort":9900},{"name":"lameduck-admin","containerPort":9901}])");
   EXPECT_EQ(sidecar["restartPolicy"], "Always");
   EXPECT_EQ(sidecar["readinessProbe"]["httpGet"]["port"], 9901);
   // The app: its port renamed, its probe by name following it, everything else as it was.
@@ -410,7 +415,8 @@ TEST(InjectTest, AFreePortIsChosenWhenTheDefaultsAreTaken) {
 }
 
 TEST(InjectTest, PortOptionsAndAnnotationsChooseLameducksPorts) {
-  Json sidecar = Sidecar(Wired(kWeb, {"--port", "7000", "--admin-port", "7001"})["spec"]["template"]);
+  Json sidecar =
+      Sidecar(Wired(kWeb, {"--port", "7000", "--admin-port", "7001"})["spec"]["template"]);
   EXPECT_EQ(ArgValue(sidecar, "listen"), "0.0.0.0:7000");
   EXPECT_EQ(ArgValue(sidecar, "admin"), "0.0.0.0:7001");
   std::string annotated(kWeb);
@@ -449,10 +455,12 @@ TEST(InjectTest, InjectFalseTakesLameduckOut) {
   Outcome wired = Inject(std::string(kWeb));
   Outcome off = Inject(wired.out, {});
   std::string edited = wired.out;
-  edited.insert(edited.find("        lameduck.dev/injected:"), "        lameduck.dev/inject: \"false\"\n");
+  edited.insert(edited.find("        lameduck.dev/injected:"),
+                "        lameduck.dev/inject: \"false\"\n");
   off = Inject(edited);
   ASSERT_EQ(off.status, 0);
-  EXPECT_TRUE(Contains(off.err, "Deployment web: skipped: lameduck.dev/inject is false (lameduck taken out)"));
+  EXPECT_TRUE(Contains(
+      off.err, "Deployment web: skipped: lameduck.dev/inject is false (lameduck taken out)"));
   Json pod = Parse(off.out).documents[0].value["spec"]["template"];
   EXPECT_FALSE(pod["spec"].contains("initContainers"));
   EXPECT_EQ(pod["metadata"]["annotations"].dump(), R"({"lameduck.dev/inject":"false"})");
@@ -466,8 +474,9 @@ TEST(InjectTest, ABadAnnotationSkipsItsWorkloadNamingTheAnnotation) {
   Outcome outcome = Inject(input);
   EXPECT_EQ(outcome.status, 0);
   EXPECT_EQ(outcome.out, input);
-  EXPECT_TRUE(Contains(outcome.err, "Deployment web: skipped: annotation lameduck.dev/drain-delay: "
-                                    "invalid duration \"soon\""));
+  EXPECT_TRUE(Contains(outcome.err,
+                       "Deployment web: skipped: annotation lameduck.dev/drain-delay: "
+                       "invalid duration \"soon\""));
 }
 
 TEST(InjectTest, AnExistingExecPreStopRunsAfterTheDrain) {
@@ -476,8 +485,9 @@ TEST(InjectTest, AnExistingExecPreStopRunsAfterTheDrain) {
                 "          lifecycle:\n            preStop:\n              exec:\n"
                 "                command: [\"/bin/app\", \"shutdown\", \"--grace\"]\n");
   Json app = Wired(input)["spec"]["template"]["spec"]["containers"][0];
-  EXPECT_EQ(app["lifecycle"]["preStop"]["exec"]["command"].dump(),
-            R"(["/lameduck/lameduck","drain","--wait","--admin","127.0.0.1:9901","--timeout","35s","--then","--","/bin/app","shutdown","--grace"])");
+  EXPECT_EQ(
+      app["lifecycle"]["preStop"]["exec"]["command"].dump(),
+      R"(["/lameduck/lameduck","drain","--wait","--admin","127.0.0.1:9901","--timeout","35s","--then","--","/bin/app","shutdown","--grace"])");
 }
 
 TEST(InjectTest, AnExistingSleepPreStopSleepsAfterTheDrain) {
@@ -498,22 +508,25 @@ TEST(InjectTest, AnHttpGetPreStopCannotBeChainedSoTheWorkloadIsLeftAlone) {
   Outcome outcome = Inject(input);
   EXPECT_EQ(outcome.status, 0);
   EXPECT_EQ(outcome.out, input);
-  EXPECT_TRUE(Contains(outcome.err, "Deployment web: skipped: container web: its preStop hook is "
-                                    "not exec or sleep"));
+  EXPECT_TRUE(Contains(outcome.err,
+                       "Deployment web: skipped: container web: its preStop hook is "
+                       "not exec or sleep"));
 }
 
 TEST(InjectTest, GracePeriodCoversTheDrainAndALongerOneIsKept) {
-  Json spec = Wired(kWeb, {"--drain-delay", "3s", "--drain-timeout", "20s",
-                           "--app-exit-timeout", "4s"})["spec"]["template"]["spec"];
+  Json spec = Wired(kWeb, {"--drain-delay", "3s", "--drain-timeout", "20s", "--app-exit-timeout",
+                           "4s"})["spec"]["template"]["spec"];
   EXPECT_EQ(spec["terminationGracePeriodSeconds"], 3 + 20 + 4 + 5);
   std::string input(kWeb);
   input.replace(input.find("      containers:"), 0, "      terminationGracePeriodSeconds: 120\n");
   Outcome outcome = Inject(input);
-  EXPECT_EQ(Parse(outcome.out).documents[0].value["spec"]["template"]["spec"]
-                ["terminationGracePeriodSeconds"],
+  EXPECT_EQ(Parse(outcome.out)
+                .documents[0]
+                .value["spec"]["template"]["spec"]["terminationGracePeriodSeconds"],
             120);
-  EXPECT_TRUE(Contains(outcome.err, "terminationGracePeriodSeconds 120 kept (drain delay 5s + "
-                                    "drain timeout 25s + app exit 10s + 5s margin = 45s)"));
+  EXPECT_TRUE(Contains(outcome.err,
+                       "terminationGracePeriodSeconds 120 kept (drain delay 5s + "
+                       "drain timeout 25s + app exit 10s + 5s margin = 45s)"));
 }
 
 TEST(InjectTest, ClassicModeAppendsLameduckAsAContainerThatWaitsForItsOwnDrain) {
@@ -566,7 +579,8 @@ spec:
   Outcome outcome = Inject(input);
   EXPECT_EQ(outcome.status, 0);
   EXPECT_EQ(outcome.out, input);
-  EXPECT_TRUE(Contains(outcome.err, "StatefulSet cache: skipped: no port is plain HTTP/1.1 (6379: Redis)"));
+  EXPECT_TRUE(
+      Contains(outcome.err, "StatefulSet cache: skipped: no port is plain HTTP/1.1 (6379: Redis)"));
   EXPECT_TRUE(Contains(outcome.err, "8080 \"h2c\": HTTP/2"));
   EXPECT_TRUE(Contains(outcome.err, "8125 \"udp-stats\": UDP"));
 }
@@ -647,9 +661,9 @@ functionConfig: {apiVersion: example.com/v1, kind: LameDuck, metadata: {name: x}
 }
 
 TEST(InjectTest, UnreadableInputIsRefusedWithOneLineAndNothingWritten) {
-  for (const std::string& input : {std::string(""), std::string("  \n"), std::string("{\"kind\":"),
-                                   std::string("a: [1, 2\n"), std::string("just words\n"),
-                                   std::string("[1, 2]"), std::string("\"text\"")}) {
+  for (const std::string& input :
+       {std::string(""), std::string("  \n"), std::string("{\"kind\":"), std::string("a: [1, 2\n"),
+        std::string("just words\n"), std::string("[1, 2]"), std::string("\"text\"")}) {
     SCOPED_TRACE(input);
     Outcome outcome = Inject(input);
     EXPECT_EQ(outcome.status, 1);

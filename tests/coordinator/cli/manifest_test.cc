@@ -37,8 +37,9 @@ TEST(ManifestTest, AChangedDocumentKeepsItsHeadAndKeyOrder) {
   const std::string text = "# Source: a.yaml\nkind: Pod\nzeta: 1\nalpha: 2\n---\nkind: Other\n";
   Stream stream = ReadOk(text);
   stream.documents[0].value["middle"] = "x";
-  EXPECT_EQ(Write(stream), "# Source: a.yaml\nkind: Pod\nzeta: 1\nalpha: 2\nmiddle: x\n"
-                           "---\nkind: Other\n");
+  EXPECT_EQ(Write(stream),
+            "# Source: a.yaml\nkind: Pod\nzeta: 1\nalpha: 2\nmiddle: x\n"
+            "---\nkind: Other\n");
 }
 
 TEST(ManifestTest, ScalarsAreReadAsKubernetesReadsThem) {
@@ -90,8 +91,9 @@ TEST(ManifestTest, JsonInJsonOut) {
   EXPECT_EQ(stream.format, Format::kJson);
   EXPECT_EQ(Write(stream), text) << "unchanged: the bytes as they came";
   stream.documents[0].value["c"] = true;
-  EXPECT_EQ(Write(stream), "{\n    \"kind\": \"Pod\",\n    \"b\": [\n        1,\n        2\n    ],\n"
-                           "    \"c\": true\n}\n");
+  EXPECT_EQ(Write(stream),
+            "{\n    \"kind\": \"Pod\",\n    \"b\": [\n        1,\n        2\n    ],\n"
+            "    \"c\": true\n}\n");
 }
 
 TEST(ManifestTest, ErrorsNameTheDocumentAndLine) {
@@ -121,8 +123,7 @@ TEST(ManifestTest, AliasesThatWouldExpandBeyondAMillionValuesAreRefused) {
   }
   auto result = Read(text);
   ASSERT_FALSE(result);
-  EXPECT_NE(result.error().find("more than a million values"), std::string::npos)
-      << result.error();
+  EXPECT_NE(result.error().find("more than a million values"), std::string::npos) << result.error();
 }
 
 }  // namespace
