@@ -780,6 +780,7 @@ struct Plan {
   int port = 0;
   int admin_port = 0;
   std::vector<size_t> waiting;     // regular containers, the app first, that wait for the drain
+  std::set<size_t> chained;        // those of them whose own preStop runs after the drain
   int64_t hook_sleep_seconds = 0;  // the longest chained sleep hook, after the drain
   int64_t grace_before = 0;
   int64_t grace = 0;
@@ -1170,6 +1171,7 @@ Result<Plan> MakePlan(const Workload& workload, const InjectOptions& options,
   if (!app_chain.cannot.empty())
     return Error{"container " + plan.app_name + ": " + app_chain.cannot};
   plan.waiting.push_back(plan.app);
+  if (app_chain.has) plan.chained.insert(plan.app);
   plan.hook_sleep_seconds = app_chain.sleep_seconds;
   for (size_t i = 0; i < containers.size(); ++i) {
     if (i == plan.app) continue;
@@ -1180,6 +1182,7 @@ Result<Plan> MakePlan(const Workload& workload, const InjectOptions& options,
       continue;
     }
     plan.waiting.push_back(i);
+    if (chain.has) plan.chained.insert(i);
     plan.hook_sleep_seconds = std::max(plan.hook_sleep_seconds, chain.sleep_seconds);
   }
 
@@ -1470,11 +1473,10 @@ void SayWired(std::ostream& err, const Workload& workload) {
   std::string chained;
   for (size_t index : plan.waiting) {
     const Json& container = (*workload.object)[workload.pod / "spec" / "containers" / index];
-    chained += (chained.empty() ? "" : ", ") + NameOf(container);
+    chained += (chained.empty() ? "" : ", ") + NameOf(container) +
+               (plan.chained.contains(index) ? " (then its own preStop)" : "");
   }
-  Say(err, "inject",
-      workload.label + ": preStop waits for the drain in: " + chained +
-          " (an existing hook runs after it)");
+  Say(err, "inject", workload.label + ": preStop waits for the drain in: " + chained);
   auto seconds = [](milliseconds duration) { return FormatDuration(duration); };
   milliseconds worst = options.drain_delay + options.drain_timeout + options.app_exit_timeout;
   int64_t needed = (worst.count() + 999) / 1000 + plan.hook_sleep_seconds + kGraceMarginSeconds;

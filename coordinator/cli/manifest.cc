@@ -196,6 +196,11 @@ Result<Json> ToJson(const YAML::Node& node, size_t& nodes) {
       Json object = Json::object();
       for (auto it = node.begin(); it != node.end(); ++it) {
         if (!it->first.IsScalar()) return Error{"a mapping key that is not a plain value"};
+        // Kubernetes' strict decoding refuses these; taking one would drop the other unseen.
+        if (object.contains(it->first.Scalar())) {
+          return Error{"duplicate key " + it->first.Scalar() + " (line " +
+                       std::to_string(it->first.Mark().line + 1) + " of the document)"};
+        }
         auto value = ToJson(it->second, nodes);
         if (!value) return value;
         object[it->first.Scalar()] = std::move(*value);

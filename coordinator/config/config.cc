@@ -624,8 +624,10 @@ std::string BuildUsage() {
       "  lameduck drain [--admin ADDR | --admin-socket PATH] [--token T] [--wait] [--timeout "
       "DUR]\n"
       "                 [--then-sleep DUR | --then -- CMD [ARGS...]]\n"
-      "  lameduck inject [--mode native|classic] [--port N] [--app-port N] ... < in.json > "
-      "out.json\n"
+      "  lameduck inject [--mode native|classic] [--port N] [--app-port N] ... < in.yaml > "
+      "out.yaml\n"
+      "  lameduck uninject < wired.yaml > in.yaml\n"
+      "  lameduck install PATH\n"
       "  lameduck version\n\n";
   AppendWrapped(usage,
                 "Options are --name VALUE or --name=VALUE. Each can also come from the "

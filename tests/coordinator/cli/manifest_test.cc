@@ -110,6 +110,10 @@ TEST(ManifestTest, ErrorsNameTheDocumentAndLine) {
             std::string::npos)
       << scalar.error();
   EXPECT_FALSE(Read("{\"a\": 1"));
+  auto duplicate = Read("kind: Pod\nmetadata: {name: a}\nkind: Service\n");
+  ASSERT_FALSE(duplicate);
+  EXPECT_NE(duplicate.error().find("duplicate key kind (line 3"), std::string::npos)
+      << duplicate.error();
 }
 
 TEST(ManifestTest, AliasesThatWouldExpandBeyondAMillionValuesAreRefused) {
