@@ -793,6 +793,7 @@ struct Workload {
   std::string label;
   Pointer pod;
   bool was_wired = false;  // the input had it wired (with a record)
+  Json original_pod;       // its pod as the running pods have it: before this wiring
   std::optional<Plan> plan;
   std::string skipped;             // why not, when no plan
   std::vector<std::string> notes;  // said either way
@@ -1397,6 +1398,7 @@ void UndoAll(std::vector<Json*>& objects, std::ostream& err, std::string_view co
         workload.skipped = undone.error();
       } else {
         workload.was_wired = *undone;
+        workload.original_pod = (*object)[*pod];
         if (command == "uninject") {
           Say(err, command, label + ": " + (*undone ? "restored" : "not wired; as it came"));
         }
@@ -1417,7 +1419,38 @@ void UndoAll(std::vector<Json*>& objects, std::ostream& err, std::string_view co
 
 // Retargets each Service port that reaches the app's port to lameduck's port name, where that
 // leaves no gap in the rollout; says what to do for the others.
-void RetargetServices(Workload& workload, std::ostream& err,
+// Whether `pod` has a port named `name` (TCP) where a Service looks: in a regular container or a
+// native sidecar, and, when `number` is given, with that containerPort.
+bool ResolvesName(const Json& pod, const std::string& name, std::optional<int> number) {
+  const Json* spec = Find(pod, "spec");
+  if (spec == nullptr) return false;
+  for (std::string_view list : {"containers", "initContainers"}) {
+    for (const Json& container : ListAt(*spec, list)) {
+      if (list == "initContainers" && StringAt(container, "restartPolicy") != "Always") continue;
+      for (const Json& entry : ListAt(container, "ports")) {
+        std::string protocol = StringAt(entry, "protocol");
+        if (NameOf(entry) != name || (!protocol.empty() && protocol != "TCP")) continue;
+        if (!number || IntAt(entry, "containerPort") == number) return true;
+      }
+    }
+  }
+  return false;
+}
+
+// The first workload in the input that the Service selects and whose pods, old or new, would not
+// resolve `name` (to the port it targets now, for the old ones); "" when there is none.
+std::string WhoLacks(const ServiceTarget& target, const std::string& name,
+                     const std::vector<Workload>& all) {
+  for (const Workload& other : all) {
+    if (!other.original_pod.is_object()) continue;
+    if (!Selects(*target.service, *other.object, other.original_pod)) continue;
+    if (!ResolvesName(other.original_pod, name, target.number)) return other.label;
+    if (!ResolvesName((*other.object)[other.pod], name, std::nullopt)) return other.label;
+  }
+  return "";
+}
+
+void RetargetServices(const Workload& workload, const std::vector<Workload>& all, std::ostream& err,
                       std::map<Json*, std::unique_ptr<Editor>>& editors) {
   const Plan& plan = *workload.plan;
   for (const ServiceTarget& target : plan.targets) {
@@ -1444,6 +1477,14 @@ void RetargetServices(Workload& workload, std::ostream& err,
               name + (ns.empty() ? "" : " -n " + ns) + " -p '{\"spec\":{\"ports\":[{\"port\":" +
               std::to_string(target.service_port) + ",\"targetPort\":\"" + plan.port_name +
               "\"}]}}'; or name the app's port in the source, and the Service follows in one step");
+      continue;
+    }
+    // Every other workload it selects must resolve the name too, old pods and new.
+    if (std::string lacking = WhoLacks(target, plan.port_name, all); !lacking.empty()) {
+      Say(err, "inject",
+          target.label + ": " + port_text + " left on " + std::to_string(*target.number) +
+              ": it also selects " + lacking + ", whose pods do not all declare port \"" +
+              plan.port_name + "\" there, and would drop out of the Service");
       continue;
     }
     auto& editor = editors[target.service];
@@ -1624,7 +1665,9 @@ int RunInject(const std::vector<std::string>& args, std::istream& in, std::ostre
       Wire(*workload.object, workload.pod, *workload.plan);
       native_wired = native_wired || workload.plan->options.mode == SidecarMode::kNative;
       SayWired(err, workload);
-      RetargetServices(workload, err, service_editors);
+    }
+    for (const Workload& workload : workloads) {
+      if (workload.plan) RetargetServices(workload, workloads, err, service_editors);
     }
     for (auto& [service, editor] : service_editors) editor->Record(Pointer("/metadata"));
     if (native_wired) {

@@ -10,7 +10,7 @@ namespace lameduck::coordinator {
 
 struct Defaults {
   int listen_port = 8080;    // --listen 0.0.0.0:8080
-  int upstream_port = 3000;  // --upstream 127.0.0.1:3000; inject's --app-port
+  int upstream_port = 3000;  // --upstream 127.0.0.1:3000
   int admin_port = 9901;     // --admin 0.0.0.0:9901; where `drain` and the probes find it
   std::chrono::milliseconds drain_delay{5'000};
   std::chrono::milliseconds drain_timeout{25'000};

@@ -404,6 +404,29 @@ TEST(InjectTest, NumericTargetPortBecomesTheNameWhenThePodsAlreadyResolveIt) {
   EXPECT_TRUE(service["metadata"]["annotations"].contains("lameduck.dev/original"));
 }
 
+TEST(InjectTest, AServiceIsLeftWhenAnotherPodItSelectsWouldNotResolveTheName) {
+  // Stable and canary behind one Service; the canary's port has no name, so "http" would drop
+  // its pods from the Service.
+  std::string canary(kWeb.substr(0, kWeb.find("---")));
+  auto replace = [&](std::string_view from, std::string_view to) {
+    size_t at = canary.find(from);
+    ASSERT_NE(at, std::string::npos) << from;
+    canary.replace(at, from.size(), to);
+  };
+  replace("name: web\n", "name: web-canary\n");
+  replace("            - name: http\n              containerPort: 8080",
+          "            - containerPort: 8080");
+  replace("port: http}", "port: 8080}");
+  Outcome outcome = Inject(std::string(kWeb) + "---\n" + canary);
+  ASSERT_EQ(outcome.status, 0) << outcome.err;
+  manifest::Stream stream = Parse(outcome.out);
+  EXPECT_EQ(stream.documents[1].value["spec"]["ports"][0]["targetPort"], 8080);
+  EXPECT_TRUE(Contains(outcome.err,
+                       "Service web: port 80 left on 8080: it also selects "
+                       "Deployment web-canary"));
+  EXPECT_TRUE(Contains(outcome.err, "Deployment web-canary: wired"));
+}
+
 TEST(InjectTest, AFreePortIsChosenWhenTheDefaultsAreTaken) {
   std::string input(kWeb);
   input.replace(input.find("containerPort: 8080"), 19, "containerPort: 9900");
