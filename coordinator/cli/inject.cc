@@ -44,6 +44,7 @@
 
 #include "coordinator/cli/fd.h"
 #include "coordinator/cli/manifest.h"
+#include "coordinator/cli/undo_record.h"
 #include "coordinator/config/defaults.h"
 #include "coordinator/config/option_parser.h"
 #include "coordinator/config/text.h"
@@ -324,163 +325,6 @@ bool IsService(const Json& object) {
 
 const Json* At(const Json& root, const Pointer& pointer) {
   return root.contains(pointer) ? &root[pointer] : nullptr;
-}
-
-// ---- The Editor: every change, with the operation that undoes it.
-//
-// The undo record is a list of operations, applied in order: JSON Patch's `replace` and
-// `remove`, where a `remove` of a list entry inject appended carries the entry's name and finds
-// it by that name if the list has moved since; and `prune`, for an object or list inject made,
-// which goes (or back to the null it was) only if nothing is left in it, so that what a person
-// added after the injection (an annotation, say) survives uninject and re-injection.
-
-class Editor {
- public:
-  explicit Editor(Json& root) : root_(root) {}
-
-  Json& root() { return root_; }
-
-  // root[at][key] = value.
-  Pointer Set(const Pointer& at, const std::string& key, Json value) {
-    Json& parent = root_[at];
-    Pointer path = at / key;
-    auto it = parent.find(key);
-    if (it != parent.end()) {
-      if (*it == value) return path;
-      undo_.push_back({{"op", "replace"}, {"path", path.to_string()}, {"value", *it}});
-    } else {
-      undo_.push_back({{"op", "remove"}, {"path", path.to_string()}});
-    }
-    parent[key] = std::move(value);
-    return path;
-  }
-
-  // root[at][key], made `empty` (an object or a list) when absent or null.
-  Pointer Ensure(const Pointer& at, const std::string& key, Json empty) {
-    Json& parent = root_[at];
-    Pointer path = at / key;
-    auto it = parent.find(key);
-    if (it != parent.end() && !it->is_null()) return path;
-    Json undo = {{"op", "prune"}, {"path", path.to_string()}};
-    if (it != parent.end()) undo["value"] = nullptr;
-    undo_.push_back(std::move(undo));
-    parent[key] = std::move(empty);
-    return path;
-  }
-
-  // Appends a named entry to the list at `list`.
-  void Append(const Pointer& list, Json value) {
-    Json& array = root_[list];
-    undo_.push_back(
-        {{"op", "remove"}, {"path", (list / array.size()).to_string()}, {"name", NameOf(value)}});
-    array.push_back(std::move(value));
-  }
-
-  // Writes the record annotation, whose removal is the first thing the undo does.
-  void Record(const Pointer& metadata) {
-    Pointer annotations = Ensure(metadata, "annotations", Json::object());
-    Pointer record = annotations / std::string(kRecordAnnotation);
-    undo_.push_back({{"op", "remove"}, {"path", record.to_string()}});
-    Json patch = Json::array();
-    for (auto it = undo_.rbegin(); it != undo_.rend(); ++it) patch.push_back(*it);
-    root_[annotations][std::string(kRecordAnnotation)] = patch.dump();
-  }
-
- private:
-  Json& root_;
-  std::vector<Json> undo_;
-};
-
-// One undo operation. What is already gone stays gone; what cannot be put back is an error.
-Result<void> ApplyUndoOperation(Json& object, const Json& op) {
-  std::string kind = StringAt(op, "op");
-  const Json* path_text = Find(op, "path");
-  if (path_text == nullptr || !path_text->is_string()) return Error{"an operation has no path"};
-  Pointer path(path_text->get<std::string>());  // throws on a malformed pointer
-  if (path.empty()) return Error{"an operation names the whole object"};
-  Pointer parent_path = path.parent_pointer();
-  std::string key = path.back();
-  if (!object.contains(parent_path)) {
-    if (kind == "replace") return Error{"the parent of " + path.to_string() + " is gone"};
-    return {};
-  }
-  Json& parent = object[parent_path];
-  if (parent.is_object()) {
-    auto it = parent.find(key);
-    if (kind == "replace") {
-      const Json* value = Find(op, "value");
-      parent[key] = value != nullptr ? *value : Json(nullptr);
-    } else if (kind == "remove") {
-      if (it != parent.end()) parent.erase(it);
-    } else if (kind == "prune") {
-      if (it == parent.end()) return {};
-      if (!it->empty() && !it->is_null()) return {};  // something was added since: kept
-      if (op.contains("value")) {
-        *it = nullptr;
-      } else {
-        parent.erase(it);
-      }
-    } else {
-      return Error{"an operation is " + Quote(kind)};
-    }
-    return {};
-  }
-  if (!parent.is_array()) return Error{path.to_string() + " is not in an object or a list"};
-  auto index = ParseDigits<size_t>(key);
-  if (!index) return Error{path.to_string() + " is not a list index"};
-  if (kind == "replace") {
-    if (*index >= parent.size()) return Error{path.to_string() + " is gone"};
-    const Json* value = Find(op, "value");
-    parent[*index] = value != nullptr ? *value : Json(nullptr);
-    return {};
-  }
-  if (kind != "remove") return Error{"an operation is " + Quote(kind)};
-  std::string name = StringAt(op, "name");
-  if (*index < parent.size() && NameOf(parent[*index]) == name) {
-    parent.erase(*index);
-    return {};
-  }
-  for (size_t i = 0; i < parent.size(); ++i) {  // the list moved: by its name
-    if (!name.empty() && NameOf(parent[i]) == name) {
-      parent.erase(i);
-      return {};
-    }
-  }
-  return {};
-}
-
-// Applies the undo record found in `metadata_at`'s annotations, all or nothing. Returns false,
-// changing nothing, when there is none; an error when it is damaged.
-Result<bool> Undo(Json& object, const Pointer& metadata_at) {
-  const Json* metadata = At(object, metadata_at);
-  const Json* annotations = metadata != nullptr ? Find(*metadata, "annotations") : nullptr;
-  const Json* record = annotations != nullptr ? Find(*annotations, kRecordAnnotation) : nullptr;
-  if (record == nullptr) return false;
-  auto damaged = [](const std::string& why) {
-    return Error{"its " + std::string(kRecordAnnotation) + " annotation " + why +
-                 ": left as it is"};
-  };
-  if (!record->is_string()) return damaged("is not a string");
-  Json patch = Json::parse(record->get<std::string>(), nullptr, false);
-  if (!patch.is_array()) return damaged("is not a list of operations");
-  Json undone = object;
-  try {
-    for (const Json& op : patch) {
-      if (!op.is_object()) return damaged("holds an operation that is not an object");
-      if (auto applied = ApplyUndoOperation(undone, op); !applied) {
-        return damaged("does not apply (" + applied.error() + ")");
-      }
-    }
-  } catch (const Json::exception& error) {
-    return damaged(std::string("does not apply (") + error.what() + ")");
-  }
-  // Every record begins by removing itself: one that does not was not written by inject.
-  const Json* left = At(undone, metadata_at / "annotations");
-  if (left != nullptr && left->is_object() && left->contains(kRecordAnnotation)) {
-    return damaged("does not apply (it does not remove itself)");
-  }
-  object = std::move(undone);
-  return true;
 }
 
 // ---- What a port is.
@@ -793,6 +637,8 @@ struct Workload {
   std::string label;
   Pointer pod;
   bool was_wired = false;  // the input had it wired (with a record)
+  Json as_wired;           // then: the object as it came, kept when it cannot be wired again
+  bool disabled = false;   // lameduck.dev/inject is false
   Json original_pod;       // its pod as the running pods have it: before this wiring
   std::optional<Plan> plan;
   std::string skipped;             // why not, when no plan
@@ -923,13 +769,16 @@ Result<Plan> MakePlan(const Workload& workload, const InjectOptions& options,
   }
   const Json& containers = ListAt(*spec, "containers");
   if (containers.empty()) return Error{"it has no containers"};
-  if (StringAt(*workload.object, "kind") == "ReplicaSet") {
-    const Json* metadata = Find(*workload.object, "metadata");
-    const Json& owners = metadata != nullptr ? ListAt(*metadata, "ownerReferences") : EmptyArray();
+  // A Pod its ReplicaSet made, a ReplicaSet its Deployment made: the owner would undo the change
+  // (and the API server refuses most of it on a Pod).
+  if (const Json* metadata = Find(*workload.object, "metadata")) {
+    const Json& owners = ListAt(*metadata, "ownerReferences");
     if (!owners.empty()) {
       return Error{"it belongs to " + StringAt(owners[0], "kind") + " " + NameOf(owners[0]) +
                    ", which would undo the change: wire that instead"};
     }
+  }
+  if (StringAt(*workload.object, "kind") == "ReplicaSet") {
     notes.push_back(
         "a ReplicaSet does not replace the pods it runs when its template changes: the pods it "
         "makes from now on have lameduck");
@@ -1159,7 +1008,17 @@ Result<Plan> MakePlan(const Workload& workload, const InjectOptions& options,
   plan.port = FreePort(options.port, kFirstPort, listener_taken);
   taken.insert(plan.port);
   plan.admin_port = FreePort(options.admin_port, kFirstAdminPort, taken);
-  if (!plan.app_entry_name.empty()) {
+  bool name_shared = false;  // another regular container declares the app port's name too
+  for (const PortEntry& entry : ports) {
+    name_shared = name_shared || (entry.container != plan.app && !plan.app_entry_name.empty() &&
+                                  entry.name == plan.app_entry_name);
+  }
+  if (name_shared) {
+    notes.push_back("the name \"" + plan.app_entry_name +
+                    "\" of the app's port is declared by another container too: the app keeps "
+                    "it, and lameduck's port gets a name of its own");
+    plan.port_name = FreeName({"lameduck-http", "lameduck-web"}, declared.names);
+  } else if (!plan.app_entry_name.empty()) {
     plan.port_name = plan.app_entry_name;
     plan.renamed_app_entry =
         FreeName({"app-" + plan.port_name, "app-" + std::to_string(plan.app_port)}, declared.names);
@@ -1343,7 +1202,7 @@ void Wire(Json& object, const Pointer& pod, const Plan& plan) {
   Pointer metadata = editor.Ensure(pod, "metadata", Json::object());
   Pointer annotations = editor.Ensure(metadata, "annotations", Json::object());
   editor.Set(annotations, std::string(kInjectedAnnotation), LAMEDUCK_VERSION);
-  editor.Record(metadata);
+  editor.Record(metadata, kRecordAnnotation);
 }
 
 // ---- The run.
@@ -1382,8 +1241,14 @@ void Say(std::ostream& err, std::string_view command, std::string_view line) {
 }
 
 // Takes out what a previous injection added to each object, before anything else looks at it.
+// A Service inject retargeted before, as it came.
+struct WiredService {
+  Json* object;
+  Json as_wired;
+};
+
 void UndoAll(std::vector<Json*>& objects, std::ostream& err, std::string_view command,
-             std::vector<Workload>* workloads) {
+             std::vector<Workload>* workloads, std::vector<WiredService>* services) {
   for (Json* object : objects) {
     if (!object->is_object()) continue;
     std::optional<Pointer> pod = PodOf(*object);
@@ -1393,11 +1258,13 @@ void UndoAll(std::vector<Json*>& objects, std::ostream& err, std::string_view co
       workload.object = object;
       workload.label = label;
       workload.pod = *pod;
-      auto undone = Undo(*object, *pod / "metadata");
+      workload.as_wired = *object;
+      auto undone = Undo(*object, *pod / "metadata", kRecordAnnotation);
       if (!undone) {
         workload.skipped = undone.error();
       } else {
         workload.was_wired = *undone;
+        if (!*undone) workload.as_wired = nullptr;
         workload.original_pod = (*object)[*pod];
         if (command == "uninject") {
           Say(err, command, label + ": " + (*undone ? "restored" : "not wired; as it came"));
@@ -1407,91 +1274,117 @@ void UndoAll(std::vector<Json*>& objects, std::ostream& err, std::string_view co
       continue;
     }
     if (IsService(*object)) {
-      auto undone = Undo(*object, Pointer("/metadata"));
+      Json as_wired = *object;
+      auto undone = Undo(*object, Pointer("/metadata"), kRecordAnnotation);
       if (!undone) {
         Say(err, command, label + ": " + undone.error());
       } else if (*undone && command == "uninject") {
         Say(err, command, label + ": targetPort restored");
+      } else if (*undone && services != nullptr) {
+        services->push_back({object, std::move(as_wired)});
       }
     }
   }
 }
 
-// Retargets each Service port that reaches the app's port to lameduck's port name, where that
-// leaves no gap in the rollout; says what to do for the others.
-// Whether `pod` has a port named `name` (TCP) where a Service looks: in a regular container or a
-// native sidecar, and, when `number` is given, with that containerPort.
-bool ResolvesName(const Json& pod, const std::string& name, std::optional<int> number) {
+// Where a Service's named targetPort lands in `pod`, as Kubernetes looks it up (FindPort): the
+// regular containers first, then the native sidecars; the first TCP port with the name.
+struct Resolved {
+  std::string container;
+  int number = 0;
+};
+
+std::optional<Resolved> Resolve(const Json& pod, const std::string& name) {
   const Json* spec = Find(pod, "spec");
-  if (spec == nullptr) return false;
+  if (spec == nullptr) return std::nullopt;
   for (std::string_view list : {"containers", "initContainers"}) {
     for (const Json& container : ListAt(*spec, list)) {
       if (list == "initContainers" && StringAt(container, "restartPolicy") != "Always") continue;
       for (const Json& entry : ListAt(container, "ports")) {
         std::string protocol = StringAt(entry, "protocol");
         if (NameOf(entry) != name || (!protocol.empty() && protocol != "TCP")) continue;
-        if (!number || IntAt(entry, "containerPort") == number) return true;
+        if (auto number = IntAt(entry, "containerPort"))
+          return Resolved{NameOf(container), *number};
       }
     }
   }
-  return false;
+  return std::nullopt;
 }
 
-// The first workload in the input that the Service selects and whose pods, old or new, would not
-// resolve `name` (to the port it targets now, for the old ones); "" when there is none.
+// The first workload in the input that the Service selects and whose pods would not take its
+// traffic by the name: a running pod must resolve it to the port the Service targets now, a
+// new pod to lameduck (or, not wired, at all). "" when there is none.
 std::string WhoLacks(const ServiceTarget& target, const std::string& name,
                      const std::vector<Workload>& all) {
   for (const Workload& other : all) {
     if (!other.original_pod.is_object()) continue;
     if (!Selects(*target.service, *other.object, other.original_pod)) continue;
-    if (!ResolvesName(other.original_pod, name, target.number)) return other.label;
-    if (!ResolvesName((*other.object)[other.pod], name, std::nullopt)) return other.label;
+    auto before = Resolve(other.original_pod, name);
+    auto after = Resolve((*other.object)[other.pod], name);
+    if (!before || before->number != target.number) return other.label;
+    if (!after || (other.plan && after->container != kSidecarName)) return other.label;
   }
   return "";
 }
 
+std::string PatchCommand(const ServiceTarget& target, const std::string& name) {
+  std::string ns = NamespaceOf(*target.service);
+  return "kubectl patch service " + NameOf((*target.service)["metadata"]) +
+         (ns.empty() ? "" : " -n " + ns) +
+         " -p '{\"spec\":{\"ports\":[{\"port\":" + std::to_string(target.service_port) +
+         ",\"targetPort\":\"" + name + "\"}]}}'";
+}
+
+// Retargets each Service port that reaches the app's port to lameduck's port name, where that
+// leaves no pod out during the rollout; says what to do about the others. `said`: the Service
+// ports already spoken of (a Service may select several workloads).
 void RetargetServices(const Workload& workload, const std::vector<Workload>& all, std::ostream& err,
-                      std::map<Json*, std::unique_ptr<Editor>>& editors) {
+                      std::map<Json*, std::unique_ptr<Editor>>& editors,
+                      std::set<std::pair<const Json*, size_t>>& said) {
   const Plan& plan = *workload.plan;
   for (const ServiceTarget& target : plan.targets) {
-    std::string port_text = "port " + std::to_string(target.service_port);
+    if (!said.insert({target.service, target.port_index}).second) continue;
+    std::string port_text = target.label + ": port " + std::to_string(target.service_port);
     if (!target.name.empty()) {
-      Say(err, "inject",
-          target.label + ": " + port_text + " targets \"" + target.name +
-              "\": it follows by name (old pods: the app; new pods: lameduck)");
+      if (target.name == plan.port_name) {
+        Say(err, "inject",
+            port_text + " targets \"" + target.name +
+                "\": it follows by name (old pods: the app; new pods: lameduck)");
+      } else {
+        Say(err, "inject",
+            port_text + " targets \"" + target.name + "\", which stays the app's (another " +
+                "container declares the name too): it does not reach lameduck; lameduck's port "
+                "is \"" +
+                plan.port_name + "\"");
+      }
       continue;
     }
-    std::string was = target.implicit ? "(none: " + std::to_string(*target.number) + ")"
-                                      : std::to_string(*target.number);
-    // A number becomes the name only where the running pods already resolve it: where the app's
-    // entry had the name. Else the Service would drop every old pod until new ones are ready.
-    bool safe = !plan.app_entry_name.empty();
-    if (!safe) {
-      std::string ns = NamespaceOf(*target.service);
-      std::string name = NameOf((*target.service)["metadata"]);
+    std::string number = std::to_string(*target.number);
+    std::string lacking = WhoLacks(target, plan.port_name, all);
+    if (lacking == workload.label && plan.app_entry_name.empty()) {
+      // A number becomes a name only where the running pods already declare it.
       Say(err, "inject",
-          target.label + ": " + port_text + " left on " + std::to_string(*target.number) +
-              " for now: the running pods' port " + std::to_string(plan.app_port) +
-              " has no name, so a named targetPort would drop them from the Service until new "
-              "pods are ready. When the rollout is done, run: kubectl patch service " +
-              name + (ns.empty() ? "" : " -n " + ns) + " -p '{\"spec\":{\"ports\":[{\"port\":" +
-              std::to_string(target.service_port) + ",\"targetPort\":\"" + plan.port_name +
-              "\"}]}}'; or name the app's port in the source, and the Service follows in one step");
+          port_text + " left on " + number + " for now: the running pods' port " +
+              std::to_string(plan.app_port) +
+              " has no name, and a named targetPort would drop them from the Service until new "
+              "pods are ready. Name the app's port in your source (name: " +
+              plan.port_name + ") and it follows in one step; or, once the rollout is done: " +
+              PatchCommand(target, plan.port_name));
       continue;
     }
-    // Every other workload it selects must resolve the name too, old pods and new.
-    if (std::string lacking = WhoLacks(target, plan.port_name, all); !lacking.empty()) {
+    if (!lacking.empty()) {
       Say(err, "inject",
-          target.label + ": " + port_text + " left on " + std::to_string(*target.number) +
-              ": it also selects " + lacking + ", whose pods do not all declare port \"" +
-              plan.port_name + "\" there, and would drop out of the Service");
+          port_text + " left on " + number + ": " + lacking +
+              ", which it selects, would not take its traffic by the name \"" + plan.port_name +
+              "\" (a running pod without it, or the name another container's)");
       continue;
     }
     auto& editor = editors[target.service];
     if (!editor) editor = std::make_unique<Editor>(*target.service);
     editor->Set(Pointer("/spec/ports") / target.port_index, "targetPort", plan.port_name);
     Say(err, "inject",
-        target.label + ": " + port_text + " targetPort " + was + " -> \"" + plan.port_name +
+        port_text + " targetPort " + (target.implicit ? "(none: " + number + ")" : number) +
+            " -> \"" + plan.port_name +
             "\" (old pods resolve it to the app, new pods to lameduck)");
   }
 }
@@ -1537,18 +1430,18 @@ void SayWired(std::ostream& err, const Workload& workload) {
                      arithmetic + ")"));
   for (const std::string& note : workload.notes) Say(err, "inject", workload.label + ": " + note);
   if (plan.targets.empty()) {
+    std::string patch =
+        "kubectl patch service NAME -p '{\"spec\":{\"ports\":[{\"port\":PORT,"
+        "\"targetPort\":\"" +
+        plan.port_name + "\"}]}}'";
     Say(err, "inject",
         workload.label + ": no Service in the input reaches port " + app_port +
-            (plan.app_entry_name.empty()
-                 ? "; a Service must target \"" + plan.port_name +
-                       "\" to reach lameduck: kubectl patch service NAME -p "
-                       "'{\"spec\":{\"ports\":[{\"port\":PORT,\"targetPort\":\"" +
-                       plan.port_name + "\"}]}}' once the rollout is done"
+            (plan.renamed_app_entry.empty()
+                 ? "; a Service reaches lameduck when it targets \"" + plan.port_name +
+                       "\", once every running pod declares it (after this rollout): " + patch
                  : "; Services that target \"" + plan.port_name +
                        "\" by name follow by themselves; one that targets " + app_port +
-                       " by number needs: kubectl patch service NAME -p "
-                       "'{\"spec\":{\"ports\":[{\"port\":PORT,\"targetPort\":\"" +
-                       plan.port_name + "\"}]}}'"));
+                       " by number needs: " + patch));
   }
 }
 
@@ -1614,7 +1507,8 @@ int RunInject(const std::vector<std::string>& args, std::istream& in, std::ostre
   try {
     std::vector<Json*> objects = ObjectsOf(stream);
     std::vector<Workload> workloads;
-    UndoAll(objects, err, "inject", &workloads);
+    std::vector<WiredService> wired_services;
+    UndoAll(objects, err, "inject", &workloads, &wired_services);
     std::vector<Json*> services;
     std::vector<std::string> passed;
     for (Json* object : objects) {
@@ -1637,6 +1531,19 @@ int RunInject(const std::vector<std::string>& args, std::istream& in, std::ostre
 
     std::map<Json*, std::unique_ptr<Editor>> service_editors;
     bool native_wired = false;
+    // A workload that was wired and cannot be wired now (a bad annotation, say) is written as it
+    // came, still wired: inject never takes lameduck out unless asked to.
+    auto skip = [&](Workload& workload, const std::string& why) {
+      if (workload.was_wired) {
+        *workload.object = workload.as_wired;
+        Say(err, "inject", workload.label + ": kept as it came, wired: cannot rewire it: " + why);
+      } else {
+        Say(err, "inject", workload.label + ": skipped: " + why);
+      }
+      for (const std::string& note : workload.notes) {
+        Say(err, "inject", workload.label + ": " + note);
+      }
+    };
     for (Workload& workload : workloads) {
       if (!workload.skipped.empty()) {
         Say(err, "inject", workload.label + ": skipped: " + workload.skipped);
@@ -1644,10 +1551,11 @@ int RunInject(const std::vector<std::string>& args, std::istream& in, std::ostre
       }
       auto options = OptionsFor(workload, parsed->options);
       if (!options) {
-        Say(err, "inject", workload.label + ": skipped: " + options.error());
+        skip(workload, options.error());
         continue;
       }
       if (!options->enabled) {
+        workload.disabled = true;
         Say(err, "inject",
             workload.label + ": skipped: lameduck.dev/inject is false" +
                 (workload.was_wired ? " (lameduck taken out)" : ""));
@@ -1655,10 +1563,7 @@ int RunInject(const std::vector<std::string>& args, std::istream& in, std::ostre
       }
       auto plan = MakePlan(workload, *options, services, workload.notes);
       if (!plan) {
-        Say(err, "inject", workload.label + ": skipped: " + plan.error());
-        for (const std::string& note : workload.notes) {
-          Say(err, "inject", workload.label + ": " + note);
-        }
+        skip(workload, plan.error());
         continue;
       }
       workload.plan = std::move(*plan);
@@ -1666,10 +1571,27 @@ int RunInject(const std::vector<std::string>& args, std::istream& in, std::ostre
       native_wired = native_wired || workload.plan->options.mode == SidecarMode::kNative;
       SayWired(err, workload);
     }
+    std::set<std::pair<const Json*, size_t>> said;
     for (const Workload& workload : workloads) {
-      if (workload.plan) RetargetServices(workload, workloads, err, service_editors);
+      if (workload.plan) RetargetServices(workload, workloads, err, service_editors, said);
     }
-    for (auto& [service, editor] : service_editors) editor->Record(Pointer("/metadata"));
+    for (auto& [service, editor] : service_editors) {
+      editor->Record(Pointer("/metadata"), kRecordAnnotation);
+    }
+    // A Service retargeted before keeps that unless a workload it selects was taken out (or
+    // rewired without it): one whose workloads are not in the input is written as it came.
+    for (WiredService& wired : wired_services) {
+      if (service_editors.contains(wired.object)) continue;
+      bool decided = std::any_of(workloads.begin(), workloads.end(), [&](const Workload& w) {
+        return (w.plan || w.disabled) && w.original_pod.is_object() &&
+               Selects(*wired.object, *w.object, w.original_pod);
+      });
+      if (!decided) {
+        *wired.object = std::move(wired.as_wired);
+        Say(err, "inject",
+            Label(*wired.object) + ": kept as it came: no workload it selects is in the input");
+      }
+    }
     if (native_wired) {
       Say(err, "inject",
           "native sidecars: Services find lameduck's port by name from Kubernetes 1.33 "
@@ -1711,7 +1633,7 @@ int RunUninject(const std::vector<std::string>& args, std::istream& in, std::ost
   try {
     std::vector<Json*> objects = ObjectsOf(stream);
     std::vector<Workload> workloads;
-    UndoAll(objects, err, "uninject", &workloads);
+    UndoAll(objects, err, "uninject", &workloads, nullptr);
     for (const Workload& workload : workloads) {
       if (!workload.skipped.empty()) Say(err, "uninject", workload.label + ": " + workload.skipped);
     }

@@ -422,9 +422,102 @@ TEST(InjectTest, AServiceIsLeftWhenAnotherPodItSelectsWouldNotResolveTheName) {
   manifest::Stream stream = Parse(outcome.out);
   EXPECT_EQ(stream.documents[1].value["spec"]["ports"][0]["targetPort"], 8080);
   EXPECT_TRUE(Contains(outcome.err,
-                       "Service web: port 80 left on 8080: it also selects "
-                       "Deployment web-canary"));
+                       "Service web: port 80 left on 8080: Deployment web-canary, "
+                       "which it selects, would not take its traffic by the name"));
   EXPECT_TRUE(Contains(outcome.err, "Deployment web-canary: wired"));
+}
+
+TEST(InjectTest, ANameAnotherContainerSharesStaysWithTheAppAndLameduckGetsItsOwn) {
+  // Kubernetes takes the first regular container that declares a name: renaming the app's entry
+  // would hand "http" to the docs container.
+  std::string input(kWeb);
+  input.replace(input.find("          readinessProbe:"), 0, "");
+  input.replace(input.find("---"), 0,
+                "        - name: docs\n          image: example/docs:1\n          ports:\n"
+                "            - {name: http, containerPort: 8081}\n");
+  Outcome outcome = Inject(input, {"--container", "web"});
+  ASSERT_EQ(outcome.status, 0) << outcome.err;
+  manifest::Stream stream = Parse(outcome.out);
+  Json pod = stream.documents[0].value["spec"]["template"];
+  EXPECT_EQ(pod["spec"]["containers"][0]["ports"][0]["name"], "http") << "the app keeps its name";
+  EXPECT_EQ(Sidecar(pod)["ports"][0]["name"], "lameduck-http");
+  EXPECT_EQ(stream.documents[1].value["spec"]["ports"][0]["targetPort"], 8080);
+  EXPECT_TRUE(Contains(outcome.err, "is declared by another container too"));
+}
+
+TEST(InjectTest, EditsAfterInjectionDoNotConfuseTheUndo) {
+  // A person puts a container and a Service port at the top of a wired manifest: re-injecting
+  // and uninjecting still find lameduck's entries by name and leave theirs alone.
+  Outcome wired = Inject(std::string(kWeb));
+  ASSERT_EQ(wired.status, 0);
+  manifest::Stream stream = Parse(wired.out);
+  Json& deployment = stream.documents[0].value;
+  Json shipper =
+      Json::parse(R"({"name":"logs","image":"shipper:1","ports":[{"name":"metrics",)"
+                  R"("containerPort":9090}],"lifecycle":{"preStop":{"sleep":{"seconds":2}}}})");
+  Json& containers = deployment["spec"]["template"]["spec"]["containers"];
+  containers.insert(containers.begin(), shipper);
+  Json& ports = stream.documents[1].value["spec"]["ports"];
+  ports.insert(ports.begin(), Json::parse(R"({"name":"metrics","port":9090,"targetPort":9090})"));
+  std::string edited = manifest::Write(stream);
+
+  Outcome restored = Uninject(edited);
+  ASSERT_EQ(restored.status, 0) << restored.err;
+  manifest::Stream back = Parse(restored.out);
+  const Json& spec = back.documents[0].value["spec"]["template"]["spec"];
+  EXPECT_EQ(spec["containers"][0].dump(), shipper.dump()) << "theirs untouched";
+  EXPECT_EQ(spec["containers"][1]["ports"][0]["name"], "http");
+  EXPECT_FALSE(spec["containers"][1].contains("lifecycle"));
+  EXPECT_FALSE(spec.contains("volumes"));
+  EXPECT_EQ(back.documents[1].value["spec"]["ports"][0]["targetPort"], 9090);
+  EXPECT_EQ(back.documents[1].value["spec"]["ports"][1]["targetPort"], 8080);
+
+  Outcome again = Inject(edited);
+  ASSERT_EQ(again.status, 0) << again.err;
+  manifest::Stream rewired = Parse(again.out);
+  const Json& respec = rewired.documents[0].value["spec"]["template"]["spec"];
+  EXPECT_EQ(respec["containers"][0]["ports"][0]["name"], "metrics");
+  EXPECT_EQ(respec["containers"][1]["ports"][0]["name"], "app-http");
+  EXPECT_EQ(respec["initContainers"].size(), 2u);
+  EXPECT_EQ(rewired.documents[1].value["spec"]["ports"][0]["targetPort"], 9090);
+  EXPECT_EQ(rewired.documents[1].value["spec"]["ports"][1]["targetPort"], "http");
+}
+
+TEST(InjectTest, WhatCannotBeRewiredIsKeptWiredNotSilentlyTakenOut) {
+  Outcome wired = Inject(std::string(kWeb));
+  ASSERT_EQ(wired.status, 0);
+  // A typo in an annotation: the workload stays as it came, wired.
+  std::string edited = wired.out;
+  edited.insert(edited.find("        lameduck.dev/injected:"),
+                "        lameduck.dev/drain-delay: \"10 s\"\n");
+  Outcome typo = Inject(edited);
+  ASSERT_EQ(typo.status, 0);
+  EXPECT_EQ(typo.out, edited);
+  EXPECT_TRUE(Contains(typo.err,
+                       "Deployment web: kept as it came, wired: cannot rewire it: "
+                       "annotation lameduck.dev/drain-delay"));
+  // The wired Service alone (kubectl get svc -o yaml | lameduck inject): kept as it came.
+  std::string service = wired.out.substr(wired.out.find("---"));
+  Outcome alone = Inject(service);
+  ASSERT_EQ(alone.status, 0);
+  EXPECT_EQ(alone.out, service);
+  EXPECT_TRUE(Contains(alone.err,
+                       "Service web: kept as it came: no workload it selects is in "
+                       "the input"));
+}
+
+TEST(InjectTest, PodsAndReplicaSetsThatBelongToSomethingAreLeftToIt) {
+  std::string input = R"(apiVersion: v1
+kind: Pod
+metadata:
+  name: web-7d9f-abcde
+  ownerReferences: [{apiVersion: apps/v1, kind: ReplicaSet, name: web-7d9f, uid: x}]
+spec:
+  containers: [{name: web, image: i, ports: [{name: http, containerPort: 8080}]}]
+)";
+  Outcome outcome = Inject(input);
+  EXPECT_EQ(outcome.out, input);
+  EXPECT_TRUE(Contains(outcome.err, "skipped: it belongs to ReplicaSet web-7d9f"));
 }
 
 TEST(InjectTest, AFreePortIsChosenWhenTheDefaultsAreTaken) {
