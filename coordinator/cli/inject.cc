@@ -540,14 +540,16 @@ std::set<int> GrpcProbePorts(const Json& container) {
 
 // A Service port and the pod port it reaches.
 struct ServiceTarget {
-  Json* service;
+  Json* service = nullptr;
   std::string label;
-  size_t port_index;          // in spec.ports
-  int service_port;           // its `port`
+  size_t port_index = 0;      // in spec.ports
+  int service_port = 0;       // its `port`
   std::optional<int> number;  // targetPort by number, or implicit (`port`)
   std::string name;           // targetPort by name
   bool implicit = false;
   std::string app_protocol;
+  std::string port_name;  // the Service port's own name: meshes read the protocol from it
+  bool headless = false;  // clusterIP: None: clients reach the pods directly
 };
 
 bool Selects(const Json& service, const Json& workload, const Json& pod) {
@@ -578,14 +580,14 @@ std::vector<ServiceTarget> TargetsOf(Json& service) {
     if (!protocol.empty() && protocol != "TCP") continue;
     auto number = IntAt(port, "port");
     if (!number) continue;
-    ServiceTarget target{&service,
-                         Label(service),
-                         i,
-                         *number,
-                         std::nullopt,
-                         "",
-                         false,
-                         StringAt(port, "appProtocol")};
+    ServiceTarget target;
+    target.service = &service;
+    target.label = Label(service);
+    target.port_index = i;
+    target.service_port = *number;
+    target.app_protocol = StringAt(port, "appProtocol");
+    target.port_name = NameOf(port);
+    target.headless = StringAt(*spec, "clusterIP") == "None";
     const Json* target_port = Find(port, "targetPort");
     if (target_port == nullptr) {
       target.number = *number;
@@ -846,10 +848,19 @@ Result<Plan> MakePlan(const Workload& workload, const InjectOptions& options,
       return "gRPC, by its gRPC probe (lameduck does not speak HTTP/2 yet)";
     }
     for (const ServiceTarget& target : targets) {
-      if (!Reaches(target, entry) || target.app_protocol.empty()) continue;
+      if (!Reaches(target, entry)) continue;
       std::string protocol = target.app_protocol;
-      if (protocol != "http" && protocol != "HTTP" && protocol != "kubernetes.io/ws") {
+      if (!protocol.empty() && protocol != "http" && protocol != "HTTP" &&
+          protocol != "kubernetes.io/ws") {
         return "appProtocol " + protocol + " in " + target.label;
+      }
+      // Istio and Linkerd read a port's protocol from its name's first word (grpc-api, tcp-db).
+      std::vector<std::string> words = Words(target.port_name);
+      if (!words.empty()) {
+        auto it = NonHttpWords().find(words.front());
+        if (it != NonHttpWords().end()) {
+          return it->second + ", by the name of its port in " + target.label;
+        }
       }
     }
     if (!http_name && !WellKnownNonHttp(entry.number).empty()) {
@@ -1345,6 +1356,14 @@ void RetargetServices(const Workload& workload, const std::vector<Workload>& all
   for (const ServiceTarget& target : plan.targets) {
     if (!said.insert({target.service, target.port_index}).second) continue;
     std::string port_text = target.label + ": port " + std::to_string(target.service_port);
+    if (target.headless) {
+      Say(err, "inject",
+          port_text +
+              " left as it is: a headless Service (clusterIP: None) gives clients the "
+              "pods' addresses, and they connect to the ports they choose, not through "
+              "lameduck");
+      continue;
+    }
     if (!target.name.empty()) {
       if (target.name == plan.port_name) {
         Say(err, "inject",

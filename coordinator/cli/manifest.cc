@@ -16,6 +16,10 @@ namespace {
 // A YAML document may hold aliases, each of which the JSON tree copies: a few lines of anchors
 // can stand for billions of nodes. No manifest comes near this many.
 constexpr size_t kMaxNodes = 1'000'000;
+// JSON nested deeper than this is refused before parsing: the parser (and every walk of the tree
+// after it) recurses once a level, and a few megabytes of brackets would overflow the stack.
+// Kubernetes objects are a dozen levels deep.
+constexpr size_t kMaxJsonDepth = 256;
 
 bool StartsWithMarker(std::string_view line, std::string_view marker) {
   if (line.ends_with('\n')) line.remove_suffix(1);
@@ -28,6 +32,30 @@ bool StartsWithMarker(std::string_view line, std::string_view marker) {
 bool IsCommentOrBlank(std::string_view line) {
   size_t first = line.find_first_not_of(" \t\r\n");
   return first == std::string_view::npos || line[first] == '#';
+}
+
+// How deep the brackets of a JSON text nest (outside strings).
+size_t JsonDepth(std::string_view text) {
+  size_t depth = 0;
+  size_t deepest = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '{' || c == '[') {
+      deepest = std::max(deepest, ++depth);
+    } else if ((c == '}' || c == ']') && depth > 0) {
+      --depth;
+    }
+  }
+  return deepest;
 }
 
 // A separator line with nothing after the marker but a comment: it may lead a document written
@@ -194,8 +222,24 @@ Result<Json> ToJson(const YAML::Node& node, size_t& nodes) {
     }
     case YAML::NodeType::Map: {
       Json object = Json::object();
+      std::vector<Json> merged;  // `<<: *base` (or a list of them): keys the map does not set
       for (auto it = node.begin(); it != node.end(); ++it) {
         if (!it->first.IsScalar()) return Error{"a mapping key that is not a plain value"};
+        if (it->first.Scalar() == "<<" && it->first.Tag() == "?") {
+          auto converted = ToJson(it->second, nodes);
+          if (!converted) return converted;
+          const Json& value = *converted;
+          if (value.is_object()) {
+            merged.push_back(value);
+          } else if (value.is_array() &&
+                     std::all_of(value.begin(), value.end(),
+                                 [](const Json& item) { return item.is_object(); })) {
+            for (const Json& item : value) merged.push_back(item);
+          } else {
+            return Error{"a merge key (<<) whose value is not a mapping"};
+          }
+          continue;
+        }
         // Kubernetes' strict decoding refuses these; taking one would drop the other unseen.
         if (object.contains(it->first.Scalar())) {
           return Error{"duplicate key " + it->first.Scalar() + " (line " +
@@ -205,6 +249,11 @@ Result<Json> ToJson(const YAML::Node& node, size_t& nodes) {
         if (!value) return value;
         object[it->first.Scalar()] = std::move(*value);
       }
+      for (const Json& base : merged) {  // the first merged map wins over later ones
+        for (const auto& [key, value] : base.items()) {
+          if (!object.contains(key)) object[key] = value;
+        }
+      }
       return object;
     }
   }
@@ -213,8 +262,22 @@ Result<Json> ToJson(const YAML::Node& node, size_t& nodes) {
 
 // ---- Writing YAML.
 
+// What YAML 1.1 readers take for something other than a string, beyond what Resolve knows:
+// timestamps (2024-01-31, 2024-01-31T10:00:00Z), the float specials, the merge and value keys.
+bool LooksLikeOtherType(const std::string& text) {
+  if (text.size() >= 8 && std::isdigit(static_cast<unsigned char>(text[0])) &&
+      text.find('-') == 4) {
+    return true;  // a date, perhaps with a time
+  }
+  static constexpr std::array<std::string_view, 14> kSpecial = {
+      ".inf",  ".Inf",  ".INF", "+.inf", "+.Inf", "+.INF", "-.inf",
+      "-.Inf", "-.INF", ".nan", ".NaN",  ".NAN",  "<<",    "="};
+  return std::find(kSpecial.begin(), kSpecial.end(), text) != kSpecial.end();
+}
+
 bool NeedsQuotes(const std::string& text) {
   if (text.empty() || ResolvePlain(text).type() != Json::value_t::string) return true;
+  if (LooksLikeOtherType(text)) return true;
   unsigned char first = static_cast<unsigned char>(text.front());
   unsigned char last = static_cast<unsigned char>(text.back());
   if (std::isspace(first) || std::isspace(last)) return true;
@@ -288,6 +351,23 @@ bool IsObjectOrList(const Json& value) {
          std::all_of(value.begin(), value.end(), [](const Json& item) { return item.is_object(); });
 }
 
+// Whether the text's first line ends in CRLF: then what is written anew does too.
+bool UsesCrlf(std::string_view text) {
+  size_t newline = text.find('\n');
+  return newline != std::string_view::npos && newline > 0 && text[newline - 1] == '\r';
+}
+
+// `text` with each "\n" made "\r\n".
+std::string WithCrlf(const std::string& text) {
+  std::string out;
+  out.reserve(text.size() + text.size() / 16);
+  for (char c : text) {
+    if (c == '\n') out += '\r';
+    out += c;
+  }
+  return out;
+}
+
 }  // namespace
 
 Result<Stream> Read(std::string_view text) {
@@ -295,6 +375,10 @@ Result<Stream> Read(std::string_view text) {
   size_t first = text.find_first_not_of(" \t\r\n");
   if (first != std::string_view::npos && (text[first] == '{' || text[first] == '[')) {
     stream.format = Format::kJson;
+    if (JsonDepth(text) > kMaxJsonDepth) {
+      return Error{"stdin nests deeper than " + std::to_string(kMaxJsonDepth) +
+                   " levels: not a Kubernetes manifest"};
+    }
     Json value;
     try {
       value = Json::parse(text);
@@ -351,13 +435,14 @@ std::string ToYaml(const Json& value) {
 
 std::string Write(const Stream& stream) {
   std::string out;
+  bool crlf = !stream.documents.empty() && UsesCrlf(stream.documents[0].text);
   for (const Document& document : stream.documents) {
     if (document.value == document.original) {
       out += document.text;
       continue;
     }
     if (stream.format == Format::kJson) {
-      out += document.value.dump(4) + "\n";
+      out += crlf ? WithCrlf(document.value.dump(4) + "\n") : document.value.dump(4) + "\n";
       continue;
     }
     std::string body = ToYaml(document.value);
@@ -372,8 +457,10 @@ std::string Write(const Stream& stream) {
     std::string head = document.head;
     // A separator that carried content (`--- |`) was not kept in the head: the next document
     // still needs one.
-    if (&document != &stream.documents.front() && !head.starts_with("---")) head = "---\n" + head;
-    out += head + body;
+    if (&document != &stream.documents.front() && !head.starts_with("---")) {
+      head = (crlf ? "---\r\n" : "---\n") + head;
+    }
+    out += head + (crlf ? WithCrlf(body) : body);
   }
   return out;
 }

@@ -180,6 +180,13 @@ Json WithoutWiring(Json container, const Json& before) {
 
 // ---- The cases.
 
+// What a case's wired workload came to: the app's port, its entry's name, lameduck's name.
+struct WiredApp {
+  int app_port = 0;
+  std::string entry_name;
+  std::string port_name;
+};
+
 struct Case {
   std::string name;
   std::string input;
@@ -236,6 +243,7 @@ TEST(InjectCasesTest, EachCaseIsWiredAsItsExpectationsSay) {
       auto out = Objects(after);
       EXPECT_EQ(in.size(), out.size());
       std::map<std::string, std::string> port_names;  // wired workload -> lameduck's port name
+      std::map<std::string, WiredApp> wired_apps;
       for (const auto& [directive, rest] : c.expect) {
         std::string id = rest.substr(0, rest.find(' '));
         if (directive == "note") {
@@ -265,10 +273,18 @@ TEST(InjectCasesTest, EachCaseIsWiredAsItsExpectationsSay) {
           EXPECT_EQ("0.0.0.0:" + std::to_string(sidecar["ports"][0]["containerPort"].get<int>()),
                     listen);
           port_names[id] = sidecar["ports"][0]["name"];
+          WiredApp& app = wired_apps[id];
+          app.app_port = std::stoi(app_port);
+          app.port_name = port_names[id];
           // The app container: unchanged but for the preStop, the mount and its port's name.
           const Json* app_before = ContainerIn(PodOf(was)["spec"]["containers"], container);
           const Json* app_after = ContainerIn(pod["spec"]["containers"], container);
           ASSERT_TRUE(app_before && app_after) << container;
+          for (const Json& port : app_before->value("ports", Json::array())) {
+            if (port["containerPort"] == wired_apps[id].app_port) {
+              wired_apps[id].entry_name = port.value("name", "");
+            }
+          }
           EXPECT_EQ(WithoutWiring(*app_after, *app_before).dump(), app_before->dump()) << id;
           const Json& command = (*app_after)["lifecycle"]["preStop"]["exec"]["command"];
           EXPECT_EQ(command[0], "/lameduck/lameduck");
@@ -282,14 +298,30 @@ TEST(InjectCasesTest, EachCaseIsWiredAsItsExpectationsSay) {
             }
           }
         } else if (directive == "retargeted") {
-          bool found = false;
-          for (const Json& port : now["spec"]["ports"]) {
-            if (!port.contains("targetPort") || !port["targetPort"].is_string()) continue;
-            for (const auto& [workload, name] : port_names) {
-              found = found || port["targetPort"] == name;
+          // Every port that reached a wired app's port (by number, implicitly, or by the app
+          // entry's name) now targets that workload's lameduck port by name.
+          size_t reached = 0;
+          const Json& selector = was["spec"]["selector"];
+          for (const auto& [workload, wired] : wired_apps) {
+            const Json& labels = PodOf(*in[workload].object)["metadata"]["labels"];
+            bool selects =
+                std::all_of(selector.items().begin(), selector.items().end(), [&](const auto& kv) {
+                  return labels.contains(kv.key()) && labels[kv.key()] == kv.value();
+                });
+            if (!selects) continue;
+            for (size_t i = 0; i < was["spec"]["ports"].size(); ++i) {
+              const Json& port = was["spec"]["ports"][i];
+              Json target = port.contains("targetPort") ? port["targetPort"] : port["port"];
+              bool by_number = target.is_number() && target.get<int>() == wired.app_port;
+              bool by_name =
+                  target.is_string() && !wired.entry_name.empty() && target == wired.entry_name;
+              if (!by_number && !by_name) continue;
+              ++reached;
+              EXPECT_EQ(now["spec"]["ports"][i]["targetPort"], wired.port_name)
+                  << id << " port " << i;
             }
           }
-          EXPECT_TRUE(found) << id << " does not target lameduck's port by name: " << now.dump();
+          EXPECT_GT(reached, 0u) << id << " reaches no wired app port";
         } else {
           ADD_FAILURE() << "unknown directive " << directive;
         }
@@ -699,6 +731,28 @@ spec:
       Contains(outcome.err, "StatefulSet cache: skipped: no port is plain HTTP/1.1 (6379: Redis)"));
   EXPECT_TRUE(Contains(outcome.err, "8080 \"h2c\": HTTP/2"));
   EXPECT_TRUE(Contains(outcome.err, "8125 \"udp-stats\": UDP"));
+}
+
+TEST(InjectTest, APortAMeshNamesForGrpcOnTheServiceIsLeftAlone) {
+  // Istio's convention: the Service port's name says the protocol (grpc-api), the pod's is bare.
+  std::string input = R"(apiVersion: v1
+kind: Pod
+metadata: {name: p, labels: {app: p}}
+spec:
+  containers: [{name: c, image: i, ports: [{containerPort: 8080}]}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: p}
+spec:
+  selector: {app: p}
+  ports: [{name: grpc-api, port: 8080}]
+)";
+  Outcome outcome = Inject(input);
+  EXPECT_EQ(outcome.out, input);
+  EXPECT_TRUE(Contains(outcome.err,
+                       "gRPC (lameduck does not speak HTTP/2 yet), by the name of "
+                       "its port in Service p"));
 }
 
 TEST(InjectTest, AnAppPortGivenByFlagWiresAPortNobodyDeclared) {

@@ -70,7 +70,8 @@ TEST(ManifestTest, WrittenYamlReadsBackAsTheSameTree) {
                 "trail ", "a: b", "- dash", "# hash", "*star", "&amp", "!bang", "%pct", "@at",
                 "`tick", "{brace}", "[bracket]", "quote\"d", "it's", "tab\there", "bell\u0007",
                 "line\nbreak", "script\nwith trailing newline\n", "two\n\n", "\nleading",
-                "crlf\r\n", "unicode é ✓", "---", "...", "key: value\n"],
+                "crlf\r\n", "unicode é ✓", "---", "...", "key: value\n", "2024-01-31",
+                "2024-01-31T10:00:00Z", ".inf", "-.Inf", ".nan", "<<", "="],
     "numbers": [0, -1, 1.25, 1e300, 18446744073709551615],
     "flags": [true, false, null],
     "nested": {"empty map": {}, "empty list": [], "deep": [[{"a": [1]}]]},
@@ -83,6 +84,43 @@ TEST(ManifestTest, WrittenYamlReadsBackAsTheSameTree) {
   EXPECT_NE(yaml.find("  - |\n    script\n    with trailing newline\n"), std::string::npos)
       << "multi-line text as a block:\n"
       << yaml;
+}
+
+TEST(ManifestTest, TimestampsAndFloatSpecialsAreWrittenQuoted) {
+  // YAML 1.1 readers (kubectl's, and the validator's) take these plain for a time or a float.
+  Json tree = {
+      {"creationTimestamp", "2024-01-31T10:00:00Z"}, {"day", "2024-01-31"}, {"inf", ".inf"}};
+  EXPECT_EQ(ToYaml(tree),
+            "creationTimestamp: \"2024-01-31T10:00:00Z\"\nday: \"2024-01-31\"\ninf: \".inf\"\n");
+}
+
+TEST(ManifestTest, MergeKeysAreExpandedAsKubernetesDoes) {
+  Stream stream = ReadOk(
+      "base: &base {image: app:1, lifecycle: {preStop: {exec: {command: [stop]}}}}\n"
+      "containers:\n  - <<: *base\n    name: worker\n    image: app:2\n");
+  const Json& worker = stream.documents[0].value["containers"][0];
+  EXPECT_EQ(worker["name"], "worker");
+  EXPECT_EQ(worker["image"], "app:2") << "the map's own key wins over the merged one";
+  EXPECT_EQ(worker["lifecycle"]["preStop"]["exec"]["command"][0], "stop");
+  EXPECT_FALSE(worker.contains("<<"));
+  EXPECT_FALSE(Read("a: {<<: 5}\n"));
+}
+
+TEST(ManifestTest, CrlfStreamsStayCrlf) {
+  const std::string text = "kind: A\r\nx: 1\r\n---\r\nkind: B\r\n";
+  Stream stream = ReadOk(text);
+  ASSERT_EQ(stream.documents.size(), 2u);
+  EXPECT_EQ(Write(stream), text);
+  stream.documents[1].value["z"] = 2;
+  EXPECT_EQ(Write(stream), "kind: A\r\nx: 1\r\n---\r\nkind: B\r\nz: 2\r\n");
+}
+
+TEST(ManifestTest, JsonNestedBeyondAnyManifestIsRefusedNotACrash) {
+  std::string deep = "{\"a\":" + std::string(100000, '[') + std::string(100000, ']') + "}";
+  auto result = Read(deep);
+  ASSERT_FALSE(result);
+  EXPECT_NE(result.error().find("nests deeper than 256 levels"), std::string::npos);
+  EXPECT_TRUE(Read("{\"s\": \"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\"}"));
 }
 
 TEST(ManifestTest, JsonInJsonOut) {
