@@ -8,6 +8,7 @@
 #include <chrono>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace lameduck::testing {
@@ -41,6 +42,16 @@ class ChildProcess {
   std::vector<std::string> lines_;
   std::optional<int> status_;
 };
+
+// A program run to its end: `input` on its stdin, then EOF; its stdout and stderr kept apart.
+struct CompletedProcess {
+  std::optional<int> status;  // the exit status (or 128 + signal); nullopt if it was too slow
+  std::string out;
+  std::string err;
+};
+// argv[0] is the program path. Past `timeout` the program is killed and status is nullopt.
+CompletedProcess RunToCompletion(const std::vector<std::string>& argv, std::string_view input,
+                                 std::chrono::milliseconds timeout);
 
 // Paths of the binaries under test (set by CMake).
 std::string LameduckBinary();
