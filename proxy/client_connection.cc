@@ -21,6 +21,12 @@ constexpr size_t kHighWaterBytes = 256 * 1024;
 constexpr size_t kLowWaterBytes = 64 * 1024;
 // A lingering close waits this long at most for the client's FIN.
 constexpr uint64_t kLingerMs = 5000;
+// A connection the drain finds freshly accepted, its first request not yet here, gets this long
+// from its accept for it: the client connected to send one, and closing now would answer the
+// request it is sending with EOF (accepted in the accept grace's last moment, its bytes a few
+// microseconds behind its handshake). Silent beyond it (a browser's preconnect), it is closed as
+// an idle one.
+constexpr uint64_t kFirstRequestGraceMs = 1000;
 
 bool Congested(size_t queued_bytes, bool reading) {
   return reading ? queued_bytes > kHighWaterBytes : queued_bytes >= kLowWaterBytes;
@@ -53,12 +59,14 @@ int ClientConnection::Accept(uv_stream_t* server, int fd, Address::Kind kind) {
     }
   }
   NoteActivity();
+  accepted_ms_ = last_activity_ms_;
   ArmTimer(proxy_.options().header_timeout.count());  // a new connection owes us a head
   UpdateReading();
   return 0;
 }
 
 void ClientConnection::SetState(State state) {
+  if (state != State::kIdle) fresh_ = false;
   state_ = state;
   Recount();
 }
@@ -110,6 +118,12 @@ void ClientConnection::OnTimer(uv_timer_t* timer) {
   const ProxyOptions& options = self->proxy_.options();
   switch (self->state_) {
     case State::kIdle:
+      // A fresh connection the drain gave time for its first request, which did not come.
+      // (Bytes that arrived meanwhile are delivered next, and served.)
+      if (self->drain_close_ && self->fresh_) {
+        self->CloseIfIdle();
+        return;
+      }
       self->Close();
       return;
     case State::kReadingHead:
@@ -630,6 +644,14 @@ bool ClientConnection::CloseIfIdle() {
     return false;
   }
   if (state_ != State::kIdle) return false;
+  if (fresh_) {
+    uint64_t age = uv_now(proxy_.loop()) - accepted_ms_;
+    if (age < kFirstRequestGraceMs) {
+      drain_close_ = true;  // its request, if it comes, is served with Connection: close
+      ArmTimer(kFirstRequestGraceMs - age);  // then OnTimer closes it as below
+      return false;
+    }
+  }
   // Read before closing: a request may already be in the socket's buffer, not yet seen.
   char byte;
   ssize_t n = recv(socket_.fd(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);

@@ -136,9 +136,11 @@ class ClientConnection final : public Socket::Owner, public Exchange::Owner {
   size_t pending_offset_ = 0;
   size_t pending_length_ = 0;
 
-  bool drain_close_ = false;    // the drain chose this connection: close after what it serves
-  bool client_eof_ = false;     // the client finished sending (half-close)
-  bool shutdown_done_ = false;  // our FIN went out, after everything queued before it
+  bool drain_close_ = false;  // the drain chose this connection: close after what it serves
+  bool fresh_ = true;         // accepted, and not a byte read yet
+  uint64_t accepted_ms_ = 0;
+  bool client_eof_ = false;              // the client finished sending (half-close)
+  bool shutdown_done_ = false;           // our FIN went out, after everything queued before it
   bool upstream_shutdown_done_ = false;  // tunnel: the same towards the upstream
   uint64_t last_activity_ms_ = 0;
   uint64_t queued_bytes_ = 0;     // QueuedBytesUnchangedForMs: the bytes queued at its last look,

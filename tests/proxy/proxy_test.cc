@@ -1162,7 +1162,8 @@ TEST_F(ProxyTest, CloseIdleConnectionsClosesIdleOnesWithAFinAndLeavesBusyOnes) {
   });
   EXPECT_TRUE(idle->WaitForClose(2s));
   EXPECT_FALSE(idle->SawReset());
-  EXPECT_TRUE(fresh->WaitForClose(2s));
+  // A fresh one gets a second from its accept for its first request; silent, it goes too.
+  EXPECT_TRUE(fresh->WaitForClose(5s));
   EXPECT_FALSE(fresh->SawReset());
   // The proxy lingers for the client's FIN, as clients send it once they read EOF.
   idle->Close();
@@ -1192,6 +1193,26 @@ TEST_F(ProxyTest, ARequestThatArrivedJustAsItsIdleConnectionWasClosedIsServed) {
   auto response = client->ReadResponse();
   ASSERT_TRUE(response) << client->last_error();
   EXPECT_EQ(response->body, "ok /2");
+  EXPECT_EQ(response->Header("Connection"), "close");
+  EXPECT_TRUE(client->WaitForClose(2s));
+  EXPECT_FALSE(client->SawReset());
+}
+
+TEST_F(ProxyTest, AFreshConnectionsFirstRequestJustBehindTheIdleCloseIsServed) {
+  // Accepted in the accept grace's last moment, its request a little behind its handshake: the
+  // idle close must not answer that request with EOF.
+  auto& runner = StartProxy();
+  auto client = Connect();
+  ASSERT_TRUE(Eventually([&] { return runner.counts().connections == 1; }));
+  size_t closed = runner.Call([&] {
+    runner.proxy().CloseAfterCurrentResponse();
+    return runner.proxy().CloseIdleConnections();
+  });
+  EXPECT_EQ(closed, 0u) << "a fresh connection is given its first request's time";
+  ASSERT_TRUE(client->Send("GET /late HTTP/1.1\r\nHost: x\r\n\r\n"));
+  auto response = client->ReadResponse();
+  ASSERT_TRUE(response) << client->last_error();
+  EXPECT_EQ(response->body, "ok /late");
   EXPECT_EQ(response->Header("Connection"), "close");
   EXPECT_TRUE(client->WaitForClose(2s));
   EXPECT_FALSE(client->SawReset());
