@@ -162,10 +162,11 @@ std::vector<std::string> ExpandedArgs(const Json& container) {
 // would. One that is answered with Connection: close connects again, as long as the pod is in
 // the Service's endpoints; once it is out (EndpointRemoved), kube-proxy would send the new
 // connection to another pod, so the client stops there (rerouted). That must happen inside the
-// accept grace, as lameduck's --drain-delay assumes: a connection accepted in the grace's last
-// instant, before its request arrives, is closed with the idle ones (a request that then arrives
-// is lost), so clients reconnecting flat out until the listener closes lose one now and then. A
-// connect refused once the drain has begun ends a client too: the listener is closed. Everything
+// accept grace, as lameduck's --drain-delay assumes: a client whose handshake completes in the
+// instant between the listener's last accept and its close gets a reset from the kernel, so
+// clients reconnecting flat out until the listener closes lose one now and then (as with any
+// proxy). A connect refused once the drain has begun ends a client too: the listener is closed.
+// Everything
 // else that goes wrong is a failure: a request sent that got no complete response (EOF, reset,
 // timeout), or a status other than 200.
 class KeepAliveLoad {
