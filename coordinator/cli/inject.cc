@@ -628,8 +628,9 @@ struct Plan {
   std::vector<size_t> waiting;     // regular containers, the app first, that wait for the drain
   std::set<size_t> chained;        // those of them whose own preStop runs after the drain
   int64_t hook_sleep_seconds = 0;  // the longest chained sleep hook, after the drain
-  int64_t grace_before = 0;
-  int64_t grace = 0;
+  int64_t grace_before = 0;  // terminationGracePeriodSeconds as it was (Kubernetes' 30 if unset)
+  int64_t grace_needed = 0;  // what the drain needs, worst case
+  int64_t grace = 0;         // what it will be: the larger
   std::vector<ServiceTarget> targets;  // Service ports that reach the app's port
   std::vector<std::string> notes;
 };
@@ -1061,10 +1062,10 @@ Result<Plan> MakePlan(const Workload& workload, const InjectOptions& options,
   // drain and the app's exit. (--drain-timeout already counts from the drain's start, so this
   // over-counts the delay; cheap insurance, and what DESIGN asks.) A longer one is kept.
   milliseconds worst = options.drain_delay + options.drain_timeout + options.app_exit_timeout;
-  int64_t needed = (worst.count() + 999) / 1000 + plan.hook_sleep_seconds + kGraceMarginSeconds;
+  plan.grace_needed = (worst.count() + 999) / 1000 + plan.hook_sleep_seconds + kGraceMarginSeconds;
   const Json* grace = Find(*spec, "terminationGracePeriodSeconds");
   plan.grace_before = grace != nullptr ? grace->get<int64_t>() : kKubernetesDefaultGrace;
-  plan.grace = std::max(plan.grace_before, needed);
+  plan.grace = std::max(plan.grace_before, plan.grace_needed);
 
   for (const ServiceTarget& target : targets) {
     bool reaches_app = target.name.empty()
@@ -1205,11 +1206,8 @@ void Wire(Json& object, const Pointer& pod, const Plan& plan) {
   editor.Append(init_containers, InstallContainer(plan.options));
   editor.Append(plan.options.mode == SidecarMode::kNative ? init_containers : containers,
                 SidecarContainer(plan));
-  if (plan.grace != plan.grace_before || !At(object, spec / "terminationGracePeriodSeconds")) {
-    if (plan.grace != plan.grace_before) {
-      editor.Set(spec, "terminationGracePeriodSeconds", plan.grace);
-    }
-  }
+  if (plan.grace != plan.grace_before)
+    editor.Set(spec, "terminationGracePeriodSeconds", plan.grace);
   Pointer metadata = editor.Ensure(pod, "metadata", Json::object());
   Pointer annotations = editor.Ensure(metadata, "annotations", Json::object());
   editor.Set(annotations, std::string(kInjectedAnnotation), LAMEDUCK_VERSION);
@@ -1237,7 +1235,8 @@ std::vector<Json*> ObjectsOf(manifest::Stream& stream) {
     if (!value.is_object()) continue;  // null: an empty document (Read refuses the rest)
     std::string kind = StringAt(value, "kind");
     if (kind == "List" || kind == "ResourceList") {
-      if (Json* items = const_cast<Json*>(Find(value, "items")); items && items->is_array()) {
+      auto items = value.find("items");
+      if (items != value.end() && items->is_array()) {
         for (Json& item : *items) objects.push_back(&item);
       }
       continue;
@@ -1431,8 +1430,6 @@ void SayWired(std::ostream& err, const Workload& workload) {
   }
   Say(err, "inject", workload.label + ": preStop waits for the drain in: " + chained);
   auto seconds = [](milliseconds duration) { return FormatDuration(duration); };
-  milliseconds worst = options.drain_delay + options.drain_timeout + options.app_exit_timeout;
-  int64_t needed = (worst.count() + 999) / 1000 + plan.hook_sleep_seconds + kGraceMarginSeconds;
   std::string arithmetic =
       "drain delay " + seconds(options.drain_delay) + " + drain timeout " +
       seconds(options.drain_timeout) +
@@ -1440,7 +1437,8 @@ void SayWired(std::ostream& err, const Workload& workload) {
            ? " + the preStop's sleep " + std::to_string(plan.hook_sleep_seconds) + "s"
            : "") +
       " + app exit " + seconds(options.app_exit_timeout) + " + " +
-      std::to_string(kGraceMarginSeconds) + "s margin = " + std::to_string(needed) + "s";
+      std::to_string(kGraceMarginSeconds) + "s margin = " + std::to_string(plan.grace_needed) +
+      "s" + (plan.chained.empty() ? "" : ", and what the chained preStop takes");
   Say(err, "inject",
       workload.label + ": terminationGracePeriodSeconds " +
           (plan.grace == plan.grace_before
