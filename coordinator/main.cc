@@ -17,6 +17,7 @@
 #include "coordinator/app/app_supervisor.h"
 #include "coordinator/cli/drain_command.h"
 #include "coordinator/cli/inject.h"
+#include "coordinator/cli/install.h"
 #include "coordinator/config/config.h"
 #include "coordinator/control/drain_controller.h"
 #include "coordinator/control/event_log.h"

@@ -1,6 +1,5 @@
 // `lameduck inject` and `uninject`: options (flags, then each workload's annotations), finding
-// the pod in each kind, choosing the app's port, the wiring, the Services, the undo record and
-// the summary; `lameduck install`: one file copy.
+// the pod in each kind, choosing the app's port, the wiring, the Services and the summary.
 //
 // The wiring, for a pod whose app container `web` declares {name: http, containerPort: 8080}:
 //   volumes          + lameduck (emptyDir), the shared volume that carries the binary to the app
@@ -28,22 +27,15 @@
 // so edits address members by JSON pointer, never by a reference kept across an insertion.
 #include "coordinator/cli/inject.h"
 
-#include <fcntl.h>
-#include <sys/auxv.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
 #include <chrono>
-#include <cstring>
 #include <iterator>
 #include <map>
 #include <optional>
 #include <set>
 
-#include "coordinator/cli/fd.h"
 #include "coordinator/cli/manifest.h"
+#include "coordinator/cli/port_kind.h"
 #include "coordinator/cli/undo_record.h"
 #include "coordinator/config/defaults.h"
 #include "coordinator/config/option_parser.h"
@@ -91,7 +83,6 @@ constexpr milliseconds kGraceMargin{kGraceMarginSeconds * 1000};
 constexpr int kFirstUnprivilegedPort = 1024;
 constexpr int kUserId = 65532;  // distroless's "nonroot"
 constexpr size_t kMaxPortNameLength = 15;
-constexpr size_t kCopyChunkBytes = 64 * 1024;
 
 enum class SidecarMode { kNative, kClassic };
 
@@ -327,157 +318,7 @@ const Json* At(const Json& root, const Pointer& pointer) {
   return root.contains(pointer) ? &root[pointer] : nullptr;
 }
 
-// ---- What a port is.
-
-// Words in port names that say the port is not plain HTTP/1.1, with why.
-const std::map<std::string, std::string, std::less<>>& NonHttpWords() {
-  static const std::map<std::string, std::string, std::less<>> kWords = {
-      {"grpc", "gRPC (lameduck does not speak HTTP/2 yet)"},
-      {"h2c", "HTTP/2 (lameduck does not speak it yet)"},
-      {"h2", "HTTP/2 (lameduck does not speak it yet)"},
-      {"http2", "HTTP/2 (lameduck does not speak it yet)"},
-      {"https", "TLS (lameduck forwards cleartext HTTP only)"},
-      {"tls", "TLS (lameduck forwards cleartext HTTP only)"},
-      {"ssl", "TLS (lameduck forwards cleartext HTTP only)"},
-      {"wss", "TLS (lameduck forwards cleartext HTTP only)"},
-      {"tcp", "raw TCP"},
-      {"udp", "UDP"},
-      {"redis", "Redis"},
-      {"sentinel", "Redis Sentinel"},
-      {"postgres", "PostgreSQL"},
-      {"postgresql", "PostgreSQL"},
-      {"pg", "PostgreSQL"},
-      {"mysql", "MySQL"},
-      {"mariadb", "MySQL"},
-      {"mongo", "MongoDB"},
-      {"mongodb", "MongoDB"},
-      {"cql", "Cassandra"},
-      {"cassandra", "Cassandra"},
-      {"intra", "a cluster's internal protocol"},
-      {"gossip", "a cluster's internal protocol"},
-      {"peer", "a cluster's internal protocol"},
-      {"raft", "a cluster's internal protocol"},
-      {"cluster", "a cluster's internal protocol"},
-      {"amqp", "AMQP"},
-      {"amqps", "AMQP"},
-      {"kafka", "Kafka"},
-      {"memcache", "Memcached"},
-      {"memcached", "Memcached"},
-      {"zk", "ZooKeeper"},
-      {"zookeeper", "ZooKeeper"},
-      {"client", "a client protocol"},
-      {"nats", "NATS"},
-      {"mqtt", "MQTT"},
-      {"ldap", "LDAP"},
-      {"smtp", "SMTP"},
-      {"dns", "DNS"},
-      {"ssh", "SSH"},
-      {"etcd", "etcd"},
-      {"thrift", "Thrift"},
-      {"jmx", "JMX"},
-      {"rpc", "RPC"},
-  };
-  return kWords;
-}
-
-// Well-known ports of protocols that are not plain HTTP.
-std::string_view WellKnownNonHttp(int port) {
-  switch (port) {
-    case 22:
-      return "SSH";
-    case 25:
-    case 465:
-    case 587:
-      return "SMTP";
-    case 53:
-      return "DNS";
-    case 443:
-    case 6443:
-    case 8443:
-    case 9443:
-      return "TLS (lameduck forwards cleartext HTTP only)";
-    case 389:
-    case 636:
-      return "LDAP";
-    case 1433:
-      return "SQL Server";
-    case 1521:
-      return "Oracle";
-    case 1883:
-    case 8883:
-      return "MQTT";
-    case 2181:
-      return "ZooKeeper";
-    case 2379:
-    case 2380:
-      return "etcd";
-    case 3306:
-      return "MySQL";
-    case 4222:
-      return "NATS";
-    case 5432:
-      return "PostgreSQL";
-    case 5671:
-    case 5672:
-      return "AMQP";
-    case 6379:
-    case 26379:
-      return "Redis";
-    case 7000:
-    case 7001:
-    case 7199:
-    case 9042:
-    case 9160:
-      return "Cassandra";
-    case 9092:
-    case 9093:
-      return "Kafka";
-    case 9300:
-      return "Elasticsearch transport";
-    case 11211:
-      return "Memcached";
-    case 27017:
-      return "MongoDB";
-    case 50051:
-      return "gRPC (lameduck does not speak HTTP/2 yet)";
-    default:
-      return "";
-  }
-}
-
-// Ports that serve monitoring and debugging tools, not the app's traffic: never chosen unless
-// asked for. ("admin" is not one: an admin UI is traffic, and may be the app.)
-bool IsSidePortWord(std::string_view word) {
-  for (std::string_view side :
-       {"metrics", "prometheus", "prom", "monitoring", "health", "healthz", "probe", "probes",
-        "debug", "pprof", "management", "mgmt", "status", "stats", "actuator", "profiler"}) {
-    if (word == side) return true;
-  }
-  return false;
-}
-
-std::vector<std::string> Words(const std::string& name) {
-  std::vector<std::string> words;
-  std::string word;
-  for (char c : name + "-") {
-    if (c == '-' || c == '_') {
-      if (!word.empty()) words.push_back(word);
-      word.clear();
-    } else {
-      word += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    }
-  }
-  return words;
-}
-
-bool LooksHttp(const std::string& name) {
-  for (const std::string& word : Words(name)) {
-    if (word == "http" || word == "web" || word == "www" || word == "api" || word == "ws") {
-      return true;
-    }
-  }
-  return false;
-}
+// ---- The ports of a pod.
 
 // One declared port of a regular container.
 struct PortEntry {
@@ -840,11 +681,7 @@ Result<Plan> MakePlan(const Workload& workload, const InjectOptions& options,
   // Why each declared port is not the app's plain HTTP ("" when it may be).
   auto not_http = [&](const PortEntry& entry) -> std::string {
     if (entry.protocol != "TCP") return entry.protocol;
-    bool http_name = LooksHttp(entry.name);
-    for (const std::string& word : Words(entry.name)) {
-      auto it = NonHttpWords().find(word);
-      if (it != NonHttpWords().end() && !(http_name && word == "client")) return it->second;
-    }
+    if (std::string why = NonHttpByName(entry.name); !why.empty()) return why;
     if (GrpcProbePorts(containers[entry.container]).contains(entry.number)) {
       return "gRPC, by its gRPC probe (lameduck does not speak HTTP/2 yet)";
     }
@@ -855,24 +692,16 @@ Result<Plan> MakePlan(const Workload& workload, const InjectOptions& options,
           protocol != "kubernetes.io/ws") {
         return "appProtocol " + protocol + " in " + target.label;
       }
-      // Istio and Linkerd read a port's protocol from its name's first word (grpc-api, tcp-db).
-      std::vector<std::string> words = Words(target.port_name);
-      if (!words.empty()) {
-        auto it = NonHttpWords().find(words.front());
-        if (it != NonHttpWords().end()) {
-          return it->second + ", by the name of its port in " + target.label;
-        }
+      if (std::string why = NonHttpByProtocolPrefix(target.port_name); !why.empty()) {
+        return why + ", by the name of its port in " + target.label;
       }
     }
-    if (!http_name && !WellKnownNonHttp(entry.number).empty()) {
-      return std::string(WellKnownNonHttp(entry.number));
+    if (!LooksHttp(entry.name) && !NonHttpByNumber(entry.number).empty()) {
+      return std::string(NonHttpByNumber(entry.number));
     }
     return "";
   };
-  auto side_port = [](const PortEntry& entry) {
-    std::vector<std::string> words = Words(entry.name);
-    return std::any_of(words.begin(), words.end(), IsSidePortWord);
-  };
+  auto side_port = [](const PortEntry& entry) { return IsSidePort(entry.name); };
   auto in_container = [&](const PortEntry& entry) {
     return !options.container || NameOf(containers[entry.container]) == *options.container;
   };
@@ -1472,31 +1301,6 @@ Result<manifest::Stream> ReadInput(std::istream& in) {
   return manifest::Read(text);
 }
 
-Result<void> CopyFile(const std::string& source_path, const std::string& dest_path) {
-  auto failed = [](const std::string& what) { return Error{what + ": " + std::strerror(errno)}; };
-  Fd source(open(source_path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (source.get() < 0) return failed("cannot read " + source_path);
-  Fd dest(open(dest_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0755));
-  if (dest.get() < 0) return failed("cannot create " + dest_path);
-  std::vector<char> buffer(kCopyChunkBytes);
-  while (true) {
-    ssize_t got = read(source.get(), buffer.data(), buffer.size());
-    if (got < 0 && errno == EINTR) continue;
-    if (got < 0) return failed("cannot read " + source_path);
-    if (got == 0) break;
-    for (ssize_t done = 0; done < got;) {
-      ssize_t put = write(dest.get(), buffer.data() + done, static_cast<size_t>(got - done));
-      if (put < 0 && errno == EINTR) continue;
-      if (put < 0) return failed("cannot write " + dest_path);
-      done += put;
-    }
-  }
-  // The umask may have taken bits from open()'s mode; the app's user must be able to run it.
-  if (fchmod(dest.get(), 0755) != 0) return failed("cannot chmod " + dest_path);
-  if (dest.Close() != 0) return failed("cannot write " + dest_path);
-  return {};
-}
-
 }  // namespace
 
 std::string_view InjectUsageText() {
@@ -1659,32 +1463,6 @@ int RunUninject(const std::vector<std::string>& args, std::istream& in, std::ost
     Say(err, "uninject", std::string("cannot read this input: ") + error.what());
     return kExitRefused;
   }
-  return kExitOk;
-}
-
-int RunInstall(const std::vector<std::string>& args, std::ostream& err) {
-  if (args.size() != 1 || args[0].empty() || args[0].starts_with("-")) {
-    Say(err, "install", "usage: lameduck install PATH (copies this binary to PATH)");
-    return kExitUsage;
-  }
-  const std::string& path = args[0];
-  std::string temporary = path + ".tmp";
-  // /proc/self/exe is the running binary even if its path changed; without /proc (an empty
-  // root, a chroot), the path the kernel executed (AT_EXECFN) is the next best.
-  const char* self = "/proc/self/exe";
-  if (access(self, R_OK) != 0) {
-    if (auto execfn = reinterpret_cast<const char*>(getauxval(AT_EXECFN))) self = execfn;
-  }
-  auto copied = CopyFile(self, temporary);
-  if (copied && rename(temporary.c_str(), path.c_str()) != 0) {
-    copied = Error{"cannot rename " + temporary + " to " + path + ": " + std::strerror(errno)};
-  }
-  if (!copied) {
-    unlink(temporary.c_str());
-    Say(err, "install", copied.error());
-    return kExitRefused;
-  }
-  err << std::flush;
   return kExitOk;
 }
 

@@ -1,6 +1,5 @@
-// `lameduck inject`, `lameduck uninject` and `lameduck install`: wiring lameduck into the
-// manifests a team already has, taking it out again, and the init container's copy of the binary
-// into the pod's shared volume.
+// `lameduck inject` and `lameduck uninject`: wiring lameduck into the manifests a team already
+// has, and taking it out again.
 //
 // inject is a filter for the pipelines teams use: `kubectl get deploy,svc -o yaml | lameduck
 // inject | kubectl apply -f -`, a Helm post-renderer, or after `kustomize build`. It reads JSON or
@@ -43,12 +42,6 @@ int RunInject(const std::vector<std::string>& args, std::istream& in, std::ostre
 // they had; everything else is written as it came. Same exit statuses.
 int RunUninject(const std::vector<std::string>& args, std::istream& in, std::ostream& out,
                 std::ostream& err);
-
-// `lameduck install PATH`: copies the running binary (/proc/self/exe) to PATH, mode 0755, through
-// PATH.tmp and a rename, so a reader never sees half a binary and a binary that is running can
-// be replaced. For the init container: distroless images have no cp. Prints nothing on success;
-// returns 0, 1 with one line on `err` when the copy failed, 2 for bad usage.
-int RunInstall(const std::vector<std::string>& args, std::ostream& err);
 
 // `lameduck inject --help`.
 std::string_view InjectUsageText();

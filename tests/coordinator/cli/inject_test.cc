@@ -1,12 +1,10 @@
 // `lameduck inject` and `uninject` over the cases of inject_cases/ (realistic manifests, each
 // with a NAME.expect saying what inject must do to it), then one behaviour at a time: the
 // wiring, the Services, annotations, re-injection, preStop chaining, what is left alone, bad
-// input and bad usage; and `lameduck install` copying the running binary.
+// input and bad usage.
 #include "coordinator/cli/inject.h"
 
 #include <gtest/gtest.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -931,56 +929,6 @@ TEST(InjectTest, HelpPrintsUsage) {
   Outcome uninject = Uninject("", {"--help"});
   EXPECT_EQ(uninject.status, 0);
   EXPECT_TRUE(Contains(uninject.out, "Usage: lameduck uninject"));
-}
-
-// ---- lameduck install.
-
-class InstallTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("lameduck-install-test-" + std::to_string(getpid()));
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
-  fs::path dir_;
-};
-
-TEST_F(InstallTest, CopiesTheRunningBinaryExecutable) {
-  fs::path target = dir_ / "lameduck";
-  std::ostringstream err;
-  ASSERT_EQ(RunInstall({target.string()}, err), 0) << err.str();
-  EXPECT_EQ(err.str(), "");
-  EXPECT_TRUE(ReadFile(target) == ReadFile("/proc/self/exe")) << "the copy differs";
-  struct stat info {};
-  ASSERT_EQ(stat(target.c_str(), &info), 0);
-  EXPECT_EQ(info.st_mode & 07777, 0755u);
-  EXPECT_FALSE(fs::exists(dir_ / "lameduck.tmp"));
-}
-
-TEST_F(InstallTest, ReplacesAnExistingFile) {
-  fs::path target = dir_ / "lameduck";
-  std::ofstream(target) << "old";
-  std::ostringstream err;
-  ASSERT_EQ(RunInstall({target.string()}, err), 0) << err.str();
-  EXPECT_EQ(fs::file_size(target), fs::file_size("/proc/self/exe"));
-}
-
-TEST_F(InstallTest, FailsWithOneLineWhenItCannotWrite) {
-  fs::path target = dir_ / "missing" / "lameduck";
-  std::ostringstream err;
-  EXPECT_EQ(RunInstall({target.string()}, err), 1);
-  EXPECT_TRUE(IsOneLine(err.str()));
-  EXPECT_TRUE(Contains(err.str(), "lameduck install: cannot create " + target.string() +
-                                      ".tmp: No such file or directory"));
-}
-
-TEST_F(InstallTest, NeedsExactlyOnePath) {
-  for (const Args& args : {Args{}, Args{"a", "b"}, Args{"--to=x"}}) {
-    std::ostringstream err;
-    EXPECT_EQ(RunInstall(args, err), 2);
-    EXPECT_TRUE(Contains(err.str(), "usage: lameduck install PATH"));
-  }
 }
 
 }  // namespace

@@ -1,0 +1,43 @@
+// Port kinds: what names and numbers say about a port, for inject's choice of the app's port.
+#include "coordinator/cli/port_kind.h"
+
+#include <gtest/gtest.h>
+
+namespace lameduck::coordinator {
+namespace {
+
+TEST(PortKindTest, NamesThatSayAnotherProtocol) {
+  EXPECT_EQ(NonHttpByName("grpc"), "gRPC (lameduck does not speak HTTP/2 yet)");
+  EXPECT_EQ(NonHttpByName("tcp-redis"), "raw TCP");
+  EXPECT_EQ(NonHttpByName("HTTPS"), "TLS (lameduck forwards cleartext HTTP only)");
+  EXPECT_EQ(NonHttpByName("intra-node"), "a cluster's internal protocol");
+  EXPECT_EQ(NonHttpByName("http"), "");
+  EXPECT_EQ(NonHttpByName(""), "");
+  EXPECT_EQ(NonHttpByName("http-client"), "") << "a vague word beside http";
+  EXPECT_EQ(NonHttpByName("client"), "a client protocol");
+}
+
+TEST(PortKindTest, MeshesReadTheFirstWordOfAServicePortsName) {
+  EXPECT_EQ(NonHttpByProtocolPrefix("grpc-api"), "gRPC (lameduck does not speak HTTP/2 yet)");
+  EXPECT_EQ(NonHttpByProtocolPrefix("http-grpc"), "");
+  EXPECT_EQ(NonHttpByProtocolPrefix("web"), "");
+}
+
+TEST(PortKindTest, WellKnownNumbers) {
+  EXPECT_EQ(NonHttpByNumber(5432), "PostgreSQL");
+  EXPECT_EQ(NonHttpByNumber(443), "TLS (lameduck forwards cleartext HTTP only)");
+  EXPECT_EQ(NonHttpByNumber(8080), "");
+  EXPECT_EQ(NonHttpByNumber(3000), "");
+}
+
+TEST(PortKindTest, SidePortsAndHttpNames) {
+  EXPECT_TRUE(IsSidePort("metrics"));
+  EXPECT_TRUE(IsSidePort("http-metrics"));
+  EXPECT_FALSE(IsSidePort("admin")) << "an admin UI is traffic";
+  EXPECT_TRUE(LooksHttp("http"));
+  EXPECT_TRUE(LooksHttp("web-ui"));
+  EXPECT_FALSE(LooksHttp("redis"));
+}
+
+}  // namespace
+}  // namespace lameduck::coordinator
