@@ -21,9 +21,9 @@
 // over a file, fail to mount over) the very binary the container runs. lameduck-install and
 // lameduck mount it at /run/lameduck; the app, whose image has no /lameduck, at /lameduck.
 //
-// The edits are in place on ordered_json trees through an Editor, which records for each edit the
-// JSON Patch operation that undoes it: fields are never dropped or reordered, and uninject is the
-// recorded patch applied. Inserting a key into an ordered_json object may move its other members,
+// The edits are in place on ordered_json trees through an Editor (undo_record.h), which records
+// for each edit the operation that undoes it: fields are never dropped or reordered, and uninject
+// is the record applied. Inserting a key into an ordered_json object may move its other members,
 // so edits address members by JSON pointer, never by a reference kept across an insertion.
 #include "coordinator/cli/inject.h"
 
@@ -56,7 +56,7 @@ constexpr int kExitUsage = 2;
 constexpr std::string_view kDefaultImage = "ghcr.io/lameduck/lameduck:" LAMEDUCK_VERSION;
 constexpr std::string_view kAnnotationPrefix = "lameduck.dev/";
 constexpr std::string_view kInjectedAnnotation = "lameduck.dev/injected";
-constexpr std::string_view kRecordAnnotation = "lameduck.dev/original";  // the undo patch
+constexpr std::string_view kRecordAnnotation = "lameduck.dev/original";  // the undo record
 constexpr std::string_view kSidecarName = "lameduck";
 constexpr std::string_view kInstallName = "lameduck-install";
 constexpr std::string_view kVolumeName = "lameduck";

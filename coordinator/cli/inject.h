@@ -17,10 +17,10 @@
 // What is not plain HTTP/1.1 (gRPC, HTTP/2, TLS, databases, UDP, hostNetwork pods) is left alone,
 // with a note.
 //
-// Every edit is recorded on the object it changed, as a JSON Patch that undoes it (annotation
-// lameduck.dev/original): uninject applies it, and inject applies it first too, so re-injecting
-// with other flags or annotations rewires from the original, and gives the same bytes when
-// nothing changed.
+// Every edit is recorded on the object it changed, with how to undo it (annotation
+// lameduck.dev/original; undo_record.h): uninject applies it, and inject applies it first too, so
+// re-injecting with other flags or annotations rewires from the original, and gives the same
+// bytes when nothing changed.
 #pragma once
 
 #include <istream>
