@@ -646,9 +646,11 @@ bool ClientConnection::CloseIfIdle() {
   if (state_ != State::kIdle) return false;
   if (fresh_) {
     uint64_t age = uv_now(proxy_.loop()) - accepted_ms_;
-    if (age < kFirstRequestGraceMs) {
+    uint64_t header_timeout = proxy_.options().header_timeout.count();
+    if (age < kFirstRequestGraceMs && age < header_timeout) {
       drain_close_ = true;  // its request, if it comes, is served with Connection: close
-      ArmTimer(kFirstRequestGraceMs - age);  // then OnTimer closes it as below
+      // Then OnTimer closes it as below; never later than its header timeout would have.
+      ArmTimer(std::min(kFirstRequestGraceMs, header_timeout) - age);
       return false;
     }
   }

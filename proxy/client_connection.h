@@ -62,6 +62,9 @@ class ClientConnection final : public Socket::Owner, public Exchange::Owner {
 
   State state() const { return state_; }
   CountClass counted_as() const { return counted_as_; }
+  // The drain gave it time for its first request (CloseIfIdle), and none has come: closing it
+  // cuts nothing short.
+  bool AwaitingFirstRequest() const { return state_ == State::kIdle && fresh_ && drain_close_; }
 
   // Exchange::Owner: what the upstream reported, through exchange_ (the only one).
   void OnUpstreamReady(Exchange& exchange) override;

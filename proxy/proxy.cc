@@ -164,8 +164,12 @@ size_t Proxy::ForceCloseAll() {
   size_t closed = 0;
   for (auto& [raw, connection] : clients_) {
     if (connection->state() == ClientConnection::State::kClosing) continue;
-    // A finished connection was served in full; it only waits for the client's FIN.
-    if (connection->counted_as() != ClientConnection::CountClass::kFinishing) ++closed;
+    // A finished connection was served in full; it only waits for the client's FIN. One given
+    // time for a first request that has not come holds nothing either.
+    if (connection->counted_as() != ClientConnection::CountClass::kFinishing &&
+        !connection->AwaitingFirstRequest()) {
+      ++closed;
+    }
     connection->Close();
   }
   pool_.CloseAll();

@@ -480,10 +480,11 @@ struct Workload {
   Json* object = nullptr;
   std::string label;
   Pointer pod;
-  bool was_wired = false;  // the input had it wired (with a record)
-  Json as_wired;           // then: the object as it came, kept when it cannot be wired again
-  bool disabled = false;   // lameduck.dev/inject is false
-  Json original_pod;       // its pod as the running pods have it: before this wiring
+  bool was_wired = false;   // the input had it wired (with a record)
+  Json as_wired;            // then: the object as it came, kept when it cannot be wired again
+  bool disabled = false;    // lameduck.dev/inject is false
+  bool kept_wired = false;  // wired, could not be rewired: written as it came
+  Json original_pod;        // its pod as the running pods have it: before this wiring
   std::optional<Plan> plan;
   std::string skipped;             // why not, when no plan
   std::vector<std::string> notes;  // said either way
@@ -897,9 +898,12 @@ Result<Plan> MakePlan(const Workload& workload, const InjectOptions& options,
   plan.grace = std::max(plan.grace_before, plan.grace_needed);
 
   for (const ServiceTarget& target : targets) {
+    // By number or implicitly the app's port; by name the app entry's, or lameduck's own (a
+    // Service patched to it by hand, as the summary advised).
     bool reaches_app = target.name.empty()
                            ? target.number == plan.app_port
-                           : !plan.app_entry_name.empty() && target.name == plan.app_entry_name;
+                           : target.name == plan.port_name || (!plan.app_entry_name.empty() &&
+                                                               target.name == plan.app_entry_name);
     if (reaches_app) plan.targets.push_back(target);
   }
   return plan;
@@ -1196,7 +1200,7 @@ void RetargetServices(const Workload& workload, const std::vector<Workload>& all
       if (target.name == plan.port_name) {
         Say(err, "inject",
             port_text + " targets \"" + target.name +
-                "\": it follows by name (old pods: the app; new pods: lameduck)");
+                "\": it follows by name (lameduck where a pod has it, the app where not yet)");
       } else {
         Say(err, "inject",
             port_text + " targets \"" + target.name + "\", which stays the app's (another " +
@@ -1357,6 +1361,7 @@ int RunInject(const std::vector<std::string>& args, std::istream& in, std::ostre
     auto skip = [&](Workload& workload, const std::string& why) {
       if (workload.was_wired) {
         *workload.object = workload.as_wired;
+        workload.kept_wired = true;
         Say(err, "inject", workload.label + ": kept as it came, wired: cannot rewire it: " + why);
       } else {
         Say(err, "inject", workload.label + ": skipped: " + why);
@@ -1400,17 +1405,25 @@ int RunInject(const std::vector<std::string>& args, std::istream& in, std::ostre
       editor->Record(Pointer("/metadata"), kRecordAnnotation);
     }
     // A Service retargeted before keeps that unless a workload it selects was taken out (or
-    // rewired without it): one whose workloads are not in the input is written as it came.
+    // rewired without it): one whose workloads are not in the input, or were kept wired as they
+    // came, is written as it came too.
     for (WiredService& wired : wired_services) {
       if (service_editors.contains(wired.object)) continue;
-      bool decided = std::any_of(workloads.begin(), workloads.end(), [&](const Workload& w) {
-        return (w.plan || w.disabled) && w.original_pod.is_object() &&
-               Selects(*wired.object, *w.object, w.original_pod);
-      });
-      if (!decided) {
+      const Workload* kept = nullptr;
+      bool decided = false;
+      for (const Workload& w : workloads) {
+        if (!w.original_pod.is_object() || !Selects(*wired.object, *w.object, w.original_pod)) {
+          continue;
+        }
+        if (w.kept_wired) kept = &w;
+        decided = decided || w.plan || w.disabled;
+      }
+      if (kept != nullptr || !decided) {
         *wired.object = std::move(wired.as_wired);
         Say(err, "inject",
-            Label(*wired.object) + ": kept as it came: no workload it selects is in the input");
+            Label(*wired.object) + ": kept as it came: " +
+                (kept != nullptr ? "as " + kept->label + " is"
+                                 : std::string("no workload it selects is in the input")));
       }
     }
     if (native_wired) {
@@ -1457,6 +1470,24 @@ int RunUninject(const std::vector<std::string>& args, std::istream& in, std::ost
     UndoAll(objects, err, "uninject", &workloads, nullptr);
     for (const Workload& workload : workloads) {
       if (!workload.skipped.empty()) Say(err, "uninject", workload.label + ": " + workload.skipped);
+    }
+    // A Service that targets a name the restored pods no longer declare (lameduck's, patched in
+    // by hand as inject advised) would lose every pod: say so.
+    for (Json* object : objects) {
+      if (!object->is_object() || !IsService(*object)) continue;
+      for (const Workload& workload : workloads) {
+        if (!workload.was_wired || !Selects(*object, *workload.object, workload.original_pod)) {
+          continue;
+        }
+        for (const ServiceTarget& target : TargetsOf(*object)) {
+          if (target.name.empty() || Resolve(workload.original_pod, target.name)) continue;
+          Say(err, "uninject",
+              target.label + ": port " + std::to_string(target.service_port) + " targets \"" +
+                  target.name + "\", which " + workload.label +
+                  " no longer declares: point it back at the app's port number, or its pods "
+                  "drop out of it");
+        }
+      }
     }
     out << manifest::Write(stream) << std::flush;
   } catch (const Json::exception& error) {

@@ -81,17 +81,18 @@ Result<void> Apply(Json& object, const Json& op) {
   const Json& path = *path_it;
   const std::string& last = path.back().get_ref<const std::string&>();
   auto value = op.find("value");
+  auto wrote = op.find("wrote");
+  // A value inject wrote and a person changed since is theirs now: a replace keeps it.
+  auto changed_since = [&](const Json& now) { return wrote != op.end() && now != *wrote; };
   Json* parent = Walk(object, path, path.size() - 1);
-  if (parent == nullptr) {
-    if (kind == "replace") return Error{"what " + path.dump() + " was in is gone"};
-    return {};  // already gone
-  }
+  if (parent == nullptr) return {};  // gone with what held it: nothing to put back into
   if (parent->is_object()) {
     auto it = parent->find(last);
     if (kind == "replace") {
-      (*parent)[last] = value != op.end() ? *value : Json(nullptr);
+      if (it == parent->end() || changed_since(*it)) return {};
+      *it = value != op.end() ? *value : Json(nullptr);
     } else if (kind == "remove") {
-      if (it != parent->end()) parent->erase(it);
+      if (it != parent->end() && !changed_since(*it)) parent->erase(it);
     } else if (kind == "prune") {
       if (it == parent->end() || !(it->empty() || it->is_null())) return {};  // kept
       if (value != op.end()) {
@@ -107,7 +108,7 @@ Result<void> Apply(Json& object, const Json& op) {
   if (!parent->is_array()) return Error{path.dump() + " is not in an object or a list"};
   auto index = Select(*parent, last);
   if (kind == "replace") {
-    if (!index) return Error{path.dump() + " is gone"};
+    if (!index || changed_since((*parent)[*index])) return {};
     (*parent)[*index] = value != op.end() ? *value : Json(nullptr);
   } else if (kind == "remove") {
     if (index) parent->erase(*index);
@@ -145,9 +146,12 @@ JsonPointer Editor::Set(const JsonPointer& at, const std::string& key, Json valu
   Json undo;
   if (it != parent.end()) {
     if (*it == value) return path;
-    undo = {{"op", "replace"}, {"value", *it}};
+    undo = {{"op", "replace"}, {"value", *it}, {"wrote", value}};
   } else {
     undo = {{"op", "remove"}};
+    // A number or a string a person may change: theirs, then, is kept (a list or an object
+    // inject added is inject's, and goes).
+    if (value.is_primitive()) undo["wrote"] = value;
   }
   parent[key] = std::move(value);
   // After the edit: a renamed entry is found by its new name, as it will be when undone.

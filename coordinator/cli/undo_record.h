@@ -2,14 +2,15 @@
 // recorded in the object's own annotation, so that `uninject`, and inject run again, can put back
 // exactly what was there.
 //
-// The record is a list of operations, newest first: `replace` (a value inject changed), `remove`
-// (a key or list entry inject added) and `prune` (an object or list inject made, which goes, or
-// back to the null it was, only when nothing is left in it: what a person added after the
-// injection, an annotation say, survives). Paths are lists of keys in which a list entry is named
-// by what identifies it, `#name=web` or `#port=80` (a Service port), never by its place: a person
-// may add a container at the top of a wired pod, and the undo still finds lameduck's entries, and
-// touches nothing else. What is already gone stays gone; a record that cannot be applied whole is
-// not applied at all.
+// The record is a list of operations, newest first: `replace` (a value inject changed, put back
+// unless a person has changed it since: then theirs is kept), `remove` (a key or list entry
+// inject added; a number or string added and changed since is kept too) and `prune` (an object or
+// list inject made, which goes, or back to the null it was, only when nothing is left in it: what a
+// person added after the injection, an annotation say, survives). Paths are lists of keys in which
+// a list entry is named by what identifies it, `#name=web` or `#port=80` (a Service port), never by
+// its place: a person may add a container at the top of a wired pod, and the undo still finds
+// lameduck's entries, and touches nothing else. What is already gone stays gone; a record that is
+// not one (a malformed operation) is not applied at all.
 #pragma once
 
 #include <nlohmann/json.hpp>

@@ -1218,6 +1218,19 @@ TEST_F(ProxyTest, AFreshConnectionsFirstRequestJustBehindTheIdleCloseIsServed) {
   EXPECT_FALSE(client->SawReset());
 }
 
+TEST_F(ProxyTest, AFreshConnectionStillWaitingForItsFirstRequestAtTheDeadlineIsNotForced) {
+  auto& runner = StartProxy();
+  auto client = Connect();
+  ASSERT_TRUE(Eventually([&] { return runner.counts().connections == 1; }));
+  size_t forced = runner.Call([&] {
+    runner.proxy().CloseAfterCurrentResponse();
+    runner.proxy().CloseIdleConnections();  // it is given its first request's time ...
+    return runner.proxy().ForceCloseAll();  // ... which the deadline cuts: nothing was lost
+  });
+  EXPECT_EQ(forced, 0u);
+  EXPECT_TRUE(client->WaitForClose(2s));
+}
+
 TEST_F(ProxyTest, ForceCloseAllClosesEveryConnectionAndCountsThem) {
   upstream_.SetHandler([](const HttpRequest&, UpstreamConn& conn) { conn.WaitForGate("never"); });
   auto& runner = StartProxy();

@@ -575,6 +575,53 @@ TEST(InjectTest, WhatCannotBeRewiredIsKeptWiredNotSilentlyTakenOut) {
   EXPECT_TRUE(Contains(alone.err,
                        "Service web: kept as it came: no workload it selects is in "
                        "the input"));
+  // With its workload kept wired beside it, it is kept too, and says why.
+  Outcome both = Inject(edited);
+  EXPECT_TRUE(Contains(both.err, "Service web: kept as it came: as Deployment web is"));
+}
+
+TEST(InjectTest, WhatAPersonChangedAfterInjectionIsTheirs) {
+  Outcome wired = Inject(std::string(kWeb));
+  ASSERT_EQ(wired.status, 0);
+  manifest::Stream stream = Parse(wired.out);
+  Json& spec = stream.documents[0].value["spec"]["template"]["spec"];
+  spec["terminationGracePeriodSeconds"] = 300;  // a value inject changed
+  spec["containers"][0]["readinessProbe"] = {{"tcpSocket", {{"port", 8080}}}};  // one it renamed
+  std::string edited = manifest::Write(stream);
+  Outcome again = Inject(edited);
+  ASSERT_EQ(again.status, 0) << again.err;
+  EXPECT_TRUE(Contains(again.err, "terminationGracePeriodSeconds 300 kept"));
+  Outcome restored = Uninject(edited);
+  ASSERT_EQ(restored.status, 0) << restored.err;
+  manifest::Stream back_stream = Parse(restored.out);
+  const Json& back = back_stream.documents[0].value["spec"]["template"]["spec"];
+  EXPECT_EQ(back["terminationGracePeriodSeconds"], 300);
+  EXPECT_EQ(back["containers"][0]["readinessProbe"].dump(), R"({"tcpSocket":{"port":8080}})");
+  EXPECT_EQ(back["containers"][0]["ports"][0]["name"], "http");
+  EXPECT_FALSE(back.contains("initContainers"));
+}
+
+TEST(InjectTest, AServicePatchedToLameducksNameAsAdvisedIsRecognisedAndUninjectWarns) {
+  std::string unnamed(kWeb);
+  unnamed.replace(unnamed.find("            - name: http\n              containerPort: 8080"), 58,
+                  "            - containerPort: 8080");
+  unnamed.replace(unnamed.find("port: http}"), 11, "port: 8080}");
+  Outcome wired = Inject(unnamed);
+  ASSERT_EQ(wired.status, 0) << wired.err;
+  EXPECT_TRUE(Contains(wired.err,
+                       "kubectl patch service web -p '{\"spec\":{\"ports\":[{\"port\":80,"
+                       "\"targetPort\":\"http\"}]}}'"));
+  // The person runs that patch once the rollout is done; the Service now says "http".
+  std::string patched = wired.out;
+  patched.replace(patched.rfind("targetPort: 8080"), 16, "targetPort: http");
+  Outcome again = Inject(patched);
+  ASSERT_EQ(again.status, 0) << again.err;
+  EXPECT_EQ(again.out, patched);
+  EXPECT_TRUE(Contains(again.err, "Service web: port 80 targets \"http\": it follows by name"));
+  Outcome restored = Uninject(patched);
+  EXPECT_TRUE(Contains(restored.err,
+                       "Service web: port 80 targets \"http\", which Deployment "
+                       "web no longer declares"));
 }
 
 TEST(InjectTest, PodsAndReplicaSetsThatBelongToSomethingAreLeftToIt) {
