@@ -1170,12 +1170,17 @@ std::string WhoLacks(const ServiceTarget& target, const std::string& name,
   return "";
 }
 
+// The command that points port `port` of Service `service` (in `ns`, "" for the current one) at
+// the port name `name`; NAME and PORT stand in for what is not known.
+std::string PatchCommand(const std::string& service, const std::string& ns, const std::string& port,
+                         const std::string& name) {
+  return "kubectl patch service " + service + (ns.empty() ? "" : " -n " + ns) +
+         " -p '{\"spec\":{\"ports\":[{\"port\":" + port + ",\"targetPort\":\"" + name + "\"}]}}'";
+}
+
 std::string PatchCommand(const ServiceTarget& target, const std::string& name) {
-  std::string ns = NamespaceOf(*target.service);
-  return "kubectl patch service " + NameOf((*target.service)["metadata"]) +
-         (ns.empty() ? "" : " -n " + ns) +
-         " -p '{\"spec\":{\"ports\":[{\"port\":" + std::to_string(target.service_port) +
-         ",\"targetPort\":\"" + name + "\"}]}}'";
+  return PatchCommand(NameOf((*target.service)["metadata"]), NamespaceOf(*target.service),
+                      std::to_string(target.service_port), name);
 }
 
 // Retargets each Service port that reaches the app's port to lameduck's port name, where that
@@ -1280,10 +1285,7 @@ void SayWired(std::ostream& err, const Workload& workload) {
                      arithmetic + ")"));
   for (const std::string& note : workload.notes) Say(err, "inject", workload.label + ": " + note);
   if (plan.targets.empty()) {
-    std::string patch =
-        "kubectl patch service NAME -p '{\"spec\":{\"ports\":[{\"port\":PORT,"
-        "\"targetPort\":\"" +
-        plan.port_name + "\"}]}}'";
+    std::string patch = PatchCommand("NAME", "", "PORT", plan.port_name);
     Say(err, "inject",
         workload.label + ": no Service in the input reaches port " + app_port +
             (plan.renamed_app_entry.empty()
@@ -1340,7 +1342,7 @@ int RunInject(const std::vector<std::string>& args, std::istream& in, std::ostre
       if (!object->is_object()) continue;
       if (IsService(*object)) {
         services.push_back(object);
-      } else if (!PodOf(*object) || At(*object, *PodOf(*object)) == nullptr) {
+      } else if (auto pod = PodOf(*object); !pod || At(*object, *pod) == nullptr) {
         std::string kind = StringAt(*object, "kind");
         if (StringAt(*object, "apiVersion").starts_with("batch/") &&
             (kind == "Job" || kind == "CronJob")) {
