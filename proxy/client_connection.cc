@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "proxy/http2/preface.h"
 #include "proxy/proxy.h"
 #include "proxy/upstream_connection.h"
 
@@ -95,6 +96,8 @@ ClientConnection::CountClass ClientConnection::Classify() const {
     case State::kReadingHead:
     case State::kClosing:
       return CountClass::kOther;
+    case State::kHandedOver:
+      return CountClass::kUncounted;
   }
   return CountClass::kOther;
 }
@@ -159,6 +162,7 @@ void ClientConnection::OnTimer(uv_timer_t* timer) {
       self->Close();
       return;
     case State::kClosing:
+    case State::kHandedOver:
       return;
   }
 }
@@ -221,6 +225,7 @@ void ClientConnection::OnSocketRead(ssize_t nread, BlockRef block) {
         }
         return;
       case State::kClosing:
+      case State::kHandedOver:
         return;
     }
   }
@@ -228,7 +233,59 @@ void ClientConnection::OnSocketRead(ssize_t nread, BlockRef block) {
   ProcessInput(std::move(block), 0, static_cast<size_t>(nread));
 }
 
+bool ClientConnection::Sniff(const BlockRef& block, size_t& offset, size_t& length) {
+  std::string_view bytes(block.data() + offset, length);
+  switch (http2::MatchPreface(preface_length_, bytes)) {
+    case http2::PrefaceMatch::kComplete:
+      HandOver(block, offset, length);
+      return false;
+    case http2::PrefaceMatch::kPartial:
+      // The rest of the preface is in a later read (the header timer runs meanwhile).
+      std::memcpy(preface_ + preface_length_, bytes.data(), bytes.size());
+      preface_length_ += bytes.size();
+      if (state_ == State::kIdle) {
+        SetState(State::kReadingHead);
+        parser_.StartHead();
+        ArmTimer(proxy_.options().header_timeout.count());
+      }
+      length = 0;
+      return false;
+    case http2::PrefaceMatch::kMismatch:
+      break;
+  }
+  sniffing_ = false;
+  if (preface_length_ == 0) return true;
+  // "P" began a POST, not a preface: the bytes held back are the head's first ones.
+  http1::RequestParser::Result result = parser_.ParseHead(preface_, preface_length_);
+  if (result.outcome != http1::RequestParser::Outcome::kNeedMore) {
+    SendError(result.outcome == http1::RequestParser::Outcome::kError ? result.error
+                                                                      : ProxyError::kBadRequest);
+    return false;
+  }
+  return true;
+}
+
+void ClientConnection::HandOver(const BlockRef& block, size_t offset, size_t length) {
+  int fd = dup(socket_.fd());
+  if (fd < 0) {
+    Abort();
+    return;
+  }
+  std::string_view prefix(preface_, preface_length_);
+  // First out of the counts and the timers: the session counts itself from now on.
+  SetState(State::kHandedOver);
+  timer_.Close();
+  proxy_.AdoptHttp2(fd, client_ip_, prefix, block, offset, length);
+  // Only the handle goes: the socket lives on in the dup (a FIN would end the session's too,
+  // so never a shutdown here, and never a reset: SO_LINGER is shared through the dup).
+  socket_.Close(CloseMode::kFin);
+}
+
 void ClientConnection::ProcessInput(BlockRef block, size_t offset, size_t length) {
+  if (sniffing_ && length > 0 && !Sniff(block, offset, length)) {
+    if (state_ != State::kHandedOver && state_ != State::kClosing) UpdateReading();
+    return;
+  }
   bool more = true;
   while (more) {
     switch (state_) {
@@ -263,6 +320,7 @@ void ClientConnection::ProcessInput(BlockRef block, size_t offset, size_t length
         break;
       case State::kLingering:
       case State::kClosing:
+      case State::kHandedOver:
         more = false;  // discarded
         break;
     }
@@ -466,7 +524,7 @@ void ClientConnection::OnEnd(Exchange&) {
   FlushResponseHead();
   if (state_ == State::kClosing) return;
   SetResponseState(Exchange::ResponseState::kComplete);
-  proxy_.events().OnResponseComplete(exchange_.status);
+  proxy_.events().OnResponseComplete(exchange_.status, Protocol::kHttp1);
   MaybeFinishExchange();
 }
 
@@ -533,7 +591,7 @@ void ClientConnection::FinishExchange() {
 void ClientConnection::StartTunnel() {
   SetState(State::kTunnel);
   SetResponseState(Exchange::ResponseState::kComplete);
-  proxy_.events().OnResponseComplete(101);
+  proxy_.events().OnResponseComplete(101, Protocol::kHttp1);
   if (client_eof_) {
     // The client half-closed before the 101. A shutdown that fails at once reports it at once,
     // and that closes this connection (and its upstream): nothing more to do then.
@@ -583,7 +641,7 @@ void ClientConnection::SendError(ProxyError error) {
   http1::WriteErrorResponse(exchange_.status, response_head_);
   SetResponseState(Exchange::ResponseState::kComplete);
   exchange_.close_after = true;
-  proxy_.events().OnResponseComplete(exchange_.status);
+  proxy_.events().OnResponseComplete(exchange_.status, Protocol::kHttp1);
   if (WriteToClient(&response_head_, nullptr, 0, BlockRef()) != 0) return;
   Linger();
 }
@@ -627,7 +685,7 @@ void ClientConnection::OnSocketShutdown(int status) {
 void ClientConnection::Abort() { Close(CloseMode::kReset); }
 
 void ClientConnection::Close(CloseMode mode) {
-  if (state_ == State::kClosing) return;
+  if (state_ == State::kClosing || state_ == State::kHandedOver) return;
   SetState(State::kClosing);
   pending_.Reset();
   exchange_.unsent.Reset();
@@ -717,6 +775,7 @@ void ClientConnection::UpdateReading() {
              !Congested(exchange_.upstream->write_queue_bytes(), socket_.reading());
       break;
     case State::kClosing:
+    case State::kHandedOver:
       break;
   }
   if (want) {

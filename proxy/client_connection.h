@@ -36,6 +36,8 @@ class ClientConnection final : public Socket::Owner, public Exchange::Owner {
     kTunnel,       // after a 101: raw bytes both ways until either side closes
     kLingering,    // last response queued; write side shut after it; reading until the FIN
     kClosing,      // uv_close called; the Proxy erases it from OnSocketClosed
+    kHandedOver,   // it opened with the HTTP/2 preface: a session took a dup of the socket and
+                   // the bytes; uv_close called without a FIN; uncounted, reports nothing
   };
 
   explicit ClientConnection(Proxy& proxy);
@@ -89,6 +91,10 @@ class ClientConnection final : public Socket::Owner, public Exchange::Owner {
   void OnSocketClosed() override;
 
   void ProcessInput(BlockRef block, size_t offset, size_t length);
+  // The first bytes: the HTTP/2 preface hands the connection over; anything else is HTTP/1.
+  // False if nothing more is to be done with this read.
+  bool Sniff(const BlockRef& block, size_t& offset, size_t& length);
+  void HandOver(const BlockRef& block, size_t offset, size_t length);
   bool ReadHead(const BlockRef& block, size_t& offset, size_t& length);
   bool ReadBody(const BlockRef& block, size_t& offset, size_t& length);
   void Stash(BlockRef block, size_t offset, size_t length);
@@ -141,6 +147,9 @@ class ClientConnection final : public Socket::Owner, public Exchange::Owner {
 
   bool drain_close_ = false;  // the drain chose this connection: close after what it serves
   bool fresh_ = true;         // accepted, and not a byte read yet
+  bool sniffing_ = true;      // HTTP/1 or HTTP/2 is not decided yet
+  char preface_[24] = {};     // the bytes of a preface that came in pieces
+  size_t preface_length_ = 0;
   uint64_t accepted_ms_ = 0;
   bool client_eof_ = false;              // the client finished sending (half-close)
   bool shutdown_done_ = false;           // our FIN went out, after everything queued before it

@@ -14,6 +14,10 @@ struct ProxyCounts {
   size_t in_flight = 0;  // requests whose head arrived and whose response is not yet complete
   size_t idle = 0;       // keep-alive client connections waiting for a next request
   size_t upgraded = 0;   // tunnels (WebSocket) after a 101
+  // Of the above, HTTP/2: sessions counted in `connections` (idle ones in `idle` too), and their
+  // open streams, each also a request in `in_flight`.
+  size_t http2_connections = 0;
+  size_t http2_streams = 0;
 };
 
 class DrainTarget {

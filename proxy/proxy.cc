@@ -87,7 +87,7 @@ std::vector<int> Proxy::listening_ports() const {
 }
 
 void Proxy::OnIncoming(Listener& listener) {
-  if (clients_.size() >= options_.max_connections) {
+  if (clients_.size() + sessions_.size() >= options_.max_connections) {
     listener.set_waiting(true);  // stays in the backlog; libuv pauses this listener
     return;
   }
@@ -120,14 +120,63 @@ UpstreamConnection* Proxy::NewUpstream() {
 
 void Proxy::Remove(ClientConnection& connection) {
   MoveCount(connection.counted_as(), ClientConnection::CountClass::kUncounted);
+  bool handed_over = connection.state() == ClientConnection::State::kHandedOver;
   clients_.erase(&connection);
+  if (!handed_over) events_.OnConnectionClosed();  // else the session reports it, later
+  ResumeListeners();
+}
+
+void Proxy::AdoptHttp2(int fd, std::string_view client_ip, std::string_view prefix,
+                       const BlockRef& block, size_t offset, size_t length) {
+  auto session = std::make_unique<Http2ClientSession>(*this);
+  Http2ClientSession* raw = session.get();
+  sessions_.emplace(raw, std::move(session));
+  if (raw->Open(fd, client_ip) != 0) {
+    close(fd);
+    sessions_.erase(raw);  // no handle was created: nothing to close
+    events_.OnConnectionClosed();
+    return;
+  }
+  raw->Receive(prefix);
+  raw->Receive(block, offset, length);
+}
+
+void Proxy::Remove(Http2ClientSession& session) {
+  MoveCounts(session.counted(), ProxyCounts{});
+  sessions_.erase(&session);
   events_.OnConnectionClosed();
+  ResumeListeners();
+}
+
+void Proxy::ResumeListeners() {
   for (auto& listener : listeners_) {
-    if (clients_.size() >= options_.max_connections) break;
+    if (clients_.size() + sessions_.size() >= options_.max_connections) break;
     if (listener->waiting()) {
       listener->set_waiting(false);
       Accept(*listener);
     }
+  }
+}
+
+void Proxy::CloseAfterCurrentResponse() {
+  close_after_each_response_ = true;
+  for (auto& [raw, session] : sessions_) session->StartShutdown();
+}
+
+std::string Proxy::GrpcMessage(ProxyError error) const {
+  std::string app = "the app at " + options_.upstream.text;
+  switch (error) {
+    case ProxyError::kUpstreamConnect:
+      return "lameduck: cannot connect to " + app;
+    case ProxyError::kUpstreamTimeout:
+      return "lameduck: no response from " + app + " within --upstream-timeout (" +
+             std::to_string(options_.upstream_timeout.count()) + "ms)";
+    case ProxyError::kUpstreamClosed:
+      return "lameduck: " + app + " closed the connection before it responded";
+    case ProxyError::kUpstreamBadResponse:
+      return "lameduck: " + app + " sent a malformed response";
+    default:
+      return "lameduck: " + std::string(ToString(error));
   }
 }
 
@@ -156,6 +205,7 @@ size_t Proxy::CloseIdleConnections() {
   // map does not change under this loop.
   size_t closed = 0;
   for (auto& [raw, connection] : clients_) closed += connection->CloseIfIdle() ? 1 : 0;
+  for (auto& [raw, session] : sessions_) closed += session->CloseIfIdle() ? 1 : 0;
   pool_.CloseAll();
   return closed;
 }
@@ -172,9 +222,21 @@ size_t Proxy::ForceCloseAll() {
     }
     connection->Close();
   }
+  for (auto& [raw, session] : sessions_) closed += session->ForceClose();
   pool_.CloseAll();
   for (auto& [raw, connection] : upstreams_) connection->Close();
   return closed;
+}
+
+void Proxy::MoveCounts(const ProxyCounts& from, const ProxyCounts& to) {
+  auto move = [](size_t& count, size_t before, size_t after) { count = count - before + after; };
+  move(counts_.connections, from.connections, to.connections);
+  move(counts_.finishing, from.finishing, to.finishing);
+  move(counts_.in_flight, from.in_flight, to.in_flight);
+  move(counts_.idle, from.idle, to.idle);
+  move(counts_.upgraded, from.upgraded, to.upgraded);
+  move(counts_.http2_connections, from.http2_connections, to.http2_connections);
+  move(counts_.http2_streams, from.http2_streams, to.http2_streams);
 }
 
 void Proxy::MoveCount(ClientConnection::CountClass from, ClientConnection::CountClass to) {

@@ -19,6 +19,8 @@
 #include "proxy/buffer_pool.h"
 #include "proxy/client_connection.h"
 #include "proxy/drain_target.h"
+#include "proxy/http2/fields.h"
+#include "proxy/http2_client_session.h"
 #include "proxy/listener.h"
 #include "proxy/proxy_events.h"
 #include "proxy/proxy_options.h"
@@ -44,12 +46,12 @@ class Proxy final : public DrainTarget, public Listener::Owner {
 
   // DrainTarget
   void StopAccepting() override;
-  void CloseAfterCurrentResponse() override { close_after_each_response_ = true; }
+  void CloseAfterCurrentResponse() override;
   size_t CloseIdleConnections() override;
   size_t ForceCloseAll() override;
   ProxyCounts counts() const override { return counts_; }  // kept current: O(1)
 
-  bool empty() const { return clients_.empty() && upstreams_.empty(); }
+  bool empty() const { return clients_.empty() && sessions_.empty() && upstreams_.empty(); }
   size_t idle_upstreams() const { return pool_.size(); }
 
   // For the connections.
@@ -69,9 +71,19 @@ class Proxy final : public DrainTarget, public Listener::Owner {
   // A client connection moved between the classes of the drain's counts.
   void MoveCount(ClientConnection::CountClass from, ClientConnection::CountClass to);
   void Remove(UpstreamConnection& connection);
+  // A client connection that opened with the HTTP/2 preface becomes a session: `fd` is a dup of
+  // its socket, `prefix` and [offset, offset + length) of `block` the bytes it read.
+  void AdoptHttp2(int fd, std::string_view client_ip, std::string_view prefix,
+                  const BlockRef& block, size_t offset, size_t length);
+  void Remove(Http2ClientSession& session);
+  void MoveCounts(const ProxyCounts& from, const ProxyCounts& to);
+  http2::FieldList& h2_fields() { return h2_fields_; }  // scratch: nghttp2 copies what it gets
+  // What a gRPC client is told (grpc-message) when lameduck answers for the app.
+  std::string GrpcMessage(ProxyError error) const;
 
  private:
   void Accept(Listener& listener, int fd = -1);
+  void ResumeListeners();  // a connection went: one waiting in the backlog may come in
 
   uv_loop_t* loop_;
   ProxyOptions options_;
@@ -81,7 +93,9 @@ class Proxy final : public DrainTarget, public Listener::Owner {
   UpstreamPool pool_;
   std::vector<std::unique_ptr<Listener>> listeners_;
   std::unordered_map<ClientConnection*, std::unique_ptr<ClientConnection>> clients_;
+  std::unordered_map<Http2ClientSession*, std::unique_ptr<Http2ClientSession>> sessions_;
   std::unordered_map<UpstreamConnection*, std::unique_ptr<UpstreamConnection>> upstreams_;
+  http2::FieldList h2_fields_;
   ProxyCounts counts_;  // of clients_, by each one's counted_as()
   bool close_after_each_response_ = false;
   std::string upstream_host_;

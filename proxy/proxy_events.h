@@ -22,6 +22,9 @@ enum class ProxyError {
 };
 
 std::string_view ToString(ProxyError error);
+
+// The protocol a client spoke: what /metrics breaks requests down by.
+enum class Protocol { kHttp1, kHttp2 };
 int StatusFor(ProxyError error);  // the status the client gets while no response head was sent
 
 class ProxyEvents {
@@ -32,7 +35,8 @@ class ProxyEvents {
   // A connection has nothing left to do: its last response is written and it only waits for
   // the client's FIN (see DrainTarget's counts).
   virtual void OnConnectionFinished() {}
-  virtual void OnResponseComplete(int /*status*/) {}  // every final response sent in full
+  // Every final response sent in full (an HTTP/2 stream's: its END_STREAM went out).
+  virtual void OnResponseComplete(int /*status*/, Protocol /*protocol*/) {}
   virtual void OnProxyError(ProxyError /*error*/) {}
 };
 

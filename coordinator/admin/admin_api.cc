@@ -135,6 +135,8 @@ AdminResponse AdminApi::Status(uint64_t now_ms) {
       {"in_flight", counts.in_flight},
       {"idle", counts.idle},
       {"upgraded", counts.upgraded},
+      {"http2_connections", counts.http2_connections},
+      {"http2_streams", counts.http2_streams},
       {"responses_total", metrics_.responses_total()},
       {"last_drain",
        controller_.last_drain() ? controller_.last_drain()->ToJson() : nlohmann::json(nullptr)},

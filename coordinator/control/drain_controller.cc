@@ -75,6 +75,8 @@ nlohmann::json DrainSummary::ToJson() const {
           {"in_flight_wait_ms", in_flight_wait_ms},
           {"connections_at_start", connections_at_start},
           {"in_flight_at_start", in_flight_at_start},
+          {"http2_connections_at_start", http2_connections_at_start},
+          {"http2_streams_at_start", http2_streams_at_start},
           {"served_during_drain", served_during_drain},
           {"idle_closed", idle_closed},
           {"awaiting_fin", awaiting_fin},
@@ -159,12 +161,16 @@ void DrainController::StartDrain(Trigger trigger) {
   summary_.trigger = trigger;
   summary_.connections_at_start = counts.connections;
   summary_.in_flight_at_start = counts.in_flight;
+  summary_.http2_connections_at_start = counts.http2_connections;
+  summary_.http2_streams_at_start = counts.http2_streams;
   // The app is gone already: no straggler can be served, so no accept grace.
   uint64_t delay_ms = trigger == Trigger::kAppExit ? 0 : config_.drain_delay.count();
   log_.Info("drain.start", {{"trigger", ToString(trigger)},
                             {"connections", counts.connections},
                             {"in_flight", counts.in_flight},
                             {"idle", counts.idle},
+                            {"http2_connections", counts.http2_connections},
+                            {"http2_streams", counts.http2_streams},
                             {"drain_delay_ms", delay_ms},
                             {"drain_timeout_ms", config_.drain_timeout.count()}});
   proxy_.CloseAfterCurrentResponse();
@@ -235,7 +241,9 @@ void DrainController::LogProgress() {
                                {"connections", counts.connections},
                                {"in_flight", counts.in_flight},
                                {"idle", counts.idle},
-                               {"upgraded", counts.upgraded}});
+                               {"upgraded", counts.upgraded},
+                               {"http2_connections", counts.http2_connections},
+                               {"http2_streams", counts.http2_streams}});
 }
 
 void DrainController::Finish(uint64_t forced) {

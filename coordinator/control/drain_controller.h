@@ -69,7 +69,9 @@ struct DrainSummary {
   uint64_t served_during_drain = 0;  // responses completed from drain start to its end
   uint64_t in_flight_at_start = 0;
   uint64_t connections_at_start = 0;
-  uint64_t idle_closed = 0;   // idle keep-alive connections the drain closed
+  uint64_t http2_connections_at_start = 0;  // of those, HTTP/2 ones
+  uint64_t http2_streams_at_start = 0;      // open streams: requests in flight too
+  uint64_t idle_closed = 0;                 // idle keep-alive connections the drain closed
   uint64_t awaiting_fin = 0;  // at the end: served in full, waiting for the client's FIN
   uint64_t forced = 0;
   int exit_status = 0;

@@ -53,8 +53,9 @@ bool IsUpstreamError(proxy::ProxyError error) {
 
 }  // namespace
 
-void Metrics::OnResponseComplete(int status) {
+void Metrics::OnResponseComplete(int status, proxy::Protocol protocol) {
   ++responses_total_;
+  ++by_protocol_[static_cast<size_t>(protocol)];
   int status_class = status / 100;
   if (status_class >= 1 && status_class <= 5) ++by_class_[static_cast<size_t>(status_class)];
 }
@@ -84,6 +85,18 @@ std::string Metrics::Render(const Gauges& gauges) const {
         static_cast<double>(gauges.counts.in_flight));
   Counter(out, "lameduck_connections_accepted_total", "Client connections accepted.",
           static_cast<double>(connections_total_));
+  Gauge(out, "lameduck_http2_connections_open",
+        "Client connections speaking HTTP/2 now (counted in lameduck_connections_open too).",
+        static_cast<double>(gauges.counts.http2_connections));
+  Gauge(out, "lameduck_http2_streams_open",
+        "HTTP/2 streams open now (counted in lameduck_requests_in_flight too).",
+        static_cast<double>(gauges.counts.http2_streams));
+  Family(out, "lameduck_requests_total", "counter",
+         "Responses sent in full to clients, by the protocol the client spoke.");
+  Sample(out, "lameduck_requests_total", "protocol=\"http1\"",
+         static_cast<double>(by_protocol_[0]));
+  Sample(out, "lameduck_requests_total", "protocol=\"http2\"",
+         static_cast<double>(by_protocol_[1]));
 
   Family(out, "lameduck_responses_total", "counter",
          "Responses sent in full to clients, by status class (lameduck's own errors included).");

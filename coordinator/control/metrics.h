@@ -1,6 +1,7 @@
 // Metrics: counts what the proxy reports (ProxyEventFanout passes its events on) and renders
 // everything lameduck knows as Prometheus text exposition format 0.0.4. Counters only grow; gauges
-// are read when rendered. No labels beyond status class and error kind: cardinality stays fixed.
+// are read when rendered. No labels beyond status class, protocol and error kind: cardinality
+// stays fixed.
 #pragma once
 
 #include <array>
@@ -16,7 +17,7 @@ class Metrics {
  public:
   // What the proxy reports, passed on by ProxyEventFanout.
   void OnConnectionOpened() { ++connections_total_; }
-  void OnResponseComplete(int status);
+  void OnResponseComplete(int status, proxy::Protocol protocol = proxy::Protocol::kHttp1);
   void OnProxyError(proxy::ProxyError error);
 
   uint64_t responses_total() const { return responses_total_; }
@@ -40,7 +41,8 @@ class Metrics {
   static constexpr size_t kErrorKinds = static_cast<size_t>(proxy::ProxyError::kStalled) + 1;
   uint64_t connections_total_ = 0;
   uint64_t responses_total_ = 0;
-  std::array<uint64_t, 6> by_class_{};  // index 1..5 for 1xx..5xx
+  std::array<uint64_t, 6> by_class_{};     // index 1..5 for 1xx..5xx
+  std::array<uint64_t, 2> by_protocol_{};  // by proxy::Protocol
   std::array<uint64_t, kErrorKinds> errors_{};
 };
 

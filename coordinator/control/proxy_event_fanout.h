@@ -19,7 +19,9 @@ class ProxyEventFanout final : public proxy::ProxyEvents {
   void OnConnectionOpened() override { metrics_.OnConnectionOpened(); }
   void OnConnectionClosed() override { controller_.OnConnectionClosed(); }
   void OnConnectionFinished() override { controller_.OnConnectionFinished(); }
-  void OnResponseComplete(int status) override { metrics_.OnResponseComplete(status); }
+  void OnResponseComplete(int status, proxy::Protocol protocol) override {
+    metrics_.OnResponseComplete(status, protocol);
+  }
   void OnProxyError(proxy::ProxyError error) override { metrics_.OnProxyError(error); }
 
  private:

@@ -25,7 +25,7 @@ class RecordingEvents : public proxy::ProxyEvents {
  public:
   void OnConnectionOpened() override { ++opened; }
   void OnConnectionClosed() override { ++closed; }
-  void OnResponseComplete(int status) override {
+  void OnResponseComplete(int status, proxy::Protocol) override {
     std::lock_guard lock(mu_);
     ++statuses_[status];
   }

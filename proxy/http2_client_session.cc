@@ -1,0 +1,513 @@
+#include "proxy/http2_client_session.h"
+
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cerrno>
+
+#include "proxy/http2_stream.h"
+#include "proxy/proxy.h"
+
+namespace lameduck::proxy {
+namespace {
+
+// What the client may open at once (SETTINGS_MAX_CONCURRENT_STREAMS), and the windows it gets:
+// a stream's 64 KiB and the connection's 1 MiB bound what one connection's uploads hold here.
+constexpr uint32_t kMaxConcurrentStreams = 100;
+constexpr int32_t kConnectionWindow = 1 << 20;
+// Writes stop being framed while the socket holds more than this, and resume below it.
+constexpr size_t kHighWaterBytes = 256 * 1024;
+// The drain's PING: its ACK, or this long, ends the first phase.
+constexpr uint64_t kFinalGoawayMs = 1000;
+constexpr uint64_t kLingerMs = 5000;
+constexpr uint8_t kDrainPing[8] = {'l', 'a', 'm', 'e', 'd', 'u', 'c', 'k'};
+
+Http2ClientSession* Self(void* user_data) { return static_cast<Http2ClientSession*>(user_data); }
+
+Http2Stream* StreamOf(nghttp2_session* session, int32_t stream_id) {
+  return static_cast<Http2Stream*>(nghttp2_session_get_stream_user_data(session, stream_id));
+}
+
+ssize_t OnSend(nghttp2_session*, const uint8_t* data, size_t length, int, void* user_data) {
+  Self(user_data)->Append(data, length);
+  return static_cast<ssize_t>(length);
+}
+
+int OnSendData(nghttp2_session*, nghttp2_frame*, const uint8_t* frame_head, size_t length,
+               nghttp2_data_source* source, void*) {
+  return static_cast<Http2Stream*>(source->ptr)->SendData(frame_head, length);
+}
+
+int OnBeginFrame(nghttp2_session*, const nghttp2_frame_hd* hd, void* user_data) {
+  if (hd->type == NGHTTP2_HEADERS) Self(user_data)->OnBeginHeadersFrame(hd->stream_id);
+  return 0;
+}
+
+int OnBeginHeaders(nghttp2_session* session, const nghttp2_frame* frame, void* user_data) {
+  if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
+  Http2Stream* stream = Self(user_data)->OnBeginRequest(frame->hd.stream_id);
+  nghttp2_session_set_stream_user_data(session, frame->hd.stream_id, stream);
+  return 0;
+}
+
+int OnHeader(nghttp2_session* session, const nghttp2_frame* frame, const uint8_t* name,
+             size_t name_length, const uint8_t* value, size_t value_length, uint8_t, void*) {
+  Http2Stream* stream = StreamOf(session, frame->hd.stream_id);
+  if (stream == nullptr || frame->hd.type != NGHTTP2_HEADERS) return 0;
+  std::string_view n(reinterpret_cast<const char*>(name), name_length);
+  std::string_view v(reinterpret_cast<const char*>(value), value_length);
+  if (frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
+    stream->OnField(n, v);
+  } else {
+    stream->OnTrailer(n, v);
+  }
+  return 0;
+}
+
+// A field nghttp2 finds invalid but would pass over in silence (a bad character in a name or a
+// value): RFC 9113 8.2.1 makes the request malformed, a stream error.
+int OnInvalidHeader(nghttp2_session*, const nghttp2_frame*, const uint8_t*, size_t, const uint8_t*,
+                    size_t, uint8_t, void*) {
+  return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+}
+
+int OnFrameRecv(nghttp2_session*, const nghttp2_frame* frame, void* user_data) {
+  Self(user_data)->OnFrame(*frame);
+  return 0;
+}
+
+int OnFrameSend(nghttp2_session*, const nghttp2_frame* frame, void* user_data) {
+  Self(user_data)->OnFrameSent(*frame);
+  return 0;
+}
+
+int OnDataChunk(nghttp2_session*, uint8_t, int32_t stream_id, const uint8_t* data, size_t length,
+                void* user_data) {
+  Self(user_data)->OnData(stream_id, data, length);
+  return 0;
+}
+
+int OnStreamClosed(nghttp2_session*, int32_t stream_id, uint32_t error_code, void* user_data) {
+  Self(user_data)->OnStreamClose(stream_id, error_code);
+  return 0;
+}
+
+// Built once: every session shares the callbacks and the options.
+struct Setup {
+  nghttp2_session_callbacks* callbacks = nullptr;
+  nghttp2_option* option = nullptr;
+  Setup() {
+    nghttp2_session_callbacks_new(&callbacks);
+    nghttp2_session_callbacks_set_send_callback(callbacks, OnSend);
+    nghttp2_session_callbacks_set_send_data_callback(callbacks, OnSendData);
+    nghttp2_session_callbacks_set_on_begin_frame_callback(callbacks, OnBeginFrame);
+    nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks, OnBeginHeaders);
+    nghttp2_session_callbacks_set_on_header_callback(callbacks, OnHeader);
+    nghttp2_session_callbacks_set_on_invalid_header_callback(callbacks, OnInvalidHeader);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, OnFrameRecv);
+    nghttp2_session_callbacks_set_on_frame_send_callback(callbacks, OnFrameSend);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, OnDataChunk);
+    nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, OnStreamClosed);
+    nghttp2_option_new(&option);
+    // Windows are given back as the app takes the bytes (Http2Stream), not as they arrive.
+    nghttp2_option_set_no_auto_window_update(option, 1);
+    nghttp2_option_set_max_outbound_ack(option, 1000);
+    nghttp2_option_set_max_settings(option, 32);
+  }
+  ~Setup() {
+    nghttp2_session_callbacks_del(callbacks);
+    nghttp2_option_del(option);
+  }
+};
+
+const Setup& SharedSetup() {
+  static const Setup setup;
+  return setup;
+}
+
+}  // namespace
+
+Http2ClientSession::Http2ClientSession(Proxy& proxy)
+    : proxy_(proxy), socket_(*this, proxy.buffers(), proxy.write_reqs()) {}
+
+Http2ClientSession::~Http2ClientSession() = default;
+
+int Http2ClientSession::Open(int fd, std::string_view client_ip) {
+  if (int rc = socket_.Init(proxy_.loop(), Address::Kind::kTcp); rc != 0) return rc;
+  client_ip_ = client_ip;
+  Recount();  // from here on the Proxy erases it only in Remove, which uncounts it
+  int rc = socket_.Open(fd);
+  if (rc != 0) close(fd);  // not adopted: closed here, as the socket will not
+  if (rc == 0) rc = timer_.Init(proxy_.loop(), uv_timer_init, this);
+  if (rc == 0) rc = check_.Init(proxy_.loop(), uv_check_init, this);
+  nghttp2_session* session = nullptr;
+  if (rc == 0) {
+    const Setup& setup = SharedSetup();
+    rc = nghttp2_session_server_new2(&session, setup.callbacks, this, setup.option) == 0
+             ? 0
+             : UV_ENOMEM;
+  }
+  if (rc != 0) {
+    Close();
+    return 0;
+  }
+  session_.reset(session);
+  uv_tcp_nodelay(reinterpret_cast<uv_tcp_t*>(socket_.stream()), 1);
+  nghttp2_settings_entry settings[] = {
+      {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, kMaxConcurrentStreams},
+      {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE,
+       static_cast<uint32_t>(proxy_.options().max_header_bytes)},
+      {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+  };
+  nghttp2_submit_settings(session, NGHTTP2_FLAG_NONE, settings, std::size(settings));
+  nghttp2_session_set_local_window_size(session, NGHTTP2_FLAG_NONE, 0, kConnectionWindow);
+  NoteActivity();
+  ArmTimer(proxy_.options().idle_timeout.count());
+  socket_.StartReading();
+  if (proxy_.close_after_each_response()) StartShutdown();  // accepted during the accept grace
+  ScheduleFlush();
+  return 0;
+}
+
+void Http2ClientSession::Recount() {
+  ProxyCounts now;
+  if (state_ == State::kClosing) {
+    now.connections = 1;  // until the Proxy removes it, as a closing HTTP/1 connection
+  } else {
+    bool finishing = state_ == State::kLingering && shutdown_done_;
+    (finishing ? now.finishing : now.connections) = 1;
+    if (!finishing) now.http2_connections = 1;
+    now.in_flight = open_streams_;
+    now.http2_streams = open_streams_;
+    if (open_streams_ == 0 && (state_ == State::kActive || state_ == State::kNoticeSent)) {
+      now.idle = 1;
+    }
+  }
+  proxy_.MoveCounts(counted_, now);
+  counted_ = now;
+}
+
+void Http2ClientSession::NoteActivity() { last_activity_ms_ = uv_now(proxy_.loop()); }
+
+void Http2ClientSession::ArmTimer(uint64_t timeout_ms) {
+  if (timer_) uv_timer_start(timer_.get(), &Http2ClientSession::OnTimer, timeout_ms, 0);
+}
+
+void Http2ClientSession::OnTimer(uv_timer_t* timer) {
+  auto* self = static_cast<Http2ClientSession*>(timer->data);
+  if (self == nullptr) return;
+  uint64_t idle_limit = self->proxy_.options().idle_timeout.count();
+  switch (self->state_) {
+    case State::kNoticeSent:
+      self->SendFinalGoaway();  // no ACK in time: a client that does not answer PINGs
+      return;
+    case State::kActive:
+    case State::kGoawaySent: {
+      uint64_t idle = uv_now(self->proxy_.loop()) - self->last_activity_ms_;
+      if (idle < idle_limit) {
+        self->ArmTimer(idle_limit - idle);
+        return;
+      }
+      if (self->open_streams_ > 0) {
+        self->proxy_.events().OnProxyError(ProxyError::kStalled);
+        self->Close(CloseMode::kReset);
+        return;
+      }
+      // Idle for --idle-timeout: say goodbye properly, then close.
+      self->SendFinalGoaway();
+      return;
+    }
+    case State::kLingering:
+    case State::kClosing:
+      self->Close();
+      return;
+  }
+}
+
+void Http2ClientSession::ScheduleFlush() {
+  if (flush_scheduled_ || !check_ || state_ == State::kClosing) return;
+  flush_scheduled_ = true;
+  uv_check_start(check_.get(), &Http2ClientSession::OnCheck);
+}
+
+void Http2ClientSession::OnCheck(uv_check_t* check) {
+  auto* self = static_cast<Http2ClientSession*>(check->data);
+  if (self == nullptr) return;
+  uv_check_stop(check);
+  self->flush_scheduled_ = false;
+  self->Flush();
+}
+
+void Http2ClientSession::Flush() {
+  if (state_ == State::kClosing || !session_) return;
+  if (socket_.write_queue_bytes() > kHighWaterBytes) {
+    write_blocked_ = true;  // OnSocketWritten flushes again when the client has read some
+    return;
+  }
+  write_blocked_ = false;
+  int rc = nghttp2_session_send(session_.get());
+  if (state_ == State::kClosing) return;  // a write failed inside
+  if (!out_.empty() && socket_.Write(&out_, nullptr, 0, BlockRef()) != 0) {
+    Close(CloseMode::kReset);
+    return;
+  }
+  if (rc != 0) {
+    Close(CloseMode::kReset);
+    return;
+  }
+  MaybeFinish();
+}
+
+int Http2ClientSession::WriteData(const uint8_t* frame_head, const SpanQueue::Span& span,
+                                  size_t length) {
+  out_.append(frame_head, frame_head + 9);
+  uv_buf_t buf = uv_buf_init(span.block.data() + span.offset, static_cast<unsigned>(length));
+  if (socket_.Write(&out_, &buf, 1, span.block.Share()) != 0) {
+    Close(CloseMode::kReset);
+    return NGHTTP2_ERR_CALLBACK_FAILURE;
+  }
+  NoteActivity();
+  return 0;
+}
+
+// Nothing left to serve: no stream open, nothing nghttp2 wants to send or to read (after a
+// GOAWAY either way, or a fatal error it answered with one).
+void Http2ClientSession::MaybeFinish() {
+  if (state_ == State::kLingering || state_ == State::kClosing) return;
+  bool done = nghttp2_session_want_read(session_.get()) == 0 &&
+              nghttp2_session_want_write(session_.get()) == 0;
+  if (state_ == State::kGoawaySent && open_streams_ == 0) done = true;
+  if (done) Linger();
+}
+
+void Http2ClientSession::Linger() {
+  state_ = State::kLingering;
+  Recount();
+  // As ClientConnection::Linger: FIN after what is queued, then read until the client's FIN,
+  // so that unread input does not turn the close into a reset that loses the last frames.
+  socket_.Shutdown();
+  ArmTimer(proxy_.options().idle_timeout.count());
+}
+
+void Http2ClientSession::OnSocketShutdown(int status) {
+  if (state_ == State::kClosing) return;
+  if (status != 0 || client_eof_) {
+    Close();
+    return;
+  }
+  shutdown_done_ = true;
+  Recount();
+  ArmTimer(std::min<uint64_t>(kLingerMs, proxy_.options().idle_timeout.count()));
+  proxy_.events().OnConnectionFinished();
+}
+
+void Http2ClientSession::Receive(std::string_view bytes) {
+  if (state_ == State::kClosing || bytes.empty()) return;
+  ssize_t rc = nghttp2_session_mem_recv(
+      session_.get(), reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+  if (state_ == State::kClosing) return;
+  if (rc < 0) {
+    // Not HTTP/2 after all, or a connection error nghttp2 answers with GOAWAY: send it, close.
+    nghttp2_session_terminate_session(session_.get(), NGHTTP2_PROTOCOL_ERROR);
+  }
+  RefuseLateStreams();
+  ScheduleFlush();
+}
+
+void Http2ClientSession::Receive(const BlockRef& block, size_t offset, size_t length) {
+  input_ = &block;
+  Receive(std::string_view(block.data() + offset, length));
+  input_ = nullptr;
+}
+
+void Http2ClientSession::OnSocketRead(ssize_t nread, BlockRef block) {
+  if (nread < 0) {
+    client_eof_ = true;
+    if (state_ == State::kLingering) {
+      if (shutdown_done_) Close();
+      socket_.StopReading();
+      return;
+    }
+    // Gone: every stream it had open goes with it (Close lets their upstreams go).
+    Close(nread == UV_EOF ? CloseMode::kFin : CloseMode::kReset);
+    return;
+  }
+  NoteActivity();
+  if (state_ == State::kLingering) return;  // discarded: only the FIN is awaited
+  Receive(block, 0, static_cast<size_t>(nread));
+}
+
+void Http2ClientSession::OnSocketWritten(int status) {
+  if (state_ == State::kClosing) return;
+  if (status != 0) {
+    Close(CloseMode::kReset);
+    return;
+  }
+  NoteActivity();
+  if (write_blocked_ && socket_.write_queue_bytes() <= kHighWaterBytes) ScheduleFlush();
+}
+
+Http2Stream* Http2ClientSession::OnBeginRequest(int32_t stream_id) {
+  Http2Stream* stream = free_;
+  if (stream != nullptr) {
+    free_ = stream->next_free;
+  } else {
+    streams_.push_back(std::make_unique<Http2Stream>(*this));
+    stream = streams_.back().get();
+  }
+  stream->Begin(stream_id);
+  ++open_streams_;
+  Recount();
+  return stream;
+}
+
+void Http2ClientSession::OnBeginHeadersFrame(int32_t stream_id) {
+  // After the final GOAWAY nghttp2 ignores a new stream without a word; RFC 9113 6.8 wants it
+  // refused, so that the client knows it was never processed and retries it elsewhere.
+  if (state_ == State::kGoawaySent || state_ == State::kLingering) {
+    if (stream_id > final_last_stream_id_ && (stream_id & 1) == 1 &&
+        StreamOf(session_.get(), stream_id) == nullptr) {
+      refused_.push_back(stream_id);
+    }
+  }
+}
+
+void Http2ClientSession::RefuseLateStreams() {
+  for (int32_t id : refused_) {
+    nghttp2_submit_rst_stream(session_.get(), NGHTTP2_FLAG_NONE, id, NGHTTP2_REFUSED_STREAM);
+  }
+  refused_.clear();
+}
+
+void Http2ClientSession::OnFrame(const nghttp2_frame& frame) {
+  Http2Stream* stream = StreamOf(session_.get(), frame.hd.stream_id);
+  switch (frame.hd.type) {
+    case NGHTTP2_HEADERS:
+      if (stream == nullptr) return;
+      if (frame.headers.cat == NGHTTP2_HCAT_REQUEST) {
+        stream->OnHeadEnd((frame.hd.flags & NGHTTP2_FLAG_END_STREAM) != 0);
+      } else if ((frame.hd.flags & NGHTTP2_FLAG_END_STREAM) != 0) {
+        stream->OnRequestEnd();  // trailers
+      }
+      return;
+    case NGHTTP2_DATA:
+      if (stream != nullptr && (frame.hd.flags & NGHTTP2_FLAG_END_STREAM) != 0) {
+        stream->OnRequestEnd();
+      }
+      return;
+    case NGHTTP2_PING:
+      if ((frame.hd.flags & NGHTTP2_FLAG_ACK) != 0 && state_ == State::kNoticeSent &&
+          std::equal(std::begin(kDrainPing), std::end(kDrainPing), frame.ping.opaque_data)) {
+        SendFinalGoaway();
+      }
+      return;
+    default:
+      return;
+  }
+}
+
+void Http2ClientSession::OnFrameSent(const nghttp2_frame& frame) {
+  if ((frame.hd.type != NGHTTP2_HEADERS && frame.hd.type != NGHTTP2_DATA) ||
+      (frame.hd.flags & NGHTTP2_FLAG_END_STREAM) == 0) {
+    return;
+  }
+  if (Http2Stream* stream = StreamOf(session_.get(), frame.hd.stream_id)) stream->OnResponseSent();
+}
+
+void Http2ClientSession::OnData(int32_t stream_id, const uint8_t* data, size_t length) {
+  Http2Stream* stream = StreamOf(session_.get(), stream_id);
+  if (stream == nullptr || input_ == nullptr) {
+    Consume(0, length);
+    return;
+  }
+  NoteActivity();
+  stream->OnData(*input_, data, length);
+}
+
+void Http2ClientSession::OnStreamClose(int32_t stream_id, uint32_t error_code) {
+  Http2Stream* stream = StreamOf(session_.get(), stream_id);
+  if (stream == nullptr) return;
+  nghttp2_session_set_stream_user_data(session_.get(), stream_id, nullptr);
+  stream->OnClosed(error_code);
+  stream->next_free = free_;
+  free_ = stream;
+  --open_streams_;
+  Recount();
+  if (open_streams_ == 0 && state_ == State::kActive) {
+    ArmTimer(proxy_.options().idle_timeout.count());
+  }
+}
+
+void Http2ClientSession::Consume(int32_t stream_id, size_t length) {
+  if (!session_ || length == 0) return;
+  if (stream_id == 0) {
+    nghttp2_session_consume_connection(session_.get(), length);
+  } else {
+    nghttp2_session_consume(session_.get(), stream_id, length);
+  }
+  ScheduleFlush();  // a WINDOW_UPDATE may be due
+}
+
+void Http2ClientSession::StartShutdown() {
+  if (state_ != State::kActive || !session_) return;
+  nghttp2_submit_shutdown_notice(session_.get());
+  nghttp2_submit_ping(session_.get(), NGHTTP2_FLAG_NONE, kDrainPing);
+  state_ = State::kNoticeSent;
+  ArmTimer(kFinalGoawayMs);
+  ScheduleFlush();
+}
+
+void Http2ClientSession::SendFinalGoaway() {
+  if ((state_ != State::kActive && state_ != State::kNoticeSent) || !session_) return;
+  final_last_stream_id_ = nghttp2_session_get_last_proc_stream_id(session_.get());
+  nghttp2_submit_goaway(session_.get(), NGHTTP2_FLAG_NONE, final_last_stream_id_, NGHTTP2_NO_ERROR,
+                        nullptr, 0);
+  state_ = State::kGoawaySent;
+  Recount();
+  ArmTimer(proxy_.options().idle_timeout.count());
+  ScheduleFlush();
+}
+
+bool Http2ClientSession::CloseIfIdle() {
+  if (state_ == State::kLingering || state_ == State::kClosing || open_streams_ > 0) return false;
+  SendFinalGoaway();
+  return true;
+}
+
+size_t Http2ClientSession::ForceClose() {
+  if (state_ == State::kClosing) return 0;
+  size_t cut = 0;
+  if (session_) {
+    for (auto& stream : streams_) {
+      if (StreamOf(session_.get(), stream->id()) == stream.get() && stream->Reset()) ++cut;
+    }
+    nghttp2_session_terminate_session(session_.get(), NGHTTP2_NO_ERROR);
+    nghttp2_session_send(session_.get());  // best effort: the resets and the GOAWAY
+    if (state_ != State::kClosing && !out_.empty()) socket_.Write(&out_, nullptr, 0, BlockRef());
+  }
+  Close();
+  return cut;
+}
+
+void Http2ClientSession::Close(CloseMode mode) {
+  if (state_ == State::kClosing) return;
+  state_ = State::kClosing;
+  timer_.Close();
+  check_.Close();
+  if (session_) {
+    // Every open stream lets its upstream go; nghttp2 is deleted with the session, later.
+    for (auto& stream : streams_) {
+      if (StreamOf(session_.get(), stream->id()) == stream.get()) {
+        nghttp2_session_set_stream_user_data(session_.get(), stream->id(), nullptr);
+        stream->OnClosed(NGHTTP2_CANCEL);
+      }
+    }
+  }
+  open_streams_ = 0;
+  Recount();
+  socket_.Close(mode);
+}
+
+void Http2ClientSession::OnSocketClosed() { proxy_.Remove(*this); }
+
+}  // namespace lameduck::proxy

@@ -1,0 +1,134 @@
+// Http2ClientSession: one client connection speaking HTTP/2 (h2c, prior knowledge), a sibling
+// of ClientConnection. nghttp2 does the framing, HPACK, flow control and stream states; this is
+// the glue to libuv and to the streams (Http2Stream), each of which carries one request through
+// its own exchange to the app.
+//
+// It begins life as a ClientConnection that saw the connection preface: that one hands over a
+// dup of its socket and the bytes it read, and closes its own handle without a FIN.
+//
+// No re-entrancy: nghttp2 calls back only from inside Receive (a read) and Flush; what the
+// upstreams report is queued or submitted, and a uv_check_t runs Flush once per loop turn, so
+// the streams of many upstreams leave in one write.
+//
+// The drain, the HTTP/2 way (RFC 9113 6.8): GOAWAY with the last stream id 2^31-1 and a PING;
+// when the PING comes back (or after kFinalGoawayMs) a final GOAWAY names the last stream
+// accepted. Streams the client opens after it are refused with REFUSED_STREAM, never forwarded
+// (the client may retry them elsewhere); open ones finish, and the connection closes after the
+// last, lingering as an HTTP/1 one does.
+#pragma once
+
+#include <nghttp2/nghttp2.h>
+#include <uv.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "proxy/buffer_pool.h"
+#include "proxy/drain_target.h"
+#include "proxy/socket.h"
+#include "proxy/span_queue.h"
+#include "proxy/uv_handle.h"
+
+namespace lameduck::proxy {
+
+class Proxy;
+class Http2Stream;
+
+class Http2ClientSession final : public Socket::Owner {
+ public:
+  enum class State {
+    kActive,      // serving streams
+    kNoticeSent,  // GOAWAY(2^31-1) and a PING are out; waiting for the PING's ACK (timer armed)
+    kGoawaySent,  // the final GOAWAY is out: streams above its last id are refused
+    kLingering,   // nothing left to serve: write side shut after what is queued; reading to FIN
+    kClosing,     // uv_close called; the Proxy erases it from OnSocketClosed
+  };
+
+  explicit Http2ClientSession(Proxy& proxy);
+  ~Http2ClientSession();
+  Http2ClientSession(const Http2ClientSession&) = delete;
+  Http2ClientSession& operator=(const Http2ClientSession&) = delete;
+
+  // Adopts `fd` (a dup of the accepted socket) and queues the server's SETTINGS. Returns an
+  // error only if the socket could not even be created (then `fd` is still the caller's).
+  int Open(int fd, std::string_view client_ip);
+  // Bytes the connection already read: the preface (and whatever followed it).
+  void Receive(std::string_view bytes);
+  void Receive(const BlockRef& block, size_t offset, size_t length);
+
+  // The drain (see DrainTarget).
+  void StartShutdown();
+  bool CloseIfIdle();   // no open stream: final GOAWAY, then close (true)
+  size_t ForceClose();  // streams cut short
+  void Close(CloseMode mode = CloseMode::kFin);
+
+  State state() const { return state_; }
+  // What this session adds to the Proxy's counts.
+  const ProxyCounts& counted() const { return counted_; }
+
+  // For its streams.
+  Proxy& proxy() { return proxy_; }
+  nghttp2_session* nghttp2() { return session_.get(); }
+  std::string_view client_ip() const { return client_ip_; }
+  void ScheduleFlush();
+  void NoteActivity();
+  void Consume(int32_t stream_id, size_t length);  // give bytes back to the client's windows
+  int WriteData(const uint8_t* frame_head, const SpanQueue::Span& span, size_t length);
+  void Recount();
+
+  // nghttp2's callbacks (C functions that land here).
+  Http2Stream* OnBeginRequest(int32_t stream_id);
+  void OnBeginHeadersFrame(int32_t stream_id);
+  void OnFrame(const nghttp2_frame& frame);
+  void OnFrameSent(const nghttp2_frame& frame);
+  void OnData(int32_t stream_id, const uint8_t* data, size_t length);
+  void OnStreamClose(int32_t stream_id, uint32_t error_code);
+  void Append(const uint8_t* data, size_t length) { out_.append(data, data + length); }
+
+ private:
+  struct SessionDeleter {
+    void operator()(nghttp2_session* session) const { nghttp2_session_del(session); }
+  };
+
+  // Socket::Owner
+  void OnSocketRead(ssize_t nread, BlockRef block) override;
+  void OnSocketWritten(int status) override;
+  void OnSocketShutdown(int status) override;
+  void OnSocketClosed() override;
+
+  void Flush();
+  void SendFinalGoaway();
+  void RefuseLateStreams();
+  void MaybeFinish();
+  void Linger();
+  void ArmTimer(uint64_t timeout_ms);
+  size_t open_streams() const { return open_streams_; }
+  static void OnTimer(uv_timer_t* timer);
+  static void OnCheck(uv_check_t* check);
+
+  Proxy& proxy_;
+  Socket socket_;
+  UvHandle<uv_timer_t> timer_;
+  UvHandle<uv_check_t> check_;  // runs Flush at the end of the loop turn, while started
+  std::unique_ptr<nghttp2_session, SessionDeleter> session_;
+  State state_ = State::kActive;
+  ProxyCounts counted_;
+  std::string out_;                  // frames nghttp2 serialized, not yet handed to the socket
+  const BlockRef* input_ = nullptr;  // during Receive: the block nghttp2 reads from
+  std::vector<std::unique_ptr<Http2Stream>> streams_;  // every stream object, open or free
+  Http2Stream* free_ = nullptr;
+  size_t open_streams_ = 0;
+  int32_t final_last_stream_id_ = 0;  // in the final GOAWAY
+  std::vector<int32_t> refused_;      // streams opened after it, to refuse after the read
+  bool flush_scheduled_ = false;
+  bool client_eof_ = false;
+  bool shutdown_done_ = false;  // our FIN went out
+  bool write_blocked_ = false;  // the socket's queue is over the high-water mark
+  uint64_t last_activity_ms_ = 0;
+  std::string client_ip_;
+};
+
+}  // namespace lameduck::proxy

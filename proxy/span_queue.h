@@ -1,0 +1,52 @@
+// SpanQueue: byte spans of pooled blocks waiting to be written, in order, each holding a
+// reference to its block. Its storage is kept when it empties, so an object that is recycled
+// (an HTTP/2 stream) queues without allocating.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "proxy/buffer_pool.h"
+
+namespace lameduck::proxy {
+
+class SpanQueue {
+ public:
+  struct Span {
+    BlockRef block;
+    size_t offset = 0;
+    size_t length = 0;
+  };
+
+  void Push(const BlockRef& block, size_t offset, size_t length) {
+    if (length == 0) return;
+    spans_.push_back({block.Share(), offset, length});
+    bytes_ += length;
+  }
+  bool empty() const { return bytes_ == 0; }
+  size_t bytes() const { return bytes_; }
+  const Span& front() const { return spans_[head_]; }
+  // The first n bytes (at most the front span's) were written.
+  void Consume(size_t n) {
+    Span& span = spans_[head_];
+    span.offset += n;
+    span.length -= n;
+    bytes_ -= n;
+    if (span.length > 0) return;
+    span.block.Reset();
+    if (++head_ == spans_.size()) Clear();
+  }
+  void Clear() {
+    spans_.clear();  // capacity kept
+    head_ = 0;
+    bytes_ = 0;
+  }
+
+ private:
+  std::vector<Span> spans_;
+  size_t head_ = 0;
+  size_t bytes_ = 0;
+};
+
+}  // namespace lameduck::proxy
