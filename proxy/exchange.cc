@@ -1,6 +1,6 @@
 #include "proxy/exchange.h"
 
-#include "proxy/upstream_connection.h"
+#include "proxy/upstream.h"
 
 namespace lameduck::proxy {
 
@@ -13,25 +13,25 @@ void Exchange::Begin(bool http10_client, bool upgrade_requested, bool close_conn
   attempt = Attempt::kNone;
   unsent.Reset();
   body_bytes_forwarded = 0;
+  body_replayable = false;
   status = 0;
   http10 = http10_client;
   upgrade = upgrade_requested;
   close_after = close_connection_after;
 }
 
-void Exchange::Attach(UpstreamConnection& connection, bool head_request, bool retry) {
-  upstream = &connection;
-  connection.Attach(*this, head_request);
-  attempt = retry ? Attempt::kRetry : connection.reused() ? Attempt::kReused : Attempt::kFresh;
+void Exchange::Attach(Upstream& attached, bool head_request, bool retry) {
+  upstream = &attached;
+  attached.Attach(*this, head_request);
+  attempt = retry ? Attempt::kRetry : attached.reused() ? Attempt::kReused : Attempt::kFresh;
 }
 
-bool Exchange::upstream_ready() const {
-  return upstream != nullptr && upstream->state() == UpstreamConnection::State::kActive;
-}
+bool Exchange::upstream_ready() const { return upstream != nullptr && upstream->ready(); }
 
 int Exchange::SendHead(const HeadCollector& head, const http1::RequestRewrite& rewrite) {
-  if (int rc = upstream->WriteRequestHead(head, rewrite); rc != 0) return rc;
-  if (request == RequestState::kComplete) upstream->EndRequest();
+  bool complete = request == RequestState::kComplete;
+  if (int rc = upstream->WriteRequestHead(head, rewrite, complete); rc != 0) return rc;
+  if (complete) upstream->EndRequest(nullptr);
   return 0;
 }
 
@@ -56,9 +56,9 @@ int Exchange::ForwardHeldBody() {
   return 0;
 }
 
-void Exchange::EndRequest() {
+void Exchange::EndRequest(const HeadCollector* trailers) {
   request = RequestState::kComplete;
-  if (upstream != nullptr) upstream->EndRequest();
+  if (upstream != nullptr) upstream->EndRequest(trailers);
 }
 
 void Exchange::OnEnd() {
@@ -71,8 +71,13 @@ void Exchange::OnUpstreamError(ProxyError error, bool response_started) {
   owner_.OnUpstreamError(*this, error, response_started);
 }
 
+void Exchange::OnUpstreamReset(uint32_t code, bool response_started) {
+  upstream = nullptr;  // detached already
+  owner_.OnUpstreamReset(*this, code, response_started);
+}
+
 void Exchange::DropUpstream() {
-  UpstreamConnection* connection = upstream;
+  Upstream* connection = upstream;
   if (connection == nullptr) return;
   upstream = nullptr;
   connection->Detach();
@@ -80,6 +85,12 @@ void Exchange::DropUpstream() {
 }
 
 bool Exchange::MayRetry(ProxyError error, bool idempotent, bool response_started) const {
+  // The app says it never processed the stream (RFC 9113 8.7): safe for any method, once.
+  if (error == ProxyError::kUpstreamRefused) {
+    return attempt != Attempt::kRetry && !response_started &&
+           response == ResponseState::kAwaitingHead &&
+           (body_bytes_forwarded == 0 || body_replayable);
+  }
   return error == ProxyError::kUpstreamClosed && attempt == Attempt::kReused && idempotent &&
          body_bytes_forwarded == 0 && !response_started && response == ResponseState::kAwaitingHead;
 }

@@ -18,7 +18,7 @@
 
 namespace lameduck::proxy {
 
-class UpstreamConnection;
+class Upstream;
 
 class Exchange final : public ResponseReceiver {
  public:
@@ -38,6 +38,11 @@ class Exchange final : public ResponseReceiver {
     virtual void OnUpgraded(Exchange& exchange, const BlockRef& block, size_t offset,
                             size_t length) = 0;
     virtual void OnUpstreamError(Exchange& exchange, ProxyError error, bool response_started) = 0;
+    // HTTP/2 apps only; an HTTP/1 client has no trailers or resets to pass them on in.
+    virtual void OnTrailers(Exchange& /*exchange*/, const HeadCollector& /*trailers*/) {}
+    virtual void OnUpstreamReset(Exchange& exchange, uint32_t /*code*/, bool response_started) {
+      OnUpstreamError(exchange, ProxyError::kUpstreamReset, response_started);
+    }
     virtual void OnTunnelData(Exchange& exchange, const BlockRef& block, size_t offset,
                               size_t length) = 0;
     virtual void OnTunnelEof(Exchange& exchange) = 0;
@@ -76,7 +81,7 @@ class Exchange final : public ResponseReceiver {
   // The upstream side: the exchange hands its upstream the request (head, body, end) and hears
   // back through `receiver`. Failed writes are returned (a libuv error), never acted on here:
   // the connection decides between a retry and an answer.
-  void Attach(UpstreamConnection& connection, bool head_request, bool retry);
+  void Attach(Upstream& upstream, bool head_request, bool retry);
   bool upstream_ready() const;  // attached and connected: bytes can go now
   // The request's head, once the upstream is ready; and its end, if the request is complete.
   int SendHead(const HeadCollector& head, const http1::RequestRewrite& rewrite);
@@ -84,28 +89,32 @@ class Exchange final : public ResponseReceiver {
   // Parsed body bytes that wait for the connection; kept until written, so a retry resends them.
   void HoldBody(const BlockRef& block, size_t offset, size_t length);
   int ForwardHeldBody();
-  void EndRequest();    // the whole request arrived; the upstream hears of it when attached
+  // The whole request arrived (with trailers, from an HTTP/2 client); the upstream hears of it
+  // when attached.
+  void EndRequest(const HeadCollector* trailers = nullptr);
   void DropUpstream();  // let the upstream go early: out of step for good, it closes
   // Only a reused connection that the app closed under us, only for idempotent requests whose
   // body (if any) has not started to flow and whose response has not begun: then the app cannot
   // have acted on the request twice in a way that matters (RFC 9110 9.2.2), and the bytes to
-  // resend are all still here.
+  // resend are all still here. Or a stream the app refused (it never processed it, RFC 9113 8.7),
+  // for any method, once, if the body sent so far can be sent again (body_replayable).
   bool MayRetry(ProxyError error, bool idempotent, bool response_started) const;
 
   RequestState request = RequestState::kBody;
   ResponseState response = ResponseState::kAwaitingHead;
   Attempt attempt = Attempt::kNone;
-  UpstreamConnection* upstream = nullptr;  // attached to this exchange while not null
+  Upstream* upstream = nullptr;  // attached to this exchange while not null
   // Body bytes already parsed (so known to be valid) that wait for the upstream connection:
   // a request whose body is broken is refused before any of it reaches the app.
   BlockRef unsent;
   size_t unsent_offset = 0;
   size_t unsent_length = 0;
   size_t body_bytes_forwarded = 0;
-  int status = 0;            // the final response's, once its head came (or the error's)
-  bool http10 = false;       // the client speaks HTTP/1.0: no 1xx, no chunked coding
-  bool upgrade = false;      // the request asked for a protocol upgrade: a 101 may come
-  bool close_after = false;  // the connection ends after this exchange
+  bool body_replayable = false;  // the owner kept every body byte forwarded: it can resend them
+  int status = 0;                // the final response's, once its head came (or the error's)
+  bool http10 = false;           // the client speaks HTTP/1.0: no 1xx, no chunked coding
+  bool upgrade = false;          // the request asked for a protocol upgrade: a 101 may come
+  bool close_after = false;      // the connection ends after this exchange
 
  private:
   // ResponseReceiver: passed on to the owner.
@@ -121,6 +130,8 @@ class Exchange final : public ResponseReceiver {
     owner_.OnUpgraded(*this, block, offset, length);
   }
   void OnUpstreamError(ProxyError error, bool response_started) override;
+  void OnTrailers(const HeadCollector& trailers) override { owner_.OnTrailers(*this, trailers); }
+  void OnUpstreamReset(uint32_t code, bool response_started) override;
   void OnTunnelData(const BlockRef& block, size_t offset, size_t length) override {
     owner_.OnTunnelData(*this, block, offset, length);
   }

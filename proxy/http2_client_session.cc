@@ -139,7 +139,9 @@ int Http2ClientSession::Open(int fd, std::string_view client_ip) {
   int rc = socket_.Open(fd);
   if (rc != 0) close(fd);  // not adopted: closed here, as the socket will not
   if (rc == 0) rc = timer_.Init(proxy_.loop(), uv_timer_init, this);
-  if (rc == 0) rc = check_.Init(proxy_.loop(), uv_check_init, this);
+  if (rc == 0)
+    rc = flush_.Init(
+        proxy_.loop(), [](void* self) { static_cast<Http2ClientSession*>(self)->Flush(); }, this);
   nghttp2_session* session = nullptr;
   if (rc == 0) {
     const Setup& setup = SharedSetup();
@@ -225,17 +227,7 @@ void Http2ClientSession::OnTimer(uv_timer_t* timer) {
 }
 
 void Http2ClientSession::ScheduleFlush() {
-  if (flush_scheduled_ || !check_ || state_ == State::kClosing) return;
-  flush_scheduled_ = true;
-  uv_check_start(check_.get(), &Http2ClientSession::OnCheck);
-}
-
-void Http2ClientSession::OnCheck(uv_check_t* check) {
-  auto* self = static_cast<Http2ClientSession*>(check->data);
-  if (self == nullptr) return;
-  uv_check_stop(check);
-  self->flush_scheduled_ = false;
-  self->Flush();
+  if (state_ != State::kClosing) flush_.Schedule();
 }
 
 void Http2ClientSession::Flush() {
@@ -493,7 +485,7 @@ void Http2ClientSession::Close(CloseMode mode) {
   if (state_ == State::kClosing) return;
   state_ = State::kClosing;
   timer_.Close();
-  check_.Close();
+  flush_.Close();
   if (session_) {
     // Every open stream lets its upstream go; nghttp2 is deleted with the session, later.
     for (auto& stream : streams_) {

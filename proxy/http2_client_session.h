@@ -7,7 +7,7 @@
 // dup of its socket and the bytes it read, and closes its own handle without a FIN.
 //
 // No re-entrancy: nghttp2 calls back only from inside Receive (a read) and Flush; what the
-// upstreams report is queued or submitted, and a uv_check_t runs Flush once per loop turn, so
+// upstreams report is queued or submitted, and a TurnEndTask runs Flush once per loop turn, so
 // the streams of many upstreams leave in one write.
 //
 // The drain, the HTTP/2 way (RFC 9113 6.8): GOAWAY with the last stream id 2^31-1 and a PING;
@@ -30,6 +30,7 @@
 #include "proxy/drain_target.h"
 #include "proxy/socket.h"
 #include "proxy/span_queue.h"
+#include "proxy/turn_end_task.h"
 #include "proxy/uv_handle.h"
 
 namespace lameduck::proxy {
@@ -107,12 +108,11 @@ class Http2ClientSession final : public Socket::Owner {
   void ArmTimer(uint64_t timeout_ms);
   size_t open_streams() const { return open_streams_; }
   static void OnTimer(uv_timer_t* timer);
-  static void OnCheck(uv_check_t* check);
 
   Proxy& proxy_;
   Socket socket_;
   UvHandle<uv_timer_t> timer_;
-  UvHandle<uv_check_t> check_;  // runs Flush at the end of the loop turn, while started
+  TurnEndTask flush_;  // runs Flush once per loop turn, when scheduled
   std::unique_ptr<nghttp2_session, SessionDeleter> session_;
   State state_ = State::kActive;
   ProxyCounts counted_;
@@ -123,7 +123,6 @@ class Http2ClientSession final : public Socket::Owner {
   size_t open_streams_ = 0;
   int32_t final_last_stream_id_ = 0;  // in the final GOAWAY
   std::vector<int32_t> refused_;      // streams opened after it, to refuse after the read
-  bool flush_scheduled_ = false;
   bool client_eof_ = false;
   bool shutdown_done_ = false;  // our FIN went out
   bool write_blocked_ = false;  // the socket's queue is over the high-water mark

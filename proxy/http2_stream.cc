@@ -15,6 +15,8 @@ namespace {
 // high-water mark at the other side, and resumes below the low-water mark.
 constexpr size_t kHighWaterBytes = 256 * 1024;
 constexpr size_t kLowWaterBytes = 64 * 1024;
+// A refused stream is sent again only if its body so far fits here (a gRPC call's usually does).
+constexpr size_t kReplayBytes = 64 * 1024;
 
 void AppendHex(std::string& out, size_t value) {
   char digits[24];
@@ -33,17 +35,20 @@ void Http2Stream::Begin(int32_t id) {
   authority_.clear();
   host_.clear();
   cookie_.clear();
-  trailers_.clear();
+  trailers_.Reset();
   head_bytes_ = 0;
   has_content_length_ = false;
+  h2c_ = session_.proxy().options().upstream_protocol != UpstreamProtocol::kHttp1;
   grpc_ = false;
   chunked_ = false;
   chunk_written_ = false;
   end_stream_ = false;
   request_done_ = false;
   request_body_.Clear();
+  replay_.Clear();
   unconsumed_ = 0;
   response_body_.Clear();
+  response_trailers_.Clear();
   head_submitted_ = false;
   response_eof_ = false;
   response_sent_ = false;
@@ -79,7 +84,8 @@ void Http2Stream::OnField(std::string_view name, std::string_view value) {
 void Http2Stream::OnTrailer(std::string_view name, std::string_view value) {
   head_bytes_ += name.size() + value.size() + 32;
   if (head_bytes_ > session_.proxy().options().max_header_bytes) return;
-  trailers_.append(name).append(": ").append(value).append("\r\n");
+  trailers_.AppendField(name.data(), name.size());
+  trailers_.AppendValue(value.data(), value.size());
 }
 
 void Http2Stream::OnHeadEnd(bool end_stream) {
@@ -106,7 +112,7 @@ void Http2Stream::OnHeadEnd(bool end_stream) {
     head_.AppendField("cookie", 6);
     head_.AppendValue(cookie_.data(), cookie_.size());
   }
-  if (!end_stream && !has_content_length_) {
+  if (!end_stream && !has_content_length_ && !h2c_) {
     // HTTP/1 needs the body's length up front, or chunks: HTTP/2 has neither.
     chunked_ = true;
     head_.AppendField("transfer-encoding", 17);
@@ -116,14 +122,19 @@ void Http2Stream::OnHeadEnd(bool end_stream) {
     request_done_ = true;
     exchange_.request = Exchange::RequestState::kComplete;
   }
+  exchange_.body_replayable = true;  // until the body outgrows kReplayBytes
   AttachUpstream(UpstreamSource::kPoolOrNew);
 }
 
 void Http2Stream::AttachUpstream(UpstreamSource source) {
   Proxy& proxy = session_.proxy();
-  UpstreamConnection* upstream =
-      source == UpstreamSource::kPoolOrNew ? proxy.pool().Take() : nullptr;
-  if (upstream == nullptr) upstream = proxy.NewUpstream();
+  Upstream* upstream = nullptr;
+  if (h2c_) {
+    upstream = proxy.TakeH2cStream();
+  } else {
+    upstream = source == UpstreamSource::kPoolOrNew ? proxy.pool().Take() : nullptr;
+    if (upstream == nullptr) upstream = proxy.NewUpstream();
+  }
   if (upstream == nullptr) {
     SendError(ProxyError::kUpstreamConnect);
     return;
@@ -174,6 +185,14 @@ bool Http2Stream::Forward(const BlockRef& block, size_t offset, size_t length) {
     Fail(ProxyError::kUpstreamClosed);
     return false;
   }
+  if (exchange_.body_replayable) {
+    if (replay_.bytes() + length <= kReplayBytes) {
+      replay_.Push(block, offset, length);
+    } else {
+      exchange_.body_replayable = false;
+      replay_.Clear();
+    }
+  }
   return true;
 }
 
@@ -183,13 +202,17 @@ bool Http2Stream::FinishRequest() {
   if (chunked_) {
     scratch_.clear();
     if (chunk_written_) scratch_.append("\r\n");
-    scratch_.append("0\r\n").append(trailers_).append("\r\n");
+    scratch_.append("0\r\n");
+    for (size_t i = 0; i < trailers_.field_count(); ++i) {
+      scratch_.append(trailers_.name(i)).append(": ").append(trailers_.value(i)).append("\r\n");
+    }
+    scratch_.append("\r\n");
     if (exchange_.upstream->Write(&scratch_, nullptr, 0, BlockRef()) != 0) {
       Fail(ProxyError::kUpstreamClosed);
       return false;
     }
   }
-  exchange_.EndRequest();
+  exchange_.EndRequest(h2c_ && trailers_.field_count() > 0 ? &trailers_ : nullptr);
   return true;
 }
 
@@ -238,6 +261,7 @@ void Http2Stream::OnUpstreamWritable(Exchange&) {
 Exchange::Owner::HeadVerdict Http2Stream::OnHead(Exchange&, const ResponseHead& head) {
   session_.NoteActivity();
   if (head.status == 101) return HeadVerdict::kRefuse;  // never asked for
+  if (!head.interim()) replay_.Clear();  // the app took the request: no retry from here on
   http2::FieldList& fields = session_.proxy().h2_fields();
   http2::ResponseFields(*head.fields, head.status, fields);
   if (head.interim()) {
@@ -301,11 +325,18 @@ ssize_t Http2Stream::ReadResponse(size_t max_length, uint32_t* flags) {
       return NGHTTP2_ERR_DEFERRED;
     }
     *flags |= NGHTTP2_DATA_FLAG_EOF;
+    if (response_trailers_.size() > 0) {
+      *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+      nghttp2_submit_trailer(session_.nghttp2(), id_, response_trailers_.data(),
+                             response_trailers_.size());
+    }
     return 0;
   }
   size_t length = std::min(max_length, response_body_.front().length);
   *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
-  if (response_eof_ && length == response_body_.bytes()) *flags |= NGHTTP2_DATA_FLAG_EOF;
+  if (response_eof_ && length == response_body_.bytes() && response_trailers_.size() == 0) {
+    *flags |= NGHTTP2_DATA_FLAG_EOF;
+  }
   return static_cast<ssize_t>(length);
 }
 
@@ -348,10 +379,41 @@ bool Http2Stream::Reset() {
 
 void Http2Stream::OnUpstreamError(Exchange&, ProxyError error, bool response_started) {
   if (exchange_.MayRetry(error, Idempotent(), response_started)) {
-    AttachUpstream(UpstreamSource::kNew);  // a pooled connection the app had closed
+    // A pooled connection the app had closed, or a stream it refused: once more, on a new
+    // connection, with the body sent so far.
+    SpanQueue again;
+    replay_.ForEach([&](const SpanQueue::Span& s) { again.Push(s.block, s.offset, s.length); });
+    request_body_.ForEach(
+        [&](const SpanQueue::Span& s) { again.Push(s.block, s.offset, s.length); });
+    std::swap(request_body_, again);
+    replay_.Clear();
+    exchange_.body_bytes_forwarded = 0;
+    if (!request_body_.empty()) {
+      // The body goes again before the request's end does.
+      exchange_.request = Exchange::RequestState::kBody;
+      request_done_ = false;
+    }
+    chunk_written_ = false;
+    AttachUpstream(UpstreamSource::kNew);
     return;
   }
   SendError(error);
+}
+
+void Http2Stream::OnTrailers(Exchange&, const HeadCollector& trailers) {
+  http2::TrailerFields(trailers, response_trailers_);
+}
+
+void Http2Stream::OnUpstreamReset(Exchange& exchange, uint32_t code, bool response_started) {
+  if (head_submitted_) {
+    // Mid-response: the client's stream is reset with the app's own code.
+    request_done_ = true;
+    nghttp2_submit_rst_stream(session_.nghttp2(), NGHTTP2_FLAG_NONE, id_, code);
+    session_.ScheduleFlush();
+    session_.proxy().events().OnProxyError(ProxyError::kUpstreamReset);
+    return;
+  }
+  OnUpstreamError(exchange, ProxyError::kUpstreamReset, response_started);
 }
 
 void Http2Stream::Fail(ProxyError error) {

@@ -21,6 +21,7 @@
 #include <string_view>
 
 #include "proxy/exchange.h"
+#include "proxy/http2/fields.h"
 #include "proxy/message_head.h"
 #include "proxy/span_queue.h"
 
@@ -66,6 +67,8 @@ class Http2Stream final : public Exchange::Owner {
   void OnEnd(Exchange& exchange) override;
   void OnUpgraded(Exchange& exchange, const BlockRef& block, size_t offset, size_t length) override;
   void OnUpstreamError(Exchange& exchange, ProxyError error, bool response_started) override;
+  void OnTrailers(Exchange& exchange, const HeadCollector& trailers) override;
+  void OnUpstreamReset(Exchange& exchange, uint32_t code, bool response_started) override;
   void OnTunnelData(Exchange& exchange, const BlockRef& block, size_t offset,
                     size_t length) override;
   void OnTunnelEof(Exchange& exchange) override;
@@ -93,21 +96,26 @@ class Http2Stream final : public Exchange::Owner {
   std::string method_;
   std::string authority_;
   std::string host_;
-  std::string cookie_;     // cookie crumbs, joined with "; " (RFC 9113 8.2.3)
-  std::string trailers_;   // "name: value\r\n" each, for the last chunk
-  std::string scratch_;    // chunk heads, swapped into writes (capacity circulates)
-  size_t head_bytes_ = 0;  // counted as SETTINGS_MAX_HEADER_LIST_SIZE counts: name+value+32
+  std::string cookie_;      // cookie crumbs, joined with "; " (RFC 9113 8.2.3)
+  HeadCollector trailers_;  // the request's trailers, if any
+  std::string scratch_;     // chunk heads, swapped into writes (capacity circulates)
+  size_t head_bytes_ = 0;   // counted as SETTINGS_MAX_HEADER_LIST_SIZE counts: name+value+32
   bool has_content_length_ = false;
+  bool h2c_ = false;  // the app is reached over h2c (else HTTP/1.1)
   bool grpc_ = false;
   bool chunked_ = false;        // forwarded with chunked coding (no Content-Length)
   bool chunk_written_ = false;  // a chunk went out: the next one's head starts with CRLF
   bool end_stream_ = false;     // the client ended its side
   bool request_done_ = false;   // the whole request went to the app (or was given up)
   SpanQueue request_body_;      // received before the upstream was ready
-  size_t unconsumed_ = 0;       // received, not yet given back to the client's window
+  // Every body byte sent, kept (up to kReplayBytes) until the response head comes, so that a
+  // stream the app refused can go again on another connection.
+  SpanQueue replay_;
+  size_t unconsumed_ = 0;  // received, not yet given back to the client's window
 
   // The response.
   SpanQueue response_body_;
+  http2::FieldList response_trailers_;
   bool head_submitted_ = false;
   bool response_eof_ = false;   // nothing more will be queued
   bool response_sent_ = false;  // END_STREAM went out

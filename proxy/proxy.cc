@@ -30,6 +30,10 @@ std::string_view ToString(ProxyError error) {
       return "method_not_allowed";
     case ProxyError::kVersionNotSupported:
       return "version_not_supported";
+    case ProxyError::kUpstreamRefused:
+      return "upstream_refused";
+    case ProxyError::kUpstreamReset:
+      return "upstream_reset";
     case ProxyError::kStalled:
       return "stalled";
   }
@@ -53,6 +57,8 @@ int StatusFor(ProxyError error) {
     case ProxyError::kUpstreamConnect:
     case ProxyError::kUpstreamBadResponse:
     case ProxyError::kUpstreamClosed:
+    case ProxyError::kUpstreamRefused:
+    case ProxyError::kUpstreamReset:
     case ProxyError::kStalled:
     case ProxyError::kNone:
       return 502;
@@ -158,6 +164,23 @@ void Proxy::ResumeListeners() {
   }
 }
 
+Http2UpstreamStream* Proxy::TakeH2cStream() {
+  for (auto& [raw, session] : h2_upstreams_) {
+    if (session->HasRoom()) return session->TakeStream();
+  }
+  auto session = std::make_unique<Http2UpstreamSession>(*this);
+  Http2UpstreamSession* raw = session.get();
+  h2_upstreams_.emplace(raw, std::move(session));
+  if (raw->Connect() != 0) {
+    // Either no socket was made (erase now) or it is closing (erased in its close callback).
+    if (raw->state() != Http2UpstreamSession::State::kClosing) h2_upstreams_.erase(raw);
+    return nullptr;
+  }
+  return raw->TakeStream();
+}
+
+void Proxy::Remove(Http2UpstreamSession& session) { h2_upstreams_.erase(&session); }
+
 void Proxy::CloseAfterCurrentResponse() {
   close_after_each_response_ = true;
   for (auto& [raw, session] : sessions_) session->StartShutdown();
@@ -207,6 +230,8 @@ size_t Proxy::CloseIdleConnections() {
   for (auto& [raw, connection] : clients_) closed += connection->CloseIfIdle() ? 1 : 0;
   for (auto& [raw, session] : sessions_) closed += session->CloseIfIdle() ? 1 : 0;
   pool_.CloseAll();
+  // h2c connections to the app: GOAWAY once their last stream is done (now, if none).
+  for (auto& [raw, session] : h2_upstreams_) session->Retire();
   return closed;
 }
 
@@ -225,6 +250,7 @@ size_t Proxy::ForceCloseAll() {
   for (auto& [raw, session] : sessions_) closed += session->ForceClose();
   pool_.CloseAll();
   for (auto& [raw, connection] : upstreams_) connection->Close();
+  for (auto& [raw, session] : h2_upstreams_) session->Close();
   return closed;
 }
 

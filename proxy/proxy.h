@@ -21,6 +21,7 @@
 #include "proxy/drain_target.h"
 #include "proxy/http2/fields.h"
 #include "proxy/http2_client_session.h"
+#include "proxy/http2_upstream_session.h"
 #include "proxy/listener.h"
 #include "proxy/proxy_events.h"
 #include "proxy/proxy_options.h"
@@ -51,7 +52,9 @@ class Proxy final : public DrainTarget, public Listener::Owner {
   size_t ForceCloseAll() override;
   ProxyCounts counts() const override { return counts_; }  // kept current: O(1)
 
-  bool empty() const { return clients_.empty() && sessions_.empty() && upstreams_.empty(); }
+  bool empty() const {
+    return clients_.empty() && sessions_.empty() && upstreams_.empty() && h2_upstreams_.empty();
+  }
   size_t idle_upstreams() const { return pool_.size(); }
 
   // For the connections.
@@ -76,6 +79,10 @@ class Proxy final : public DrainTarget, public Listener::Owner {
   void AdoptHttp2(int fd, std::string_view client_ip, std::string_view prefix,
                   const BlockRef& block, size_t offset, size_t length);
   void Remove(Http2ClientSession& session);
+  // A stream to the app over h2c: on a pooled connection with room, else on a new one; nullptr
+  // if no connection could even be started.
+  Http2UpstreamStream* TakeH2cStream();
+  void Remove(Http2UpstreamSession& session);
   void MoveCounts(const ProxyCounts& from, const ProxyCounts& to);
   http2::FieldList& h2_fields() { return h2_fields_; }  // scratch: nghttp2 copies what it gets
   // What a gRPC client is told (grpc-message) when lameduck answers for the app.
@@ -95,6 +102,7 @@ class Proxy final : public DrainTarget, public Listener::Owner {
   std::unordered_map<ClientConnection*, std::unique_ptr<ClientConnection>> clients_;
   std::unordered_map<Http2ClientSession*, std::unique_ptr<Http2ClientSession>> sessions_;
   std::unordered_map<UpstreamConnection*, std::unique_ptr<UpstreamConnection>> upstreams_;
+  std::unordered_map<Http2UpstreamSession*, std::unique_ptr<Http2UpstreamSession>> h2_upstreams_;
   http2::FieldList h2_fields_;
   ProxyCounts counts_;  // of clients_, by each one's counted_as()
   bool close_after_each_response_ = false;

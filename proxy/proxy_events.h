@@ -18,6 +18,9 @@ enum class ProxyError {
   kUpstreamClosed,       // upstream closed before or during the response: 502 or close
   kMethodNotAllowed,     // CONNECT: 405
   kVersionNotSupported,  // not HTTP/1.x: 505
+  kUpstreamRefused,      // the app refused a stream it never processed (REFUSED_STREAM, or above
+                         // its GOAWAY's last stream): retried once, for any method; then 502
+  kUpstreamReset,        // the app reset an HTTP/2 stream (RST_STREAM): 502, or the same reset
   kStalled,              // no progress either way for --idle-timeout: the connection closes
 };
 

@@ -9,6 +9,9 @@
 
 namespace lameduck::proxy {
 
+// What the app is spoken to in (--upstream-protocol): kAuto keeps the client's protocol.
+enum class UpstreamProtocol { kAuto, kHttp1, kH2c };
+
 struct ProxyOptions {
   std::vector<Address> listen;  // at least one
   Address upstream;
@@ -18,6 +21,7 @@ struct ProxyOptions {
   std::chrono::milliseconds upstream_timeout{60'000};  // upstream response head (504)
   size_t max_header_bytes = 64 * 1024;                 // request head limit (431)
   size_t max_connections = 10'000;                     // beyond: wait in the listen backlog
+  UpstreamProtocol upstream_protocol = UpstreamProtocol::kAuto;
 };
 
 }  // namespace lameduck::proxy

@@ -12,6 +12,7 @@
 #include <uv.h>
 
 #include <cstddef>
+#include <cstdint>
 
 #include "proxy/buffer_pool.h"
 #include "proxy/message_head.h"
@@ -42,8 +43,12 @@ class ResponseReceiver {
   // A 101 is whole: the upstream is one end of a tunnel from now on; [offset, offset + length)
   // of block are the first tunnel bytes (possibly none).
   virtual void OnUpgraded(const BlockRef& block, size_t offset, size_t length) = 0;
+  // The response's trailers (HTTP/2), just before OnEnd.
+  virtual void OnTrailers(const HeadCollector& trailers) = 0;
   // The exchange failed on the upstream side; the upstream is detached and closing.
   virtual void OnUpstreamError(ProxyError error, bool response_started) = 0;
+  // The app reset its HTTP/2 stream with `code` (detached, as OnUpstreamError).
+  virtual void OnUpstreamReset(uint32_t code, bool response_started) = 0;
   virtual void OnTunnelData(const BlockRef& block, size_t offset, size_t length) = 0;
   virtual void OnTunnelEof() = 0;                 // the app half-closed the tunnel
   virtual void OnTunnelShutdown(int status) = 0;  // our FIN towards the app went out (or failed)

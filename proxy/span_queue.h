@@ -37,6 +37,10 @@ class SpanQueue {
     span.block.Reset();
     if (++head_ == spans_.size()) Clear();
   }
+  template <typename Fn>
+  void ForEach(Fn fn) const {  // fn(span) for each span still queued, front first
+    for (size_t i = head_; i < spans_.size(); ++i) fn(spans_[i]);
+  }
   void Clear() {
     spans_.clear();  // capacity kept
     head_ = 0;

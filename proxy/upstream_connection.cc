@@ -56,7 +56,7 @@ void UpstreamConnection::Attach(ResponseReceiver& receiver, bool head_request) {
 }
 
 int UpstreamConnection::WriteRequestHead(const HeadCollector& head,
-                                         const http1::RequestRewrite& rewrite) {
+                                         const http1::RequestRewrite& rewrite, bool) {
   http1::WriteRequestHead(head, rewrite, request_head_);
   return Write(&request_head_, nullptr, 0, BlockRef());
 }
@@ -79,7 +79,7 @@ int UpstreamConnection::Write(std::string* head, const uv_buf_t* bufs, unsigned 
   return rc;
 }
 
-void UpstreamConnection::EndRequest() {
+void UpstreamConnection::EndRequest(const HeadCollector*) {
   request_ended_ = true;
   if (state_ == State::kActive) ArmResponseTimer();  // else once connected
 }

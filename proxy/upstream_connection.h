@@ -15,13 +15,14 @@
 #include "proxy/proxy_events.h"
 #include "proxy/response_receiver.h"
 #include "proxy/socket.h"
+#include "proxy/upstream.h"
 #include "proxy/uv_handle.h"
 
 namespace lameduck::proxy {
 
 class Proxy;
 
-class UpstreamConnection final : public Socket::Owner {
+class UpstreamConnection final : public Socket::Owner, public Upstream {
  public:
   enum class State {
     kConnecting,  // connect timer armed; an exchange is attached and waits
@@ -36,35 +37,37 @@ class UpstreamConnection final : public Socket::Owner {
 
   // The exchange attaches before writing a request, and says whether the response can have a
   // body (a HEAD request's cannot). It detaches when it lets the connection go (then closes it).
-  void Attach(ResponseReceiver& receiver, bool head_request);
-  void Detach() { receiver_ = nullptr; }
+  void Attach(ResponseReceiver& receiver, bool head_request) override;
+  void Detach() override { receiver_ = nullptr; }
+  bool ready() const override { return state_ == State::kActive; }
   // The whole request was handed over: its response head must come within --upstream-timeout.
-  void EndRequest();
+  void EndRequest(const HeadCollector* trailers) override;  // trailers: HTTP/1 sends its own
   // Back-pressure from the client side, which writes what this connection reads.
-  void PauseReading();
-  void ResumeReading();
+  void PauseReading() override;
+  void ResumeReading() override;
 
   // The request's head, written as HTTP/1.1 for the app (hop-by-hop fields out, forwarding
   // fields in). Returns 0 or a libuv error, as Write.
-  int WriteRequestHead(const HeadCollector& head, const http1::RequestRewrite& rewrite);
+  int WriteRequestHead(const HeadCollector& head, const http1::RequestRewrite& rewrite,
+                       bool complete) override;
   // Writes to the app. Returns 0 or a libuv error. During an exchange a failed write is not
   // an error yet: the app may have answered early and closed without reading the rest (a 413),
   // so the bytes still to come are dropped, and the read side decides: the answer, or the
   // close without one that fails the exchange.
-  int Write(std::string* head, const uv_buf_t* bufs, unsigned count, BlockRef block);
-  void ShutdownWrite() { socket_.Shutdown(); }
-  size_t write_queue_bytes() const { return socket_.write_queue_bytes(); }
+  int Write(std::string* head, const uv_buf_t* bufs, unsigned count, BlockRef block) override;
+  void ShutdownWrite() override { socket_.Shutdown(); }
+  size_t write_queue_bytes() const override { return socket_.write_queue_bytes(); }
   size_t writes_pending() const { return socket_.writes_pending(); }
-  int fd() const { return socket_.fd(); }
+  int fd() const override { return socket_.fd(); }
 
   // The pool's side.
   void EnterPool(std::chrono::milliseconds idle_limit);
   void LeavePool();
-  void Close();
+  void Close() override;
 
   State state() const { return state_; }
-  bool reused() const { return exchanges_ > 1; }
-  bool response_started() const { return response_bytes_ > 0; }
+  bool reused() const override { return exchanges_ > 1; }
+  bool response_started() const override { return response_bytes_ > 0; }
 
   // Intrusive links for the UpstreamPool: being pooled allocates nothing.
   UpstreamConnection* pool_prev = nullptr;

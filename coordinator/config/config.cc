@@ -38,6 +38,10 @@ constexpr Named<LogLevel> kLogLevels[] = {{"debug", LogLevel::kDebug},
                                           {"info", LogLevel::kInfo},
                                           {"warn", LogLevel::kWarn},
                                           {"error", LogLevel::kError}};
+constexpr Named<proxy::UpstreamProtocol> kUpstreamProtocols[] = {
+    {"auto", proxy::UpstreamProtocol::kAuto},
+    {"http1", proxy::UpstreamProtocol::kHttp1},
+    {"h2c", proxy::UpstreamProtocol::kH2c}};
 
 // "a, b or c".
 template <typename T>
@@ -304,8 +308,8 @@ Binding ConfigPath(std::string Config::*member) {
       [](const std::string& path) { return path.empty() ? Json() : Json(path); });
 }
 
-template <typename T, size_t N>
-Binding Choice(T Config::*member, std::string_view what, const Named<T> (&choices)[N]) {
+template <typename Owner, typename T, size_t N>
+Binding Choice(T Owner::*member, std::string_view what, const Named<T> (&choices)[N]) {
   std::span<const Named<T>> all(choices);
   auto parse = [what, all](std::string_view text) -> Result<T> {
     std::string lower = ToLower(text);
@@ -341,6 +345,10 @@ const std::vector<Option>& Options() {
       {"listen", "ADDR", AddressList(&P::listen),
        "where clients connect; repeat or comma-separate for several", Repeat::kAccumulate},
       {"upstream", "ADDR", AddressField(&P::upstream, Port::kNotZero), "the app"},
+      {"upstream-protocol", "PROTO",
+       Choice(&P::upstream_protocol, "upstream protocol", kUpstreamProtocols),
+       "how to speak to the app: auto (as the client spoke: HTTP/2 clients over h2c), http1 or "
+       "h2c"},
       {"admin", "ADDR", AddressField(&C::admin, Port::kAnyPort),
        "admin API over TCP: /ready, /live, /status, /metrics, /drain"},
       {"admin-socket", "PATH", Text(&C::admin_socket, CheckSocketPath),
@@ -668,6 +676,18 @@ std::string_view ToString(LogFormat format) {
       return "text";
   }
   return "unknown";
+}
+
+std::string_view ToString(proxy::UpstreamProtocol protocol) {
+  switch (protocol) {
+    case proxy::UpstreamProtocol::kAuto:
+      return "auto";
+    case proxy::UpstreamProtocol::kHttp1:
+      return "http1";
+    case proxy::UpstreamProtocol::kH2c:
+      return "h2c";
+  }
+  return "auto";
 }
 
 std::string_view ToString(LogLevel level) {

@@ -36,6 +36,7 @@ enum class LogFormat { kJson, kText };
 enum class LogLevel { kDebug, kInfo, kWarn, kError };
 std::string_view ToString(LogFormat format);
 std::string_view ToString(LogLevel level);
+std::string_view ToString(proxy::UpstreamProtocol protocol);
 
 // The defaults of the fields that kDefaults cannot hold as constants (for Config's initializers).
 proxy::ProxyOptions DefaultProxyOptions();  // listen 0.0.0.0:8080, upstream 127.0.0.1:3000

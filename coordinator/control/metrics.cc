@@ -48,7 +48,8 @@ bool IsUpstreamError(proxy::ProxyError error) {
   return error == proxy::ProxyError::kUpstreamConnect ||
          error == proxy::ProxyError::kUpstreamTimeout ||
          error == proxy::ProxyError::kUpstreamBadResponse ||
-         error == proxy::ProxyError::kUpstreamClosed;
+         error == proxy::ProxyError::kUpstreamClosed ||
+         error == proxy::ProxyError::kUpstreamRefused || error == proxy::ProxyError::kUpstreamReset;
 }
 
 }  // namespace

@@ -86,6 +86,63 @@ void ResponseFields(const HeadCollector& head, int status, FieldList& out) {
   }
 }
 
+void RequestFields(const HeadCollector& head, std::string_view method, std::string_view client_ip,
+                   std::string_view default_host, FieldList& out) {
+  out.Clear();
+  std::string_view host = head.Find("host");
+  std::string_view path = head.target();
+  if (path.starts_with("http://") || path.starts_with("https://")) {
+    // Absolute form (RFC 9112 3.2.2): the authority is in it; :path is what follows.
+    std::string_view rest = path.substr(path.find("//") + 2);
+    size_t slash = rest.find('/');
+    if (host.empty()) host = rest.substr(0, slash);
+    path = slash == std::string_view::npos ? "/" : rest.substr(slash);
+  }
+  if (host.empty()) host = default_host;
+  out.Add(":method", method);
+  out.Add(":scheme", "http");
+  out.Add(":authority", host);
+  out.Add(":path", path.empty() ? "/" : path);
+  std::string forwarded_for;
+  for (size_t i = 0; i < head.field_count(); ++i) {
+    std::string_view name = head.name(i);
+    std::string_view value = head.value(i);
+    if (EqualsIgnoreCase(name, "te")) {
+      if (EqualsIgnoreCase(value, "trailers")) out.Add("te", "trailers");
+      continue;
+    }
+    if (IsConnectionSpecific(name) || EqualsIgnoreCase(name, "host") ||
+        EqualsIgnoreCase(name, "x-forwarded-proto") || EqualsIgnoreCase(name, "x-forwarded-host") ||
+        (!EqualsIgnoreCase(name, "content-length") && ListedInConnection(head, name))) {
+      continue;
+    }
+    if (EqualsIgnoreCase(name, "x-forwarded-for")) {
+      if (!value.empty()) {
+        if (!forwarded_for.empty()) forwarded_for.append(", ");
+        forwarded_for.append(value);
+      }
+      continue;
+    }
+    out.Add(name, value);
+  }
+  if (!client_ip.empty()) {
+    if (!forwarded_for.empty()) forwarded_for.append(", ");
+    forwarded_for.append(client_ip);
+  }
+  if (!forwarded_for.empty()) out.Add("x-forwarded-for", forwarded_for);
+  out.Add("x-forwarded-proto", "http");
+  out.Add("x-forwarded-host", host);
+}
+
+void TrailerFields(const HeadCollector& trailers, FieldList& out) {
+  out.Clear();
+  for (size_t i = 0; i < trailers.field_count(); ++i) {
+    std::string_view name = trailers.name(i);
+    if (name.empty() || name[0] == ':' || IsConnectionSpecific(name)) continue;
+    out.Add(name, trailers.value(i));
+  }
+}
+
 bool IsGrpc(std::string_view content_type) {
   constexpr std::string_view kGrpc = "application/grpc";
   if (content_type.size() < kGrpc.size() ||

@@ -41,6 +41,15 @@ class FieldList {
 // TE) and the framing of statuses that have no body (1xx, 204).
 void ResponseFields(const HeadCollector& head, int status, FieldList& out);
 
+// A request head as HTTP/2 request fields for an h2c app: :method, :scheme http, :authority (the
+// Host field, else `default_host`), :path (an absolute-form target's path), then the fields
+// without the connection-specific ones (TE only as "trailers", which gRPC needs), X-Forwarded-For
+// with `client_ip` appended, X-Forwarded-Proto and X-Forwarded-Host set from what lameduck saw.
+void RequestFields(const HeadCollector& head, std::string_view method, std::string_view client_ip,
+                   std::string_view default_host, FieldList& out);
+// The fields of a trailer section, lowercased, pseudo and connection-specific ones dropped.
+void TrailerFields(const HeadCollector& trailers, FieldList& out);
+
 // A request whose content-type is application/grpc, or application/grpc+proto and the like:
 // lameduck's own errors are gRPC statuses then, not HTTP ones.
 bool IsGrpc(std::string_view content_type);

@@ -94,6 +94,7 @@ class Http2Test : public ::testing::Test {
     proxy::ProxyOptions options;
     options.listen = {Addr("127.0.0.1:0")};
     options.upstream = Addr("127.0.0.1:" + std::to_string(upstream_.port()));
+    options.upstream_protocol = proxy::UpstreamProtocol::kHttp1;  // an HTTP/1 app
     return options;
   }
   ProxyRunner& StartProxy(proxy::ProxyOptions options) {
