@@ -20,6 +20,9 @@ constexpr size_t kHighWaterBytes = 256 * 1024;
 // The drain's PING: its ACK, or this long, ends the first phase.
 constexpr uint64_t kFinalGoawayMs = 1000;
 constexpr uint64_t kLingerMs = 5000;
+// As ClientConnection's: how long a connection accepted during the drain has to send its first
+// request before it is told to go.
+constexpr uint64_t kFirstRequestGraceMs = 1000;
 constexpr uint8_t kDrainPing[8] = {'l', 'a', 'm', 'e', 'd', 'u', 'c', 'k'};
 
 Http2ClientSession* Self(void* user_data) { return static_cast<Http2ClientSession*>(user_data); }
@@ -166,7 +169,13 @@ int Http2ClientSession::Open(int fd, std::string_view client_ip) {
   NoteActivity();
   ArmTimer(proxy_.options().idle_timeout.count());
   socket_.StartReading();
-  if (proxy_.close_after_each_response()) StartShutdown();  // accepted during the accept grace
+  if (proxy_.close_after_each_response()) {
+    // Accepted during the drain's accept grace: the client connected to send something, and a
+    // GOAWAY before it could would fail calls a gRPC client had queued for this connection. Its
+    // first stream is served, and the GOAWAY follows it (or kFirstRequestGraceMs of silence).
+    shutdown_deferred_ = true;
+    ArmTimer(kFirstRequestGraceMs);
+  }
   ScheduleFlush();
   return 0;
 }
@@ -204,6 +213,11 @@ void Http2ClientSession::OnTimer(uv_timer_t* timer) {
       self->SendFinalGoaway();  // no ACK in time: a client that does not answer PINGs
       return;
     case State::kActive:
+      if (self->shutdown_deferred_) {
+        self->StartShutdown();  // silent since it was accepted during the drain
+        return;
+      }
+      [[fallthrough]];
     case State::kGoawaySent: {
       uint64_t idle = uv_now(self->proxy_.loop()) - self->last_activity_ms_;
       if (idle < idle_limit) {
@@ -350,6 +364,7 @@ Http2Stream* Http2ClientSession::OnBeginRequest(int32_t stream_id) {
   stream->Begin(stream_id);
   ++open_streams_;
   Recount();
+  if (shutdown_deferred_) StartShutdown();  // this stream is served: the GOAWAY names it
   return stream;
 }
 
@@ -442,6 +457,7 @@ void Http2ClientSession::Consume(int32_t stream_id, size_t length) {
 
 void Http2ClientSession::StartShutdown() {
   if (state_ != State::kActive || !session_) return;
+  shutdown_deferred_ = false;
   nghttp2_submit_shutdown_notice(session_.get());
   nghttp2_submit_ping(session_.get(), NGHTTP2_FLAG_NONE, kDrainPing);
   state_ = State::kNoticeSent;

@@ -123,6 +123,7 @@ class Http2ClientSession final : public Socket::Owner {
   size_t open_streams_ = 0;
   int32_t final_last_stream_id_ = 0;  // in the final GOAWAY
   std::vector<int32_t> refused_;      // streams opened after it, to refuse after the read
+  bool shutdown_deferred_ = false;    // accepted during the drain: the GOAWAY waits for a stream
   bool client_eof_ = false;
   bool shutdown_done_ = false;  // our FIN went out
   bool write_blocked_ = false;  // the socket's queue is over the high-water mark

@@ -271,7 +271,7 @@ Exchange::Owner::HeadVerdict Http2Stream::OnHead(Exchange&, const ResponseHead& 
     return HeadVerdict::kForward;
   }
   exchange_.status = head.status;
-  bool has_body = method_ != "HEAD" && head.status != 204 && head.status != 304;
+  bool has_body = method_ != "HEAD" && head.status != 204 && head.status != 304 && !head.end_stream;
   SubmitResponse(fields.data(), fields.size(), has_body);
   return HeadVerdict::kDataOnly;  // HTTP/2 frames the body itself
 }

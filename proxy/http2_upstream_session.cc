@@ -244,6 +244,7 @@ void Http2UpstreamStream::OnResponseHeaders(bool trailer, bool end_stream) {
   head_.status = status_;
   head_.chunked = false;
   head_.content_length = !fields_.Find("content-length").empty();
+  head_.end_stream = end_stream;
   bool interim = head_.interim();
   if (!interim) {
     head_seen_ = true;

@@ -55,6 +55,7 @@ struct ResponseHead {
   const HeadCollector* fields = nullptr;  // target() is the reason phrase
   bool chunked = false;                   // Transfer-Encoding: chunked frames the body
   bool content_length = false;            // Content-Length frames the body
+  bool end_stream = false;  // HTTP/2: the head ended the stream (gRPC's trailers-only response)
   bool interim() const { return status < 200 && status != 101; }  // 1xx other than 101
 };
 
