@@ -23,6 +23,11 @@ constexpr uint64_t kLingerMs = 5000;
 // As ClientConnection's: how long a connection accepted during the drain has to send its first
 // request before it is told to go.
 constexpr uint64_t kFirstRequestGraceMs = 1000;
+// Rapid reset (CVE-2023-44487): a client may cancel this many streams it opened at once, and
+// this many more per second; beyond, it is an attack on the app (each stream reached it) and the
+// connection ends with GOAWAY ENHANCE_YOUR_CALM.
+constexpr double kResetBurst = 200;
+constexpr double kResetsPerSecond = 100;
 constexpr uint8_t kDrainPing[8] = {'l', 'a', 'm', 'e', 'd', 'u', 'c', 'k'};
 
 Http2ClientSession* Self(void* user_data) { return static_cast<Http2ClientSession*>(user_data); }
@@ -114,8 +119,14 @@ struct Setup {
     nghttp2_option_new(&option);
     // Windows are given back as the app takes the bytes (Http2Stream), not as they arrive.
     nghttp2_option_set_no_auto_window_update(option, 1);
+    // Floods (RFC 9113 10.5): PINGs and SETTINGS whose ACKs pile up unread, SETTINGS frames
+    // with many entries, a HEADERS with endless CONTINUATIONs: nghttp2 ends the connection.
     nghttp2_option_set_max_outbound_ack(option, 1000);
     nghttp2_option_set_max_settings(option, 32);
+    nghttp2_option_set_max_continuations(option, 8);
+    // Rapid reset: our own limit (Http2ClientSession::kResetBurst) answers ENHANCE_YOUR_CALM
+    // first; nghttp2's, looser, stays as a backstop.
+    nghttp2_option_set_stream_reset_rate_limit(option, 1000, 100);
   }
   ~Setup() {
     nghttp2_session_callbacks_del(callbacks);
@@ -167,6 +178,8 @@ int Http2ClientSession::Open(int fd, std::string_view client_ip) {
   nghttp2_submit_settings(session, NGHTTP2_FLAG_NONE, settings, std::size(settings));
   nghttp2_session_set_local_window_size(session, NGHTTP2_FLAG_NONE, 0, kConnectionWindow);
   NoteActivity();
+  reset_tokens_ = kResetBurst;
+  reset_refilled_ms_ = last_activity_ms_;
   ArmTimer(proxy_.options().idle_timeout.count());
   socket_.StartReading();
   if (proxy_.close_after_each_response()) {
@@ -286,9 +299,26 @@ void Http2ClientSession::MaybeFinish() {
   if (done) Linger();
 }
 
+// Every stream still open lets its upstream go (nghttp2 will not move them any more: it is
+// deleted with the session, later).
+void Http2ClientSession::DropStreams() {
+  if (session_) {
+    for (auto& stream : streams_) {
+      if (StreamOf(session_.get(), stream->id()) == stream.get()) {
+        nghttp2_session_set_stream_user_data(session_.get(), stream->id(), nullptr);
+        stream->OnClosed(NGHTTP2_CANCEL);
+        stream->next_free = free_;
+        free_ = stream.get();
+      }
+    }
+  }
+  open_streams_ = 0;
+  Recount();
+}
+
 void Http2ClientSession::Linger() {
   state_ = State::kLingering;
-  Recount();
+  DropStreams();  // none, unless nghttp2 ended the connection (an error, a flood)
   // As ClientConnection::Linger: FIN after what is queued, then read until the client's FIN,
   // so that unread input does not turn the close into a reset that loses the last frames.
   socket_.Shutdown();
@@ -313,8 +343,15 @@ void Http2ClientSession::Receive(std::string_view bytes) {
       session_.get(), reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
   if (state_ == State::kClosing) return;
   if (rc < 0) {
-    // Not HTTP/2 after all, or a connection error nghttp2 answers with GOAWAY: send it, close.
-    nghttp2_session_terminate_session(session_.get(), NGHTTP2_PROTOCOL_ERROR);
+    // Not HTTP/2 after all, or a connection error: nghttp2 queued its GOAWAY (a flood's is
+    // ENHANCE_YOUR_CALM); send it, and close once it is out.
+    if (rc == NGHTTP2_ERR_FLOODED && !abusive_) {
+      abusive_ = true;
+      proxy_.events().OnProxyError(ProxyError::kProtocolAbuse);
+    }
+    nghttp2_session_terminate_session(session_.get(), rc == NGHTTP2_ERR_FLOODED
+                                                          ? NGHTTP2_ENHANCE_YOUR_CALM
+                                                          : NGHTTP2_PROTOCOL_ERROR);
   }
   RefuseLateStreams();
   ScheduleFlush();
@@ -402,6 +439,9 @@ void Http2ClientSession::OnFrame(const nghttp2_frame& frame) {
         stream->OnRequestEnd();
       }
       return;
+    case NGHTTP2_RST_STREAM:
+      if (stream != nullptr && !stream->response_done()) OnClientReset();
+      return;
     case NGHTTP2_PING:
       if ((frame.hd.flags & NGHTTP2_FLAG_ACK) != 0 && state_ == State::kNoticeSent &&
           std::equal(std::begin(kDrainPing), std::end(kDrainPing), frame.ping.opaque_data)) {
@@ -411,6 +451,21 @@ void Http2ClientSession::OnFrame(const nghttp2_frame& frame) {
     default:
       return;
   }
+}
+
+void Http2ClientSession::OnClientReset() {
+  uint64_t now = uv_now(proxy_.loop());
+  reset_tokens_ =
+      std::min(kResetBurst, reset_tokens_ + (now - reset_refilled_ms_) * kResetsPerSecond / 1000.0);
+  reset_refilled_ms_ = now;
+  if (reset_tokens_ >= 1) {
+    reset_tokens_ -= 1;
+    return;
+  }
+  if (abusive_) return;
+  abusive_ = true;
+  proxy_.events().OnProxyError(ProxyError::kProtocolAbuse);
+  nghttp2_session_terminate_session(session_.get(), NGHTTP2_ENHANCE_YOUR_CALM);
 }
 
 void Http2ClientSession::OnFrameSent(const nghttp2_frame& frame) {
@@ -502,17 +557,7 @@ void Http2ClientSession::Close(CloseMode mode) {
   state_ = State::kClosing;
   timer_.Close();
   flush_.Close();
-  if (session_) {
-    // Every open stream lets its upstream go; nghttp2 is deleted with the session, later.
-    for (auto& stream : streams_) {
-      if (StreamOf(session_.get(), stream->id()) == stream.get()) {
-        nghttp2_session_set_stream_user_data(session_.get(), stream->id(), nullptr);
-        stream->OnClosed(NGHTTP2_CANCEL);
-      }
-    }
-  }
-  open_streams_ = 0;
-  Recount();
+  DropStreams();
   socket_.Close(mode);
 }
 

@@ -85,6 +85,7 @@ class Http2ClientSession final : public Socket::Owner {
   void OnBeginHeadersFrame(int32_t stream_id);
   void OnFrame(const nghttp2_frame& frame);
   void OnFrameSent(const nghttp2_frame& frame);
+  void OnClientReset();  // the client cancelled a stream whose response was not complete
   void OnData(int32_t stream_id, const uint8_t* data, size_t length);
   void OnStreamClose(int32_t stream_id, uint32_t error_code);
   void Append(const uint8_t* data, size_t length) { out_.append(data, data + length); }
@@ -105,6 +106,7 @@ class Http2ClientSession final : public Socket::Owner {
   void RefuseLateStreams();
   void MaybeFinish();
   void Linger();
+  void DropStreams();
   void ArmTimer(uint64_t timeout_ms);
   size_t open_streams() const { return open_streams_; }
   static void OnTimer(uv_timer_t* timer);
@@ -123,7 +125,10 @@ class Http2ClientSession final : public Socket::Owner {
   size_t open_streams_ = 0;
   int32_t final_last_stream_id_ = 0;  // in the final GOAWAY
   std::vector<int32_t> refused_;      // streams opened after it, to refuse after the read
-  bool shutdown_deferred_ = false;    // accepted during the drain: the GOAWAY waits for a stream
+  double reset_tokens_ = 0;           // the rapid-reset bucket
+  uint64_t reset_refilled_ms_ = 0;
+  bool abusive_ = false;            // ENHANCE_YOUR_CALM sent: nothing more is served
+  bool shutdown_deferred_ = false;  // accepted during the drain: the GOAWAY waits for a stream
   bool client_eof_ = false;
   bool shutdown_done_ = false;  // our FIN went out
   bool write_blocked_ = false;  // the socket's queue is over the high-water mark

@@ -34,6 +34,8 @@ std::string_view ToString(ProxyError error) {
       return "upstream_refused";
     case ProxyError::kUpstreamReset:
       return "upstream_reset";
+    case ProxyError::kProtocolAbuse:
+      return "protocol_abuse";
     case ProxyError::kStalled:
       return "stalled";
   }
@@ -59,6 +61,7 @@ int StatusFor(ProxyError error) {
     case ProxyError::kUpstreamClosed:
     case ProxyError::kUpstreamRefused:
     case ProxyError::kUpstreamReset:
+    case ProxyError::kProtocolAbuse:
     case ProxyError::kStalled:
     case ProxyError::kNone:
       return 502;

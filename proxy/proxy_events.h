@@ -21,6 +21,8 @@ enum class ProxyError {
   kUpstreamRefused,      // the app refused a stream it never processed (REFUSED_STREAM, or above
                          // its GOAWAY's last stream): retried once, for any method; then 502
   kUpstreamReset,        // the app reset an HTTP/2 stream (RST_STREAM): 502, or the same reset
+  kProtocolAbuse,        // HTTP/2 rapid reset (CVE-2023-44487) or a frame flood: GOAWAY
+                         // ENHANCE_YOUR_CALM, the connection closes
   kStalled,              // no progress either way for --idle-timeout: the connection closes
 };
 

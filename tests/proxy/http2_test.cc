@@ -86,6 +86,26 @@ bool TestClientEof(int fd) {
   return false;
 }
 
+// One frame's bytes.
+std::string RawFrame(uint8_t type, uint8_t flags, uint32_t stream_id, const std::string& payload) {
+  std::string frame(9, '\0');
+  frame[0] = static_cast<char>(payload.size() >> 16);
+  frame[1] = static_cast<char>(payload.size() >> 8);
+  frame[2] = static_cast<char>(payload.size());
+  frame[3] = static_cast<char>(type);
+  frame[4] = static_cast<char>(flags);
+  for (int i = 0; i < 4; ++i) frame[5 + i] = static_cast<char>(stream_id >> (24 - 8 * i));
+  return frame + payload;
+}
+
+// The GOAWAY among `frames` (its error code), or -1.
+int64_t GoawayCode(const std::vector<Frame>& frames) {
+  for (const Frame& frame : frames) {
+    if (frame.type == 7) return frame.Word(1);
+  }
+  return -1;
+}
+
 class Http2Test : public ::testing::Test {
  protected:
   void SetUp() override { ASSERT_TRUE(upstream_.Start()); }
@@ -395,6 +415,95 @@ TEST_F(Http2Test, ConnectIs405) {
   int32_t id = h2->Submit("CONNECT", "", {}, std::nullopt, false, "example.test:443");
   ASSERT_TRUE(h2->WaitFor(id));
   EXPECT_EQ(h2->response(id).status, 405);
+}
+
+// ---- hostile clients ----
+
+TEST_F(Http2Test, RapidResetEndsTheConnectionWithEnhanceYourCalm) {
+  upstream_.SetHandler(
+      [](const HttpRequest&, UpstreamConn& conn) { conn.WaitForGate("never", 3s); });
+  StartProxy();
+  auto h2 = ConnectH2();
+  int sent = 0;
+  for (; sent < 1000 && !h2->closed(); ++sent) {
+    int32_t id = h2->Submit("GET", "/attack");
+    if (id < 0) break;
+    h2->ResetStream(id);
+  }
+  ASSERT_TRUE(h2->WaitForGoaways(1)) << "after " << sent << " streams";
+  EXPECT_EQ(h2->goaways().back().error_code, static_cast<uint32_t>(NGHTTP2_ENHANCE_YOUR_CALM));
+  EXPECT_TRUE(h2->WaitForClose(5s));
+  EXPECT_EQ(runner_->events().error_count(ProxyError::kProtocolAbuse), 1);
+  EXPECT_LT(upstream_.requests(), 600) << "the attack was cut off, not served";
+}
+
+TEST_F(Http2Test, AClientResettingAFewStreamsIsFine) {
+  StartProxy();
+  auto h2 = ConnectH2();
+  for (int i = 0; i < 50; ++i) h2->ResetStream(h2->Submit("GET", "/changed-my-mind"));
+  int32_t id = h2->Submit("GET", "/still-here");
+  ASSERT_TRUE(h2->WaitFor(id));
+  EXPECT_EQ(h2->response(id).status, 200);
+  EXPECT_TRUE(h2->goaways().empty());
+}
+
+TEST_F(Http2Test, APingFloodIsCut) {
+  StartProxy();
+  auto h2 = ConnectH2();
+  std::string pings;
+  for (int i = 0; i < 5000; ++i) pings += RawFrame(6, 0, 0, std::string(8, 'p'));
+  ASSERT_TRUE(h2->SendRaw(pings));  // and never read the ACKs
+  std::vector<Frame> frames =
+      ReadFrames(h2->fd(), [](const std::vector<Frame>& got) { return GoawayCode(got) >= 0; });
+  EXPECT_EQ(GoawayCode(frames), NGHTTP2_ENHANCE_YOUR_CALM);
+  EXPECT_TRUE(TestClientEof(h2->fd()));
+  EXPECT_EQ(runner_->events().error_count(ProxyError::kProtocolAbuse), 1);
+}
+
+TEST_F(Http2Test, ASettingsFrameWithTooManyEntriesIsRefused) {
+  StartProxy();
+  auto h2 = ConnectH2();
+  std::string entries;
+  for (int i = 0; i < 40; ++i) entries += std::string("\0\3\0\0\0\144", 6);  // MAX_CONCURRENT
+  ASSERT_TRUE(h2->SendRaw(RawFrame(4, 0, 0, entries)));
+  std::vector<Frame> frames =
+      ReadFrames(h2->fd(), [](const std::vector<Frame>& got) { return GoawayCode(got) >= 0; });
+  EXPECT_EQ(GoawayCode(frames), NGHTTP2_ENHANCE_YOUR_CALM);
+  EXPECT_TRUE(TestClientEof(h2->fd()));
+}
+
+TEST_F(Http2Test, AContinuationFloodIsCut) {
+  StartProxy();
+  auto h2 = ConnectH2();
+  // HEADERS without END_HEADERS (":method GET", indexed), then CONTINUATIONs that never end it.
+  std::string flood = RawFrame(1, 0, 1, "\x82");
+  for (int i = 0; i < 50; ++i) flood += RawFrame(9, 0, 1, "\x86");
+  ASSERT_TRUE(h2->SendRaw(flood));
+  std::vector<Frame> frames =
+      ReadFrames(h2->fd(), [](const std::vector<Frame>& got) { return GoawayCode(got) >= 0; });
+  EXPECT_GE(GoawayCode(frames), 1) << "a connection error, not a request";
+  EXPECT_TRUE(TestClientEof(h2->fd()));
+  EXPECT_EQ(upstream_.requests(), 0);
+}
+
+TEST_F(Http2Test, TheConcurrencyLimitIsAdvertised) {
+  StartProxy();
+  auto h2 = ConnectH2();
+  int32_t id = h2->Submit("GET", "/");
+  ASSERT_TRUE(h2->WaitFor(id));
+  EXPECT_EQ(h2->remote_max_concurrent_streams(), 100u);
+}
+
+TEST_F(Http2Test, AnIdleSessionIsClosedAfterTheIdleTimeout) {
+  auto options = Options();
+  options.idle_timeout = 300ms;
+  StartProxy(options);
+  auto h2 = ConnectH2();
+  int32_t id = h2->Submit("GET", "/");
+  ASSERT_TRUE(h2->WaitFor(id));
+  ASSERT_TRUE(h2->WaitForGoaways(1, 5s));
+  EXPECT_EQ(h2->goaways().back().error_code, static_cast<uint32_t>(NGHTTP2_NO_ERROR));
+  EXPECT_TRUE(h2->WaitForClose(5s));
 }
 
 // ---- the drain ----
