@@ -42,6 +42,7 @@ ClientConnection::ClientConnection(Proxy& proxy)
 
 int ClientConnection::Accept(uv_stream_t* server, int fd, Address::Kind kind) {
   if (int rc = socket_.Init(proxy_.loop(), kind); rc != 0) return rc;
+  kind_ = kind;
   Recount();  // from here on the Proxy erases it only in Remove, which uncounts it
   int rc = timer_.Init(proxy_.loop(), uv_timer_init, this);
   if (rc == 0) rc = fd >= 0 ? socket_.Open(fd) : uv_accept(server, socket_.stream());
@@ -275,7 +276,7 @@ void ClientConnection::HandOver(const BlockRef& block, size_t offset, size_t len
   // First out of the counts and the timers: the session counts itself from now on.
   SetState(State::kHandedOver);
   timer_.Close();
-  proxy_.AdoptHttp2(fd, client_ip_, prefix, block, offset, length);
+  proxy_.AdoptHttp2(fd, kind_, client_ip_, prefix, block, offset, length);
   // Only the handle goes: the socket lives on in the dup (a FIN would end the session's too,
   // so never a shutdown here, and never a reset: SO_LINGER is shared through the dup).
   socket_.Close(CloseMode::kFin);

@@ -158,6 +158,7 @@ class ClientConnection final : public Socket::Owner, public Exchange::Owner {
   uint64_t queued_bytes_ = 0;     // QueuedBytesUnchangedForMs: the bytes queued at its last look,
   uint64_t queued_since_ms_ = 0;  // and since when they have been that many
   char client_ip_[INET6_ADDRSTRLEN] = {};
+  Address::Kind kind_ = Address::Kind::kTcp;
 };
 
 }  // namespace lameduck::proxy

@@ -146,8 +146,8 @@ Http2ClientSession::Http2ClientSession(Proxy& proxy)
 
 Http2ClientSession::~Http2ClientSession() = default;
 
-int Http2ClientSession::Open(int fd, std::string_view client_ip) {
-  if (int rc = socket_.Init(proxy_.loop(), Address::Kind::kTcp); rc != 0) return rc;
+int Http2ClientSession::Open(int fd, Address::Kind kind, std::string_view client_ip) {
+  if (int rc = socket_.Init(proxy_.loop(), kind); rc != 0) return rc;
   client_ip_ = client_ip;
   Recount();  // from here on the Proxy erases it only in Remove, which uncounts it
   int rc = socket_.Open(fd);
@@ -168,7 +168,7 @@ int Http2ClientSession::Open(int fd, std::string_view client_ip) {
     return 0;
   }
   session_.reset(session);
-  uv_tcp_nodelay(reinterpret_cast<uv_tcp_t*>(socket_.stream()), 1);
+  if (kind == Address::Kind::kTcp) uv_tcp_nodelay(reinterpret_cast<uv_tcp_t*>(socket_.stream()), 1);
   nghttp2_settings_entry settings[] = {
       {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, kMaxConcurrentStreams},
       {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE,

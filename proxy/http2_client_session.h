@@ -55,7 +55,7 @@ class Http2ClientSession final : public Socket::Owner {
 
   // Adopts `fd` (a dup of the accepted socket) and queues the server's SETTINGS. Returns an
   // error only if the socket could not even be created (then `fd` is still the caller's).
-  int Open(int fd, std::string_view client_ip);
+  int Open(int fd, Address::Kind kind, std::string_view client_ip);
   // Bytes the connection already read: the preface (and whatever followed it).
   void Receive(std::string_view bytes);
   void Receive(const BlockRef& block, size_t offset, size_t length);

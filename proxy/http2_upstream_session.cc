@@ -400,7 +400,9 @@ void Http2UpstreamSession::OnSocketConnected(int status) {
     return;
   }
   state_ = State::kReady;
-  uv_tcp_nodelay(reinterpret_cast<uv_tcp_t*>(socket_.stream()), 1);
+  if (proxy_.options().upstream.kind == Address::Kind::kTcp) {
+    uv_tcp_nodelay(reinterpret_cast<uv_tcp_t*>(socket_.stream()), 1);
+  }
   socket_.StartReading();
   ScheduleFlush();  // the preface and SETTINGS
   for (auto& stream : streams_) {

@@ -135,12 +135,13 @@ void Proxy::Remove(ClientConnection& connection) {
   ResumeListeners();
 }
 
-void Proxy::AdoptHttp2(int fd, std::string_view client_ip, std::string_view prefix,
-                       const BlockRef& block, size_t offset, size_t length) {
+void Proxy::AdoptHttp2(int fd, Address::Kind kind, std::string_view client_ip,
+                       std::string_view prefix, const BlockRef& block, size_t offset,
+                       size_t length) {
   auto session = std::make_unique<Http2ClientSession>(*this);
   Http2ClientSession* raw = session.get();
   sessions_.emplace(raw, std::move(session));
-  if (raw->Open(fd, client_ip) != 0) {
+  if (raw->Open(fd, kind, client_ip) != 0) {
     close(fd);
     sessions_.erase(raw);  // no handle was created: nothing to close
     events_.OnConnectionClosed();

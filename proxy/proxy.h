@@ -76,7 +76,7 @@ class Proxy final : public DrainTarget, public Listener::Owner {
   void Remove(UpstreamConnection& connection);
   // A client connection that opened with the HTTP/2 preface becomes a session: `fd` is a dup of
   // its socket, `prefix` and [offset, offset + length) of `block` the bytes it read.
-  void AdoptHttp2(int fd, std::string_view client_ip, std::string_view prefix,
+  void AdoptHttp2(int fd, Address::Kind kind, std::string_view client_ip, std::string_view prefix,
                   const BlockRef& block, size_t offset, size_t length);
   void Remove(Http2ClientSession& session);
   // A stream to the app over h2c: on a pooled connection with room, else on a new one; nullptr

@@ -106,7 +106,7 @@ std::vector<std::string_view> SplitInput(const uint8_t* data, size_t size, int c
   return pieces;
 }
 
-ProxyHarness::ProxyHarness() {
+ProxyHarness::ProxyHarness(proxy::UpstreamProtocol protocol) {
   signal(SIGPIPE, SIG_IGN);  // as lameduck's main: a peer gone away is an EPIPE
   char dir[] = "/tmp/lameduck-fuzz-XXXXXX";
   if (mkdtemp(dir) == nullptr) {
@@ -138,6 +138,7 @@ ProxyHarness::ProxyHarness() {
   options.connect_timeout = 1s;
   options.upstream_timeout = 2s;
   options.max_header_bytes = 2048;  // reachable within libFuzzer's default -max_len of 4096
+  options.upstream_protocol = protocol;
   proxy_ = std::make_unique<proxy::Proxy>(&loop_, std::move(options), events_);
   if (Result<void> started = proxy_->Start(); !started.ok()) {
     std::fprintf(stderr, "fuzz: proxy did not start: %s\n", started.error().c_str());

@@ -40,7 +40,8 @@ struct Exchange {
 
 class ProxyHarness {
  public:
-  ProxyHarness();
+  // The proxy speaks `protocol` to the stub upstream (auto: as the client spoke).
+  explicit ProxyHarness(proxy::UpstreamProtocol protocol = proxy::UpstreamProtocol::kAuto);
   ~ProxyHarness();
   ProxyHarness(const ProxyHarness&) = delete;
   ProxyHarness& operator=(const ProxyHarness&) = delete;
