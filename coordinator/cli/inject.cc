@@ -473,6 +473,7 @@ struct Plan {
   int64_t grace_needed = 0;  // what the drain needs, worst case
   int64_t grace = 0;         // what it will be: the larger
   std::vector<ServiceTarget> targets;  // Service ports that reach the app's port
+  std::string h2c;                     // "gRPC" or "HTTP/2" when the app's port speaks h2c, else ""
   std::vector<std::string> notes;
 };
 
@@ -679,18 +680,34 @@ Result<Plan> MakePlan(const Workload& workload, const InjectOptions& options,
     for (ServiceTarget& target : TargetsOf(*service)) targets.push_back(std::move(target));
   }
 
+  // gRPC or h2c ("gRPC", "HTTP/2"; "" for HTTP/1.1): fronted with --upstream-protocol h2c.
+  auto h2c = [&](const PortEntry& entry) -> std::string {
+    if (std::string_view protocol = H2cByName(entry.name); !protocol.empty()) {
+      return std::string(protocol);
+    }
+    if (GrpcProbePorts(containers[entry.container]).contains(entry.number)) return "gRPC";
+    for (const ServiceTarget& target : targets) {
+      if (!Reaches(target, entry)) continue;
+      if (std::string_view protocol = H2cByAppProtocol(target.app_protocol); !protocol.empty()) {
+        return std::string(protocol);
+      }
+      if (std::string_view protocol = H2cByProtocolPrefix(target.port_name); !protocol.empty()) {
+        return std::string(protocol);
+      }
+    }
+    if (!LooksHttp(entry.name)) return std::string(H2cByNumber(entry.number));
+    return "";
+  };
   // Why each declared port is not the app's plain HTTP ("" when it may be).
   auto not_http = [&](const PortEntry& entry) -> std::string {
     if (entry.protocol != "TCP") return entry.protocol;
     if (std::string why = NonHttpByName(entry.name); !why.empty()) return why;
-    if (GrpcProbePorts(containers[entry.container]).contains(entry.number)) {
-      return "gRPC, by its gRPC probe (lameduck does not speak HTTP/2 yet)";
-    }
+    if (!h2c(entry).empty()) return "";  // gRPC or h2c: fronted over h2c
     for (const ServiceTarget& target : targets) {
       if (!Reaches(target, entry)) continue;
       std::string protocol = target.app_protocol;
       if (!protocol.empty() && protocol != "http" && protocol != "HTTP" &&
-          protocol != "kubernetes.io/ws") {
+          protocol != "kubernetes.io/ws" && H2cByAppProtocol(protocol).empty()) {
         return "appProtocol " + protocol + " in " + target.label;
       }
       if (std::string why = NonHttpByProtocolPrefix(target.port_name); !why.empty()) {
@@ -811,6 +828,7 @@ Result<Plan> MakePlan(const Workload& workload, const InjectOptions& options,
   if (chosen) {
     plan.app = chosen->container;
     plan.app_port = chosen->number;
+    plan.h2c = h2c(*chosen);
     plan.app_entry = chosen->index;
     plan.app_entry_name = chosen->name;
     if (chosen->host_port) {
@@ -958,6 +976,10 @@ Json SidecarContainer(const Plan& plan) {
       "--drain-delay=" + FormatDuration(options.drain_delay),
       "--drain-timeout=" + FormatDuration(options.drain_timeout),
   });
+  if (!plan.h2c.empty()) {
+    // A gRPC (h2c) app: lameduck speaks h2c to it, whatever the client spoke.
+    container["args"].insert(container["args"].begin() + 2, "--upstream-protocol=h2c");
+  }
   container["ports"] =
       Json::array({{{"name", plan.port_name}, {"containerPort", plan.port}},
                    {{"name", kAdminPortName}, {"containerPort", plan.admin_port}}});
@@ -1257,8 +1279,9 @@ void SayWired(std::ostream& err, const Workload& workload) {
   Say(err, "inject",
       workload.label + ": wired: container " + plan.app_name + ", port " + app_port + entry +
           renamed + "; lameduck listens on " + std::to_string(plan.port) + " \"" + plan.port_name +
-          "\" and forwards to 127.0.0.1:" + app_port + "; admin " +
-          std::to_string(plan.admin_port) + "; " +
+          "\" and forwards to 127.0.0.1:" + app_port +
+          (plan.h2c.empty() ? "" : " over h2c (" + plan.h2c + ": --upstream-protocol=h2c)") +
+          "; admin " + std::to_string(plan.admin_port) + "; " +
           (options.mode == SidecarMode::kNative ? "native sidecar" : "classic sidecar"));
   std::string chained;
   for (size_t index : plan.waiting) {

@@ -13,10 +13,6 @@ namespace {
 // Words in port names that say the port is not plain HTTP/1.1, with why.
 const std::map<std::string, std::string, std::less<>>& NonHttpWords() {
   static const std::map<std::string, std::string, std::less<>> kWords = {
-      {"grpc", "gRPC (lameduck does not speak HTTP/2 yet)"},
-      {"h2c", "HTTP/2 (lameduck does not speak it yet)"},
-      {"h2", "HTTP/2 (lameduck does not speak it yet)"},
-      {"http2", "HTTP/2 (lameduck does not speak it yet)"},
       {"https", "TLS (lameduck forwards cleartext HTTP only)"},
       {"tls", "TLS (lameduck forwards cleartext HTTP only)"},
       {"ssl", "TLS (lameduck forwards cleartext HTTP only)"},
@@ -119,11 +115,16 @@ std::string_view WellKnownNonHttp(int port) {
       return "Memcached";
     case 27017:
       return "MongoDB";
-    case 50051:
-      return "gRPC (lameduck does not speak HTTP/2 yet)";
     default:
       return "";
   }
+}
+
+// Words in port names that say gRPC or cleartext HTTP/2, with the protocol's name.
+std::string_view H2cWord(std::string_view word) {
+  if (word == "grpc") return "gRPC";
+  if (word == "h2c" || word == "h2" || word == "http2") return "HTTP/2";
+  return "";
 }
 
 // Ports that serve monitoring and debugging tools, not the app's traffic: never chosen unless
@@ -179,6 +180,29 @@ std::string NonHttpByProtocolPrefix(std::string_view name) {
 }
 
 std::string_view NonHttpByNumber(int port) { return WellKnownNonHttp(port); }
+
+std::string_view H2cByName(std::string_view name) {
+  for (const std::string& word : Words(name)) {
+    if (std::string_view protocol = H2cWord(word); !protocol.empty()) return protocol;
+  }
+  return "";
+}
+
+std::string_view H2cByProtocolPrefix(std::string_view name) {
+  std::vector<std::string> words = Words(name);
+  return words.empty() ? "" : H2cWord(words.front());
+}
+
+std::string_view H2cByNumber(int port) { return port == 50051 ? "gRPC" : ""; }
+
+std::string_view H2cByAppProtocol(std::string_view app_protocol) {
+  std::string lower(app_protocol);
+  std::transform(lower.begin(), lower.end(), lower.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  if (lower == "grpc") return "gRPC";
+  if (lower == "h2c" || lower == "kubernetes.io/h2c" || lower == "http2") return "HTTP/2";
+  return "";
+}
 
 bool IsSidePort(std::string_view name) {
   std::vector<std::string> words = Words(name);

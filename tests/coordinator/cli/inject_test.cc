@@ -265,14 +265,22 @@ TEST(InjectCasesTest, EachCaseIsWiredAsItsExpectationsSay) {
           std::string app_port = rest.substr(rest.find("app-port=") + 9);
           const Json& pod = PodOf(now);
           Json sidecar = Sidecar(pod);
-          EXPECT_EQ(ArgValue(sidecar, "upstream"), "127.0.0.1:" + app_port) << id;
+          EXPECT_EQ(ArgValue(sidecar, "upstream"),
+                    "127.0.0.1:" + app_port.substr(0, app_port.find(' ')))
+              << id;
+          // protocol=h2c: a gRPC app, fronted over h2c; otherwise the default (no option).
+          std::string protocol;
+          if (size_t at = rest.find("protocol="); at != std::string::npos) {
+            protocol = rest.substr(at + 9, rest.find(' ', at) - at - 9);
+          }
+          EXPECT_EQ(ArgValue(sidecar, "upstream-protocol"), protocol) << id;
           EXPECT_EQ(std::string(mode) == "native", sidecar.contains("restartPolicy")) << id;
           std::string listen = ArgValue(sidecar, "listen");
           EXPECT_EQ("0.0.0.0:" + std::to_string(sidecar["ports"][0]["containerPort"].get<int>()),
                     listen);
           port_names[id] = sidecar["ports"][0]["name"];
           WiredApp& app = wired_apps[id];
-          app.app_port = std::stoi(app_port);
+          app.app_port = std::stoi(app_port.substr(0, app_port.find(' ')));
           app.port_name = port_names[id];
           // The app container: unchanged but for the preStop, the mount and its port's name.
           const Json* app_before = ContainerIn(PodOf(was)["spec"]["containers"], container);
@@ -808,20 +816,20 @@ spec:
   containers:
     - name: h2
       image: h2:1
-      ports: [{name: h2c, containerPort: 8080}, {name: udp-stats, containerPort: 8125, protocol: UDP}]
+      ports: [{name: tcp-raw, containerPort: 8080}, {name: udp-stats, containerPort: 8125, protocol: UDP}]
 )";
   Outcome outcome = Inject(input);
   EXPECT_EQ(outcome.status, 0);
   EXPECT_EQ(outcome.out, input);
   EXPECT_TRUE(
       Contains(outcome.err, "StatefulSet cache: skipped: no port is plain HTTP/1.1 (6379: Redis)"));
-  EXPECT_TRUE(Contains(outcome.err, "8080 \"h2c\": HTTP/2"));
+  EXPECT_TRUE(Contains(outcome.err, "8080 \"tcp-raw\": raw TCP"));
   EXPECT_TRUE(Contains(outcome.err, "8125 \"udp-stats\": UDP"));
 }
 
-TEST(InjectTest, APortAMeshNamesForGrpcOnTheServiceIsLeftAlone) {
+TEST(InjectTest, AGrpcPortIsFrontedOverH2cWhateverSaysItIsGrpc) {
   // Istio's convention: the Service port's name says the protocol (grpc-api), the pod's is bare.
-  std::string input = R"(apiVersion: v1
+  std::string by_mesh_name = R"(apiVersion: v1
 kind: Pod
 metadata: {name: p, labels: {app: p}}
 spec:
@@ -834,11 +842,42 @@ spec:
   selector: {app: p}
   ports: [{name: grpc-api, port: 8080}]
 )";
-  Outcome outcome = Inject(input);
-  EXPECT_EQ(outcome.out, input);
-  EXPECT_TRUE(Contains(outcome.err,
-                       "gRPC (lameduck does not speak HTTP/2 yet), by the name of "
-                       "its port in Service p"));
+  EXPECT_EQ(ArgValue(Sidecar(Wired(by_mesh_name)), "upstream-protocol"), "h2c");
+  std::string by_app_protocol = R"(apiVersion: v1
+kind: Pod
+metadata: {name: p, labels: {app: p}}
+spec:
+  containers: [{name: c, image: i, ports: [{name: api, containerPort: 9000}]}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: p}
+spec:
+  selector: {app: p}
+  ports: [{port: 80, targetPort: api, appProtocol: kubernetes.io/h2c}]
+)";
+  EXPECT_EQ(ArgValue(Sidecar(Wired(by_app_protocol)), "upstream-protocol"), "h2c");
+  std::string by_probe = R"(apiVersion: v1
+kind: Pod
+metadata: {name: p}
+spec:
+  containers:
+    - name: c
+      image: i
+      ports: [{containerPort: 7000}]
+      readinessProbe: {grpc: {port: 7000}}
+)";
+  Json pod = Wired(by_probe);
+  EXPECT_EQ(ArgValue(Sidecar(pod), "upstream-protocol"), "h2c");
+  EXPECT_EQ(pod["spec"]["containers"][0]["readinessProbe"]["grpc"]["port"], 7000)
+      << "gRPC probes stay on the app";
+  std::string plain = R"(apiVersion: v1
+kind: Pod
+metadata: {name: p}
+spec:
+  containers: [{name: c, image: i, ports: [{name: http, containerPort: 8080}]}]
+)";
+  EXPECT_EQ(ArgValue(Sidecar(Wired(plain)), "upstream-protocol"), "") << "HTTP/1.1: the default";
 }
 
 TEST(InjectTest, AnAppPortGivenByFlagWiresAPortNobodyDeclared) {

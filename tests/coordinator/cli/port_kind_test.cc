@@ -7,7 +7,7 @@ namespace lameduck::coordinator {
 namespace {
 
 TEST(PortKindTest, NamesThatSayAnotherProtocol) {
-  EXPECT_EQ(NonHttpByName("grpc"), "gRPC (lameduck does not speak HTTP/2 yet)");
+  EXPECT_EQ(NonHttpByName("grpc"), "") << "gRPC is fronted over h2c";
   EXPECT_EQ(NonHttpByName("tcp-redis"), "raw TCP");
   EXPECT_EQ(NonHttpByName("HTTPS"), "TLS (lameduck forwards cleartext HTTP only)");
   EXPECT_EQ(NonHttpByName("intra-node"), "a cluster's internal protocol");
@@ -18,9 +18,23 @@ TEST(PortKindTest, NamesThatSayAnotherProtocol) {
 }
 
 TEST(PortKindTest, MeshesReadTheFirstWordOfAServicePortsName) {
-  EXPECT_EQ(NonHttpByProtocolPrefix("grpc-api"), "gRPC (lameduck does not speak HTTP/2 yet)");
+  EXPECT_EQ(NonHttpByProtocolPrefix("tcp-db"), "raw TCP");
   EXPECT_EQ(NonHttpByProtocolPrefix("http-grpc"), "");
   EXPECT_EQ(NonHttpByProtocolPrefix("web"), "");
+}
+
+TEST(PortKindTest, GrpcAndH2cAreFrontedOverH2c) {
+  EXPECT_EQ(H2cByName("grpc"), "gRPC");
+  EXPECT_EQ(H2cByName("grpc-web-api"), "gRPC");
+  EXPECT_EQ(H2cByName("h2c"), "HTTP/2");
+  EXPECT_EQ(H2cByName("http"), "");
+  EXPECT_EQ(H2cByProtocolPrefix("grpc-api"), "gRPC");
+  EXPECT_EQ(H2cByProtocolPrefix("http-grpc"), "") << "the meshes read the first word only";
+  EXPECT_EQ(H2cByNumber(50051), "gRPC");
+  EXPECT_EQ(H2cByNumber(8080), "");
+  EXPECT_EQ(H2cByAppProtocol("kubernetes.io/h2c"), "HTTP/2");
+  EXPECT_EQ(H2cByAppProtocol("GRPC"), "gRPC");
+  EXPECT_EQ(H2cByAppProtocol("http"), "");
 }
 
 TEST(PortKindTest, WellKnownNumbers) {
