@@ -62,7 +62,7 @@ TEST(GrpcRolloutTest, ThreePodsRolledUnderLoadFailNoCall) {
   nlohmann::json result = Rollout("drain");
   ASSERT_TRUE(result.is_object());
   const auto& counts = result["counts"];
-  EXPECT_EQ(counts["failed"], 0) << result["errors"];
+  EXPECT_EQ(counts["failed"], 0) << result["errors"] << " " << result["details"];
   EXPECT_GT(counts["unary_ok"].get<int>(), 100);
   EXPECT_GT(counts["slow_ok"].get<int>(), 0);
   EXPECT_GT(counts["stream_ok"].get<int>(), 0);

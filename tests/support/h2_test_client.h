@@ -27,6 +27,7 @@ class H2TestClient {
     bool send_preface = true;        // the preface and SETTINGS at once
     bool auto_window_update = true;  // false: the client never opens its window (a slow reader)
     uint32_t initial_window = 65535;
+    bool keep_bodies = true;  // false: bodies are counted (received_data_bytes), not kept
   };
   struct Response {
     int status = 0;
@@ -56,6 +57,8 @@ class H2TestClient {
                  std::optional<std::string> body = std::nullopt, bool more_body = false,
                  std::string_view authority = "example.test");
   void SendBody(int32_t stream_id, std::string data, bool end, const HeaderList& trailers = {});
+  // Upload bytes handed to SendBody and not yet framed (the window decides when they go).
+  size_t upload_pending(int32_t stream_id) const;
   void ResetStream(int32_t stream_id, uint32_t code = NGHTTP2_CANCEL);
   void Ping();
   void SendGoaway();
@@ -80,7 +83,7 @@ class H2TestClient {
   int fd() const { return fd_; }
 
  private:
-  explicit H2TestClient(int fd) : fd_(fd) {}
+  H2TestClient(int fd, bool keep_bodies) : fd_(fd), keep_bodies_(keep_bodies) {}
   struct Upload {
     std::string data;
     size_t sent = 0;
@@ -93,6 +96,7 @@ class H2TestClient {
   bool Flush();
 
   int fd_;
+  bool keep_bodies_;
   nghttp2_session* session_ = nullptr;
   std::map<int32_t, Response> responses_;
   std::map<int32_t, Upload> uploads_;

@@ -38,10 +38,13 @@ def free_port():
 class Pod:
     def __init__(self, lameduck):
         self.lameduck_binary = lameduck
-        app_port = free_port()
+        # The app picks its own port (0: gRPC binds with SO_REUSEPORT, so a port chosen here
+        # and bound later could be shared with another test's app without an error).
         self.app = subprocess.Popen([sys.executable, os.path.join(HERE, "grpc_app.py"), "--port",
-                                     str(app_port)], stdout=subprocess.PIPE, text=True)
-        self.app.stdout.readline()  # "listening PORT"
+                                     "0"], stdout=subprocess.PIPE, text=True)
+        app_port = int(self.app.stdout.readline().split()[1])  # "listening PORT"
+        if app_port == 0:
+            raise RuntimeError("the gRPC app could not listen")
         self.port, self.admin = free_port(), free_port()
         self.lameduck = subprocess.Popen(
             [lameduck, "--listen", "127.0.0.1:%d" % self.port, "--admin",
@@ -57,12 +60,13 @@ class Pod:
                 time.sleep(0.05)
         raise RuntimeError("pod did not become ready")
 
-    def terminate(self, drain):
-        result = {"pre_stop": None}
+    def terminate(self, drain, clock):
+        result = {"pre_stop": None, "at": {"terminate": clock()}}
         if drain:
             result["pre_stop"] = subprocess.run(
                 [self.lameduck_binary, "drain", "--wait", "--admin", "127.0.0.1:%d" % self.admin],
                 stdout=subprocess.DEVNULL, timeout=30).returncode
+        result["at"]["app_sigterm"] = clock()
         self.app.send_signal(signal.SIGTERM)  # the naive app dies at once
         self.app.wait(30)
         self.lameduck.send_signal(signal.SIGTERM)  # sidecars stop after the main containers
@@ -129,6 +133,8 @@ class Load:
         self.lock = threading.Lock()
         self.counts = {"unary_ok": 0, "slow_ok": 0, "stream_ok": 0, "failed": 0}
         self.errors = {}
+        self.details = []  # the first few failures: when, and what they said
+        self.started = time.time()
         self.threads = [threading.Thread(target=self.run, args=(target, i)) for i in range(channels)]
 
     def start(self):
@@ -165,10 +171,16 @@ class Load:
                     assert unary(b"ping", timeout=10) == b"ping"
                     self.count("unary_ok")
             except (grpc.RpcError, AssertionError) as error:
-                key = error.code().name if isinstance(error, grpc.RpcError) else "wrong_reply"
+                if isinstance(error, grpc.RpcError):
+                    key = error.code().name
+                    detail = "%s: %s" % (key, error.details())
+                else:
+                    key = detail = "wrong_reply"
                 with self.lock:
                     self.counts["failed"] += 1
                     self.errors[key] = self.errors.get(key, 0) + 1
+                    if len(self.details) < 8:
+                        self.details.append("%.2f s %s" % (time.time() - self.started, detail))
             time.sleep(0.005)
         channel.close()
 
@@ -185,6 +197,7 @@ def main():
     balancer.set_endpoints(p.port for p in pods)
     load = Load("127.0.0.1:%d" % balancer.port, args.channels)
     load.start()
+    clock = lambda: round(time.time() - load.started, 2)  # noqa: E731 - seconds into the load
     time.sleep(1)
     terminations = []
     for i, lag in enumerate((1.0, 2.0, 3.0)):
@@ -192,20 +205,25 @@ def main():
         old, pods[i] = pods[i], fresh
         balancer.set_endpoints([p.port for p in pods] + [old.port])
 
+        removed = []
+
         def remove_endpoint(lag=lag):
             time.sleep(lag)
             balancer.set_endpoints(p.port for p in pods)
+            removed.append(clock())
 
         controller = threading.Thread(target=remove_endpoint)
         controller.start()
-        terminations.append(old.terminate(args.mode == "drain"))
+        terminations.append(old.terminate(args.mode == "drain", clock))
         controller.join()
+        terminations[-1]["at"]["endpoint_removed"] = removed[0]
     time.sleep(0.5)
     load.finish()
     for pod in pods:
         pod.app.kill()
         pod.lameduck.kill()
-    print(json.dumps({"counts": load.counts, "errors": load.errors, "terminations": terminations,
+    print(json.dumps({"counts": load.counts, "errors": load.errors, "details": load.details,
+                      "terminations": terminations,
                       "seconds": round(time.time() - started, 1)}), flush=True)
 
 
