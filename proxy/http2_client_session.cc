@@ -279,9 +279,7 @@ void Http2ClientSession::Flush() {
 
 int Http2ClientSession::WriteData(const uint8_t* frame_head, const SpanQueue::Span& span,
                                   size_t length) {
-  out_.append(frame_head, frame_head + 9);
-  uv_buf_t buf = uv_buf_init(span.block.data() + span.offset, static_cast<unsigned>(length));
-  if (socket_.Write(&out_, &buf, 1, span.block.Share()) != 0) {
+  if (WriteDataFrame(socket_, out_, frame_head, span, length) != 0) {
     Close(CloseMode::kReset);
     return NGHTTP2_ERR_CALLBACK_FAILURE;
   }

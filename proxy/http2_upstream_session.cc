@@ -478,9 +478,9 @@ void Http2UpstreamSession::Flush() {
 
 int Http2UpstreamSession::WriteData(const uint8_t* frame_head, const SpanQueue::Span& span,
                                     size_t length) {
-  out_.append(frame_head, frame_head + 9);
-  uv_buf_t buf = uv_buf_init(span.block.data() + span.offset, static_cast<unsigned>(length));
-  if (socket_.Write(&out_, &buf, 1, span.block.Share()) != 0) return NGHTTP2_ERR_CALLBACK_FAILURE;
+  if (WriteDataFrame(socket_, out_, frame_head, span, length) != 0) {
+    return NGHTTP2_ERR_CALLBACK_FAILURE;
+  }
   return 0;
 }
 

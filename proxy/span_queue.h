@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "proxy/buffer_pool.h"
+#include "proxy/socket.h"
 
 namespace lameduck::proxy {
 
@@ -52,5 +53,22 @@ class SpanQueue {
   size_t head_ = 0;
   size_t bytes_ = 0;
 };
+
+// Writes one HTTP/2 DATA frame, its 9-byte head and `length` bytes of `span`, behind the frame
+// bytes already in `out`. A small payload is copied into `out`, so that a flush of many small
+// frames leaves in one write at its end; a large one is written from its block, not copied.
+// Returns 0 or a libuv error.
+inline int WriteDataFrame(Socket& socket, std::string& out, const uint8_t* frame_head,
+                          const SpanQueue::Span& span, size_t length) {
+  constexpr size_t kCopyBelowBytes = 8 * 1024;
+  char* data = span.block.data() + span.offset;
+  out.append(frame_head, frame_head + 9);
+  if (length < kCopyBelowBytes) {
+    out.append(data, length);
+    return 0;
+  }
+  uv_buf_t buf = uv_buf_init(data, static_cast<unsigned>(length));
+  return socket.Write(&out, &buf, 1, span.block.Share());
+}
 
 }  // namespace lameduck::proxy
