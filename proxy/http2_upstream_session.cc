@@ -448,10 +448,11 @@ void Http2UpstreamSession::Release(Http2UpstreamStream& stream) {
 }
 
 Http2UpstreamStream* Http2UpstreamSession::Find(int32_t stream_id) {
-  for (auto& stream : streams_) {
-    if (stream->in_use && stream->id() == stream_id) return stream.get();
-  }
-  return nullptr;
+  // Each stream was submitted with itself as nghttp2's stream data; stream objects live as long
+  // as their session, and one recycled for a later request has another id.
+  auto* stream = static_cast<Http2UpstreamStream*>(
+      nghttp2_session_get_stream_user_data(session_.get(), stream_id));
+  return stream != nullptr && stream->in_use && stream->id() == stream_id ? stream : nullptr;
 }
 
 void Http2UpstreamSession::ScheduleFlush() {
