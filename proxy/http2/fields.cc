@@ -1,6 +1,7 @@
 #include "proxy/http2/fields.h"
 
 #include <charconv>
+#include <cstring>
 
 namespace lameduck::proxy::http2 {
 namespace {
@@ -55,10 +56,12 @@ void FieldList::Add(std::string_view name, std::string_view value) {
   Entry entry;
   entry.name_offset = static_cast<uint32_t>(bytes_.size());
   entry.name_length = static_cast<uint32_t>(name.size());
-  for (char c : name) bytes_.push_back(Lower(c));
-  entry.value_offset = static_cast<uint32_t>(bytes_.size());
+  entry.value_offset = entry.name_offset + entry.name_length;
   entry.value_length = static_cast<uint32_t>(value.size());
-  bytes_.append(value);
+  bytes_.resize(entry.value_offset + entry.value_length);  // capacity is kept from list to list
+  char* out = bytes_.data() + entry.name_offset;
+  for (char c : name) *out++ = Lower(c);
+  std::memcpy(out, value.data(), value.size());
   entries_.push_back(entry);
 }
 
