@@ -47,7 +47,7 @@ int OnSendData(nghttp2_session*, nghttp2_frame*, const uint8_t* frame_head, size
 }
 
 int OnBeginFrame(nghttp2_session*, const nghttp2_frame_hd* hd, void* user_data) {
-  if (hd->type == NGHTTP2_HEADERS) Self(user_data)->OnBeginHeadersFrame(hd->stream_id);
+  Self(user_data)->OnBeginFrame(*hd);
   return 0;
 }
 
@@ -214,12 +214,35 @@ void Http2ClientSession::Recount() {
 void Http2ClientSession::NoteActivity() { last_activity_ms_ = uv_now(proxy_.loop()); }
 
 void Http2ClientSession::ArmTimer(uint64_t timeout_ms) {
+  if (header_block_since_ms_ != 0) {
+    // A header block is open: its deadline comes first if it is sooner.
+    uint64_t open_ms = uv_now(proxy_.loop()) - header_block_since_ms_;
+    uint64_t limit = proxy_.options().header_timeout.count();
+    timeout_ms = std::min(timeout_ms, open_ms < limit ? limit - open_ms : 0);
+  }
   if (timer_) uv_timer_start(timer_.get(), &Http2ClientSession::OnTimer, timeout_ms, 0);
+}
+
+bool Http2ClientSession::HeaderBlockTimedOut() {
+  if (header_block_since_ms_ == 0 || !session_ ||
+      (state_ != State::kActive && state_ != State::kNoticeSent && state_ != State::kGoawaySent)) {
+    return false;
+  }
+  uint64_t open_ms = uv_now(proxy_.loop()) - header_block_since_ms_;
+  if (open_ms < static_cast<uint64_t>(proxy_.options().header_timeout.count())) return false;
+  // As an HTTP/1 head that does not end in time (408 there): the connection ends with a GOAWAY
+  // (the unfinished stream is above its last stream id: the client knows it was not processed);
+  // streams it had open are cut with it.
+  header_block_since_ms_ = 0;
+  proxy_.events().OnProxyError(ProxyError::kHeaderTimeout);
+  nghttp2_session_terminate_session(session_.get(), NGHTTP2_NO_ERROR);
+  Flush();
+  return true;
 }
 
 void Http2ClientSession::OnTimer(uv_timer_t* timer) {
   auto* self = static_cast<Http2ClientSession*>(timer->data);
-  if (self == nullptr) return;
+  if (self == nullptr || self->HeaderBlockTimedOut()) return;
   uint64_t idle_limit = self->proxy_.options().idle_timeout.count();
   switch (self->state_) {
     case State::kNoticeSent:
@@ -316,7 +339,8 @@ void Http2ClientSession::DropStreams() {
 
 void Http2ClientSession::Linger() {
   state_ = State::kLingering;
-  DropStreams();  // none, unless nghttp2 ended the connection (an error, a flood)
+  header_block_since_ms_ = 0;  // nothing more is read as HTTP/2
+  DropStreams();               // none, unless nghttp2 ended the connection (an error, a flood)
   // As ClientConnection::Linger: FIN after what is queued, then read until the client's FIN,
   // so that unread input does not turn the close into a reset that loses the last frames.
   socket_.Shutdown();
@@ -403,7 +427,26 @@ Http2Stream* Http2ClientSession::OnBeginRequest(int32_t stream_id) {
   return stream;
 }
 
-void Http2ClientSession::OnBeginHeadersFrame(int32_t stream_id) {
+void Http2ClientSession::OnBeginFrame(const nghttp2_frame_hd& hd) {
+  // A header block in pieces (HEADERS, then CONTINUATION until END_HEADERS) has
+  // --header-timeout to end, as an HTTP/1 head has: a client that trickles one is cut. Any
+  // other frame, or one that ends the block, means it ended.
+  bool block_open = (hd.type == NGHTTP2_HEADERS || hd.type == NGHTTP2_CONTINUATION) &&
+                    (hd.flags & NGHTTP2_FLAG_END_HEADERS) == 0;
+  if (!block_open) {
+    header_block_since_ms_ = 0;
+  } else if (header_block_since_ms_ == 0 &&
+             (state_ == State::kActive || state_ == State::kNoticeSent)) {
+    header_block_since_ms_ = uv_now(proxy_.loop());
+    uint64_t limit = proxy_.options().header_timeout.count();
+    uv_timer_t* timer = timer_.get();
+    if (timer != nullptr && (!uv_is_active(reinterpret_cast<uv_handle_t*>(timer)) ||
+                             uv_timer_get_due_in(timer) > limit)) {
+      ArmTimer(limit);  // sooner than what the timer waits for now
+    }
+  }
+  if (hd.type != NGHTTP2_HEADERS) return;
+  int32_t stream_id = hd.stream_id;
   // After the final GOAWAY nghttp2 ignores a new stream without a word; RFC 9113 6.8 wants it
   // refused, so that the client knows it was never processed and retries it elsewhere.
   if (state_ == State::kGoawaySent || state_ == State::kLingering) {

@@ -82,7 +82,7 @@ class Http2ClientSession final : public Socket::Owner {
 
   // nghttp2's callbacks (C functions that land here).
   Http2Stream* OnBeginRequest(int32_t stream_id);
-  void OnBeginHeadersFrame(int32_t stream_id);
+  void OnBeginFrame(const nghttp2_frame_hd& hd);
   void OnFrame(const nghttp2_frame& frame);
   void OnFrameSent(const nghttp2_frame& frame);
   void OnClientReset();  // the client cancelled a stream whose response was not complete
@@ -108,6 +108,7 @@ class Http2ClientSession final : public Socket::Owner {
   void Linger();
   void DropStreams();
   void ArmTimer(uint64_t timeout_ms);
+  bool HeaderBlockTimedOut();  // true: it did, and the connection is closed
   size_t open_streams() const { return open_streams_; }
   static void OnTimer(uv_timer_t* timer);
 
@@ -133,6 +134,7 @@ class Http2ClientSession final : public Socket::Owner {
   bool shutdown_done_ = false;  // our FIN went out
   bool write_blocked_ = false;  // the socket's queue is over the high-water mark
   uint64_t last_activity_ms_ = 0;
+  uint64_t header_block_since_ms_ = 0;  // a header block began and has not ended (0: none)
   std::string client_ip_;
 };
 

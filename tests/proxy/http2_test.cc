@@ -486,6 +486,59 @@ TEST_F(Http2Test, AContinuationFloodIsCut) {
   EXPECT_EQ(upstream_.requests(), 0);
 }
 
+TEST_F(Http2Test, AHeaderBlockThatDoesNotEndWithinTheHeaderTimeoutEndsTheConnection) {
+  auto options = Options();
+  options.header_timeout = 300ms;  // the idle timeout stays at 60 s
+  StartProxy(options);
+  auto h2 = ConnectH2();
+  // HEADERS without END_HEADERS (":method GET"), then silence: a slowloris of HTTP/2.
+  ASSERT_TRUE(h2->SendRaw(RawFrame(1, 0x1, 1, "\x82")));
+  auto start = std::chrono::steady_clock::now();
+  std::vector<Frame> frames =
+      ReadFrames(h2->fd(), [](const std::vector<Frame>& got) { return GoawayCode(got) >= 0; });
+  EXPECT_EQ(GoawayCode(frames), 0) << "no GOAWAY after the header timeout";
+  EXPECT_TRUE(TestClientEof(h2->fd()));
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 4s);
+  EXPECT_EQ(runner_->events().error_count(ProxyError::kHeaderTimeout), 1);
+  EXPECT_EQ(upstream_.requests(), 0);
+}
+
+TEST_F(Http2Test, AHeaderBlockInPiecesThatEndsInTimeIsServedAndForgotten) {
+  auto options = Options();
+  options.header_timeout = 300ms;
+  StartProxy(options);
+  auto h2 = ConnectH2();
+  // HEADERS (":method GET", ":scheme http", END_STREAM), 100 ms later a CONTINUATION with
+  // ":path /", ":authority example.com" and END_HEADERS.
+  ASSERT_TRUE(h2->SendRaw(RawFrame(1, 0x1, 1, "\x82\x86")));
+  std::this_thread::sleep_for(100ms);
+  ASSERT_TRUE(h2->SendRaw(RawFrame(9, 0x4, 1, std::string("\x84\x41\x0b") + "example.com")));
+  std::vector<Frame> frames = ReadFrames(h2->fd(), [](const std::vector<Frame>& got) {
+    for (const Frame& frame : got) {
+      if (frame.stream_id == 1 && (frame.flags & 0x1) != 0) return true;  // the response ended
+    }
+    return false;
+  });
+  bool headers = false;
+  for (const Frame& frame : frames) headers = headers || (frame.type == 1 && frame.stream_id == 1);
+  EXPECT_TRUE(headers) << "no response";
+  EXPECT_EQ(GoawayCode(frames), -1);
+  // Well past the header timeout, the connection is still there: a PING is answered.
+  std::this_thread::sleep_for(600ms);
+  ASSERT_TRUE(h2->SendRaw(RawFrame(6, 0, 0, "12345678")));
+  frames = ReadFrames(h2->fd(), [](const std::vector<Frame>& got) {
+    for (const Frame& frame : got) {
+      if (frame.type == 6 && (frame.flags & 0x1) != 0) return true;
+    }
+    return false;
+  });
+  bool acked = false;
+  for (const Frame& frame : frames) acked = acked || (frame.type == 6 && (frame.flags & 0x1) != 0);
+  EXPECT_TRUE(acked) << "the connection was cut";
+  EXPECT_EQ(runner_->events().error_count(ProxyError::kHeaderTimeout), 0);
+  EXPECT_EQ(upstream_.requests(), 1);
+}
+
 TEST_F(Http2Test, TheConcurrencyLimitIsAdvertised) {
   StartProxy();
   auto h2 = ConnectH2();
