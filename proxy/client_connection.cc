@@ -305,8 +305,11 @@ void ClientConnection::ProcessInput(BlockRef block, size_t offset, size_t length
       case State::kProxying:
         if (length == 0) {
           more = false;
-        } else if (exchange_.request == Exchange::RequestState::kComplete || exchange_.unsent) {
-          Stash(std::move(block), offset, length);  // the next request, or more than can wait
+        } else if (exchange_.request == Exchange::RequestState::kComplete || exchange_.unsent ||
+                   (h2c_ && !exchange_.upstream_ready())) {
+          // The next request, or more than can wait; or body bytes for an h2c stream, which
+          // are parsed (their data taken out) only once it can take them.
+          Stash(std::move(block), offset, length);
           more = false;
         } else {
           more = ReadBody(block, offset, length);
@@ -359,14 +362,20 @@ void ClientConnection::StartExchange(Exchange::RequestState request) {
   exchange_.Begin(parser_.http10(), parser_.upgrade(),
                   !parser_.keep_alive() || drain_close_ || proxy_.close_after_each_response());
   exchange_.request = request;
+  h2c_ = proxy_.options().upstream_protocol == UpstreamProtocol::kH2c;
+  chunk_response_ = false;
   SetState(State::kProxying);  // with the attempt kNone: an upstream is taken after this read
   ArmTimer(proxy_.options().idle_timeout.count());
 }
 
 bool ClientConnection::AttachUpstream(UpstreamSource source) {
-  UpstreamConnection* upstream =
-      source == UpstreamSource::kPoolOrNew ? proxy_.pool().Take() : nullptr;
-  if (upstream == nullptr) upstream = proxy_.NewUpstream();
+  Upstream* upstream = nullptr;
+  if (h2c_) {
+    upstream = proxy_.TakeH2cStream();
+  } else {
+    upstream = source == UpstreamSource::kPoolOrNew ? proxy_.pool().Take() : nullptr;
+    if (upstream == nullptr) upstream = proxy_.NewUpstream();
+  }
   if (upstream == nullptr) {
     SendError(ProxyError::kUpstreamConnect);
     return false;
@@ -399,7 +408,9 @@ void ClientConnection::OnUpstreamReady(Exchange&) {
 }
 
 bool ClientConnection::ReadBody(const BlockRef& block, size_t& offset, size_t& length) {
-  http1::RequestParser::Result result = parser_.ParseBody(block.data() + offset, length);
+  body_spans_.clear();
+  http1::RequestParser::Result result =
+      parser_.ParseBody(block.data() + offset, length, h2c_ ? &body_spans_ : nullptr);
   size_t used = result.used;
   if (result.outcome == http1::RequestParser::Outcome::kError) {
     // A broken chunked body. If part of the message already went upstream, that connection is
@@ -408,7 +419,11 @@ bool ClientConnection::ReadBody(const BlockRef& block, size_t& offset, size_t& l
     SendError(ProxyError::kBadRequest);
     return false;
   }
-  if (exchange_.upstream_ready()) {
+  if (exchange_.upstream_ready() && h2c_) {
+    for (const auto& span : body_spans_) {
+      if (!ForwardBody(block, offset + span.offset, span.length)) break;
+    }
+  } else if (exchange_.upstream_ready()) {
     ForwardBody(block, offset, used);
   } else if (used > 0) {
     exchange_.HoldBody(block, offset, used);
@@ -475,9 +490,14 @@ Exchange::Owner::HeadVerdict ClientConnection::OnHead(Exchange&, const ResponseH
   exchange_.status = status;
   bool chunked = head.chunked;
   bool has_body = !parser_.head_request() && status != 204 && status != 304 && status != 101;
-  bool close_delimited = has_body && !chunked && !head.content_length;
-  ResponseFraming framing =
-      exchange_.http10 && chunked && has_body ? ResponseFraming::kDechunk : ResponseFraming::kAsIs;
+  // An h2c app's body is data without framing: without a length, an HTTP/1.1 client gets it
+  // chunked (its trailers in the last chunk), an HTTP/1.0 one close-delimited.
+  chunk_response_ = h2c_ && has_body && !head.content_length && !exchange_.http10;
+  chunk_open_ = false;
+  bool close_delimited = has_body && !chunked && !head.content_length && !chunk_response_;
+  ResponseFraming framing = chunk_response_                           ? ResponseFraming::kChunk
+                            : exchange_.http10 && chunked && has_body ? ResponseFraming::kDechunk
+                                                                      : ResponseFraming::kAsIs;
   // Close after this response when: the client or the drain asks; the request is still coming
   // (an early answer); or only the close can end the body. An upgrade the app declined (it
   // answered and ignored the Upgrade, RFC 9110 7.8) leaves the connection HTTP/1.1: it stays.
@@ -501,10 +521,22 @@ Exchange::Owner::Verdict ClientConnection::OnBody(Exchange&, const uv_buf_t* buf
   // De-chunked reads can hold many spans; a write takes a bounded number.
   constexpr size_t kMaxSpansPerWrite = 32;
   for (size_t i = 0; i < count && state_ != State::kClosing; i += kMaxSpansPerWrite) {
+    size_t n = std::min(kMaxSpansPerWrite, count - i);
     bool with_head = exchange_.response == Exchange::ResponseState::kHeadHeld;
     if (with_head) SetResponseState(Exchange::ResponseState::kStreaming);
-    WriteToClient(with_head ? &response_head_ : nullptr, bufs + i,
-                  std::min(kMaxSpansPerWrite, count - i), block);
+    bool framed = false;
+    if (chunk_response_) {
+      size_t bytes = 0;
+      for (size_t j = i; j < i + n; ++j) bytes += bufs[j].len;
+      if (bytes == 0 && !with_head) continue;  // an empty chunk would end the body
+      if (bytes > 0) {
+        if (!with_head) response_head_.clear();
+        http1::AppendChunkHead(response_head_, bytes, chunk_open_);
+        chunk_open_ = true;
+        framed = true;
+      }
+    }
+    WriteToClient(with_head || framed ? &response_head_ : nullptr, bufs + i, n, block);
   }
   // A failed write to the client closed it, and with it the upstream: stop there.
   return exchange_.upstream != nullptr ? Verdict::kContinue : Verdict::kStop;
@@ -522,6 +554,7 @@ void ClientConnection::FlushResponseHead() {
 }
 
 void ClientConnection::OnEnd(Exchange&) {
+  if (chunk_response_) EndChunkedBody(nullptr);
   FlushResponseHead();
   if (state_ == State::kClosing) return;
   SetResponseState(Exchange::ResponseState::kComplete);
@@ -538,6 +571,20 @@ void ClientConnection::OnUpgraded(Exchange& exchange, const BlockRef& block, siz
     if (state_ == State::kClosing) return;
   }
   StartTunnel();
+}
+
+void ClientConnection::OnTrailers(Exchange&, const HeadCollector& trailers) {
+  // HTTP/2 trailers end the stream: they go in the last chunk now. Only a chunked body has a
+  // place for them; with a Content-Length they are dropped.
+  if (chunk_response_) EndChunkedBody(&trailers);
+}
+
+void ClientConnection::EndChunkedBody(const HeadCollector* trailers) {
+  if (exchange_.response != Exchange::ResponseState::kHeadHeld) response_head_.clear();
+  http1::AppendLastChunk(response_head_, trailers, chunk_open_);
+  chunk_response_ = false;
+  SetResponseState(Exchange::ResponseState::kStreaming);
+  WriteToClient(&response_head_, nullptr, 0, BlockRef());
 }
 
 void ClientConnection::OnUpstreamError(Exchange&, ProxyError error, bool response_started) {

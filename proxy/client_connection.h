@@ -78,6 +78,8 @@ class ClientConnection final : public Socket::Owner, public Exchange::Owner {
   void OnEnd(Exchange& exchange) override;
   void OnUpgraded(Exchange& exchange, const BlockRef& block, size_t offset, size_t length) override;
   void OnUpstreamError(Exchange& exchange, ProxyError error, bool response_started) override;
+  void OnTrailers(Exchange& exchange, const HeadCollector& trailers) override;
+  void EndChunkedBody(const HeadCollector* trailers);  // the last chunk, with the head if held
   void OnTunnelData(Exchange& exchange, const BlockRef& block, size_t offset,
                     size_t length) override;
   void OnTunnelEof(Exchange& exchange) override;
@@ -135,6 +137,12 @@ class ClientConnection final : public Socket::Owner, public Exchange::Owner {
   UvHandle<uv_timer_t> timer_;
   http1::RequestParser parser_;
   std::string response_head_;  // built per response; swapped into its write
+  // An h2c app (--upstream-protocol h2c): the request's body goes as its data only (spans the
+  // parser reports, chunk framing left out), and a response without a length is chunked here.
+  bool h2c_ = false;
+  std::vector<http1::RequestParser::Span> body_spans_;
+  bool chunk_response_ = false;  // this response is chunked by lameduck
+  bool chunk_open_ = false;      // a chunk's data went out: its CRLF comes first next
   State state_ = State::kIdle;
   CountClass counted_as_ = CountClass::kUncounted;
   Exchange exchange_{*this};  // the current one (kProxying); begun afresh per request

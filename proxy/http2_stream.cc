@@ -18,12 +18,6 @@ constexpr size_t kLowWaterBytes = 64 * 1024;
 // A refused stream is sent again only if its body so far fits here (a gRPC call's usually does).
 constexpr size_t kReplayBytes = 64 * 1024;
 
-void AppendHex(std::string& out, size_t value) {
-  char digits[24];
-  auto [end, ec] = std::to_chars(digits, digits + sizeof(digits), value, 16);
-  out.append(digits, end);
-}
-
 }  // namespace
 
 Http2Stream::Http2Stream(Http2ClientSession& session) : session_(session) {}
@@ -171,9 +165,7 @@ bool Http2Stream::Forward(const BlockRef& block, size_t offset, size_t length) {
   int rc;
   if (chunked_) {
     scratch_.clear();
-    if (chunk_written_) scratch_.append("\r\n");
-    AppendHex(scratch_, length);
-    scratch_.append("\r\n");
+    http1::AppendChunkHead(scratch_, length, chunk_written_);
     chunk_written_ = true;
     uv_buf_t buf = uv_buf_init(block.data() + offset, static_cast<unsigned>(length));
     rc = exchange_.upstream->Write(&scratch_, &buf, 1, block.Share());
@@ -201,12 +193,7 @@ bool Http2Stream::FinishRequest() {
   request_done_ = true;
   if (chunked_) {
     scratch_.clear();
-    if (chunk_written_) scratch_.append("\r\n");
-    scratch_.append("0\r\n");
-    for (size_t i = 0; i < trailers_.field_count(); ++i) {
-      scratch_.append(trailers_.name(i)).append(": ").append(trailers_.value(i)).append("\r\n");
-    }
-    scratch_.append("\r\n");
+    http1::AppendLastChunk(scratch_, &trailers_, chunk_written_);
     if (exchange_.upstream->Write(&scratch_, nullptr, 0, BlockRef()) != 0) {
       Fail(ProxyError::kUpstreamClosed);
       return false;

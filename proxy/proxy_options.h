@@ -9,7 +9,8 @@
 
 namespace lameduck::proxy {
 
-// What the app is spoken to in (--upstream-protocol): kAuto keeps the client's protocol.
+// What the app is spoken to in (--upstream-protocol): kAuto keeps the client's protocol; kHttp1
+// and kH2c speak one to the app whatever the client spoke.
 enum class UpstreamProtocol { kAuto, kHttp1, kH2c };
 
 struct ProxyOptions {

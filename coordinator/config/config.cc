@@ -347,8 +347,8 @@ const std::vector<Option>& Options() {
       {"upstream", "ADDR", AddressField(&P::upstream, Port::kNotZero), "the app"},
       {"upstream-protocol", "PROTO",
        Choice(&P::upstream_protocol, "upstream protocol", kUpstreamProtocols),
-       "how to speak to the app: auto (as the client spoke: HTTP/2 clients over h2c), http1 or "
-       "h2c"},
+       "how to speak to the app: auto (as the client spoke: HTTP/2 clients over h2c), http1 "
+       "(everything over HTTP/1.1) or h2c (everything over h2c)"},
       {"admin", "ADDR", AddressField(&C::admin, Port::kAnyPort),
        "admin API over TCP: /ready, /live, /status, /metrics, /drain"},
       {"admin-socket", "PATH", Text(&C::admin_socket, CheckSocketPath),

@@ -104,7 +104,9 @@ void WriteResponseHead(const HeadCollector& head, const ResponseRewrite& rewrite
   out.clear();
   out.append("HTTP/1.1 ");
   AppendStatus(out, rewrite.status);
-  out.append(" ").append(head.target()).append("\r\n");
+  // An HTTP/2 response has no reason phrase: the status's own.
+  std::string_view reason = head.target().empty() ? ReasonPhrase(rewrite.status) : head.target();
+  out.append(" ").append(reason).append("\r\n");
   ConnectionTokens listed(head);
   bool upgrade = rewrite.connection == ResponseConnection::kUpgrade;
   // RFC 9110 8.6 and RFC 9112 6.1: no Content-Length or Transfer-Encoding in a 1xx or a 204,
@@ -117,13 +119,14 @@ void WriteResponseHead(const HeadCollector& head, const ResponseRewrite& rewrite
       continue;
     }
     if (IsHopByHop(name) || listed.Has(name)) continue;
-    if ((rewrite.framing == ResponseFraming::kDechunk || no_framing) &&
+    if ((rewrite.framing != ResponseFraming::kAsIs || no_framing) &&
         EqualsIgnoreCase(name, "transfer-encoding")) {
       continue;
     }
     if (no_framing && EqualsIgnoreCase(name, "content-length")) continue;
     AppendField(out, name, head.value(i));
   }
+  if (rewrite.framing == ResponseFraming::kChunk) out.append("Transfer-Encoding: chunked\r\n");
   switch (rewrite.connection) {
     case ResponseConnection::kKeepAlive:
       break;
@@ -136,6 +139,27 @@ void WriteResponseHead(const HeadCollector& head, const ResponseRewrite& rewrite
     case ResponseConnection::kUpgrade:
       out.append("Connection: upgrade\r\n");
       break;
+  }
+  out.append("\r\n");
+}
+
+void AppendChunkHead(std::string& out, size_t length, bool after_chunk) {
+  if (after_chunk) out.append("\r\n");
+  char digits[24];
+  auto [end, ec] = std::to_chars(digits, digits + sizeof(digits), length, 16);
+  out.append(digits, end).append("\r\n");
+}
+
+void AppendLastChunk(std::string& out, const HeadCollector* trailers, bool after_chunk) {
+  if (after_chunk) out.append("\r\n");
+  out.append("0\r\n");
+  for (size_t i = 0; trailers != nullptr && i < trailers->field_count(); ++i) {
+    std::string_view name = trailers->name(i);
+    if (name.empty() || name[0] == ':' || IsHopByHop(name) ||
+        EqualsIgnoreCase(name, "content-length") || EqualsIgnoreCase(name, "transfer-encoding")) {
+      continue;
+    }
+    AppendField(out, name, trailers->value(i));
   }
   out.append("\r\n");
 }

@@ -26,6 +26,7 @@ void WriteRequestHead(const HeadCollector& head, const RequestRewrite& rewrite, 
 enum class ResponseFraming {
   kAsIs,     // forward the body bytes as they come
   kDechunk,  // HTTP/1.0 client, chunked response: drop Transfer-Encoding, send the data only
+  kChunk,    // data without framing (from an h2c app) for an HTTP/1.1 client: chunked it goes
 };
 enum class ResponseConnection { kKeepAlive, kKeepAliveHttp10, kClose, kUpgrade };
 
@@ -40,5 +41,12 @@ void WriteResponseHead(const HeadCollector& head, const ResponseRewrite& rewrite
 
 // A complete response lameduck makes itself (errors): short text body, Connection: close.
 void WriteErrorResponse(int status, std::string& out);
+
+// Chunked coding (RFC 9112 7.1) for a body that comes as data without HTTP/1 framing (from an
+// HTTP/2 peer): appends the head of a chunk of `length` bytes (0 < length), after the CRLF that
+// ends the previous chunk's data when `after_chunk`; or the last chunk with a trailer section
+// (pseudo-fields, hop-by-hop and framing fields left out).
+void AppendChunkHead(std::string& out, size_t length, bool after_chunk);
+void AppendLastChunk(std::string& out, const HeadCollector* trailers, bool after_chunk);
 
 }  // namespace lameduck::proxy::http1

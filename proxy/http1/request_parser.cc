@@ -41,6 +41,13 @@ struct RequestParserCallbacks {
     self.event_ = RequestParser::Event::kHeadComplete;
     return HPE_PAUSED;
   }
+  static int OnBody(llhttp_t* parser, const char* at, size_t length) {
+    auto& self = Self(parser);
+    if (self.data_spans_ != nullptr) {
+      self.data_spans_->push_back({static_cast<size_t>(at - self.body_base_), length});
+    }
+    return 0;
+  }
   static int OnMessageComplete(llhttp_t* parser) {
     Self(parser).event_ = RequestParser::Event::kMessageComplete;
     return HPE_PAUSED;
@@ -54,6 +61,7 @@ struct RequestParserCallbacks {
       s.on_header_field = &OnHeaderField;
       s.on_header_value = &OnHeaderValue;
       s.on_headers_complete = &OnHeadersComplete;
+      s.on_body = &OnBody;
       s.on_message_complete = &OnMessageComplete;
       return s;
     }();
@@ -106,9 +114,13 @@ RequestParser::Result RequestParser::ParseHead(const char* data, size_t length) 
           used};
 }
 
-RequestParser::Result RequestParser::ParseBody(const char* data, size_t length) {
+RequestParser::Result RequestParser::ParseBody(const char* data, size_t length,
+                                               std::vector<Span>* data_spans) {
   event_ = Event::kNone;
+  body_base_ = data;
+  data_spans_ = data_spans;
   llhttp_errno_t err = llhttp_execute(&parser_, data, length);
+  data_spans_ = nullptr;
   size_t used = Used(err, data, length);
   if (err == HPE_OK) return {Outcome::kNeedMore, used};
   if (err == HPE_PAUSED && event_ == Event::kMessageComplete) {

@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
+#include <vector>
 
 #include "proxy/message_head.h"
 #include "proxy/proxy_events.h"
@@ -40,8 +41,13 @@ class RequestParser {
   // whole and passes every check; the head bytes count against max_head_bytes.
   Result ParseHead(const char* data, size_t length);
   // Body bytes (after kHeadComplete): kNeedMore with all used, kMessageComplete, or kError
-  // (a broken chunked body).
-  Result ParseBody(const char* data, size_t length);
+  // (a broken chunked body). With `data_spans`, the body's data without its framing (chunk
+  // sizes, extensions, trailers) as (offset from `data`, length) spans, appended in order.
+  struct Span {
+    size_t offset;
+    size_t length;
+  };
+  Result ParseBody(const char* data, size_t length, std::vector<Span>* data_spans = nullptr);
   // The message is done with: parse the next one. After an upgrade the app declined, the bytes
   // that follow are HTTP/1.1 again, from a fresh state.
   void NextMessage();
@@ -78,6 +84,8 @@ class RequestParser {
   size_t max_head_bytes_;
   Event event_ = Event::kNone;
   size_t head_bytes_ = 0;
+  const char* body_base_ = nullptr;  // ParseBody's data, while it runs with spans wanted
+  std::vector<Span>* data_spans_ = nullptr;
   RequestLine request_line_ = RequestLine::kLeading;
   bool head_in_progress_ = false;  // inside the head: header callbacks are not trailers
   bool saw_line_end_ = false;      // obs-fold scan: the previous head byte was LF

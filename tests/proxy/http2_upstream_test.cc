@@ -13,6 +13,7 @@
 #include "tests/support/h2_test_client.h"
 #include "tests/support/h2_test_upstream.h"
 #include "tests/support/proxy_runner.h"
+#include "tests/support/test_client.h"
 
 namespace lameduck::testing {
 namespace {
@@ -290,6 +291,132 @@ TEST_F(Http2UpstreamTest, TheDrainRetiresIdleAppConnections) {
     std::this_thread::sleep_for(10ms);
   }
   EXPECT_TRUE(runner_->Call([this] { return runner_->proxy().empty(); }));
+}
+
+// ---- HTTP/1.1 clients to an h2c app (--upstream-protocol h2c) ----
+
+proxy::ProxyOptions H2cOnly(proxy::ProxyOptions options) {
+  options.upstream_protocol = proxy::UpstreamProtocol::kH2c;
+  return options;
+}
+
+TEST_F(Http2UpstreamTest, AnHttp1ClientReachesAnH2cAppAndKeepsItsConnection) {
+  app_.SetHandler([](const Request& request) {
+    Reply reply;
+    reply.headers = {{"content-length", "7"}, {"x-app", "yes"}};
+    reply.body = "hello\n" + std::string(request.path == "/a" ? "a" : "b");
+    return reply;
+  });
+  StartProxy(H2cOnly(Options()));
+  auto client = TestClient::Connect(runner_->port());
+  ASSERT_NE(client, nullptr);
+  for (const char* path : {"/a", "/b"}) {
+    ASSERT_TRUE(
+        client->Send(std::string("GET ") + path + " HTTP/1.1\r\nHost: example.test\r\n\r\n"));
+    auto response = client->ReadResponse();
+    ASSERT_TRUE(response) << client->last_error();
+    EXPECT_EQ(response->status, 200);
+    EXPECT_EQ(response->reason, "OK");
+    EXPECT_EQ(response->Header("content-length"), "7");
+    EXPECT_EQ(response->Header("x-app"), "yes");
+    EXPECT_FALSE(response->chunked);
+    EXPECT_TRUE(response->keep_alive);
+    EXPECT_EQ(response->body, std::string("hello\n") + (path[1] == 'a' ? "a" : "b"));
+  }
+  auto received = app_.received();
+  ASSERT_EQ(received.size(), 2u);
+  EXPECT_EQ(received[0].method, "GET");
+  EXPECT_EQ(received[0].path, "/a");
+  EXPECT_EQ(received[0].authority, "example.test");
+  EXPECT_EQ(received[0].Header("host"), "") << "Host became :authority";
+  EXPECT_EQ(received[0].Header("x-forwarded-for"), "127.0.0.1");
+  EXPECT_EQ(app_.connections(), 1);
+}
+
+TEST_F(Http2UpstreamTest, AChunkedUploadFromAnHttp1ClientReachesAnH2cAppAsItsDataOnly) {
+  app_.SetHandler([](const Request& request) {
+    Reply reply;
+    reply.body = "got " + std::to_string(request.body.size());
+    return reply;
+  });
+  StartProxy(H2cOnly(Options()));
+  auto client = TestClient::Connect(runner_->port());
+  ASSERT_NE(client, nullptr);
+  // In two reads: the app's stream is not ready at the first, so its bytes wait unparsed.
+  ASSERT_TRUE(client->Send(
+      "POST /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n"));
+  std::this_thread::sleep_for(50ms);
+  ASSERT_TRUE(client->Send("6\r\n world\r\n0\r\nX-Sum: 1\r\n\r\n"));
+  auto response = client->ReadResponse();
+  ASSERT_TRUE(response) << client->last_error();
+  EXPECT_EQ(response->status, 200);
+  EXPECT_EQ(response->body, "got 11");
+  auto received = app_.received();
+  ASSERT_EQ(received.size(), 1u);
+  EXPECT_EQ(received[0].body, "hello world");
+  EXPECT_EQ(received[0].Header("transfer-encoding"), "");
+}
+
+TEST_F(Http2UpstreamTest, AnH2cResponseWithoutALengthIsChunkedForHttp11WithItsTrailers) {
+  app_.SetHandler([](const Request&) {
+    Reply reply;
+    reply.headers = {{"content-type", "text/plain"}};
+    reply.body = std::string(100000, 'z');
+    reply.trailers = {{"grpc-status", "0"}, {"x-checksum", "abc"}};
+    return reply;
+  });
+  StartProxy(H2cOnly(Options()));
+  auto client = TestClient::Connect(runner_->port());
+  ASSERT_NE(client, nullptr);
+  for (int i = 0; i < 2; ++i) {  // and the connection is kept for the next
+    ASSERT_TRUE(client->Send("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+    auto response = client->ReadResponse();
+    ASSERT_TRUE(response) << client->last_error();
+    EXPECT_EQ(response->status, 200);
+    EXPECT_TRUE(response->chunked);
+    EXPECT_TRUE(response->keep_alive);
+    EXPECT_EQ(response->body, std::string(100000, 'z'));
+    EXPECT_EQ(response->Trailer("grpc-status"), "0");
+    EXPECT_EQ(response->Trailer("x-checksum"), "abc");
+  }
+}
+
+TEST_F(Http2UpstreamTest, AnH2cResponseWithoutALengthIsCloseDelimitedForHttp10) {
+  StartProxy(H2cOnly(Options()));  // the app answers "ok /path" without a length
+  auto client = TestClient::Connect(runner_->port());
+  ASSERT_NE(client, nullptr);
+  ASSERT_TRUE(client->Send("GET /old HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n\r\n"));
+  auto response = client->ReadResponse();
+  ASSERT_TRUE(response) << client->last_error();
+  EXPECT_EQ(response->status, 200);
+  EXPECT_FALSE(response->chunked);
+  EXPECT_FALSE(response->keep_alive);
+  EXPECT_EQ(response->body, "ok /old");
+}
+
+TEST_F(Http2UpstreamTest, AnEmptyH2cResponseIsAnEmptyChunkedBodyAndHeadHasNone) {
+  app_.SetHandler([](const Request& request) {
+    Reply reply;
+    reply.status = request.method == "HEAD" ? 200 : 202;
+    return reply;
+  });
+  StartProxy(H2cOnly(Options()));
+  auto client = TestClient::Connect(runner_->port());
+  ASSERT_NE(client, nullptr);
+  ASSERT_TRUE(client->Send("DELETE /x HTTP/1.1\r\nHost: x\r\n\r\n"));
+  auto response = client->ReadResponse();
+  ASSERT_TRUE(response) << client->last_error();
+  EXPECT_EQ(response->status, 202);
+  EXPECT_EQ(response->body, "");
+  ASSERT_TRUE(client->Send("HEAD /x HTTP/1.1\r\nHost: x\r\n\r\n"));
+  response = client->ReadResponse(/*head_request=*/true);
+  ASSERT_TRUE(response) << client->last_error();
+  EXPECT_EQ(response->status, 200);
+  EXPECT_FALSE(response->chunked);
+  ASSERT_TRUE(client->Send("GET /after HTTP/1.1\r\nHost: x\r\n\r\n"));
+  response = client->ReadResponse();
+  ASSERT_TRUE(response) << client->last_error();
+  EXPECT_EQ(response->body, "") << "nothing left over from the HEAD";
 }
 
 }  // namespace
