@@ -104,6 +104,26 @@ TEST_F(Http2EndToEnd, H2loadThroughToAnH2cApp) {
   EXPECT_LE(app.connections(), 2) << "the streams of 4 clients share the app connection";
 }
 
+TEST_F(Http2EndToEnd, CurlOverHttp1AndHttp2ToAnH2cOnlyApp) {
+  if (!Have("curl")) GTEST_SKIP() << "curl is not installed (scripts/setup installs it)";
+  H2TestUpstream app;  // speaks h2c only; answers "ok PATH" without a length
+  ASSERT_TRUE(app.Start());
+  ASSERT_TRUE(lameduck_.Start(
+      {"--upstream", "127.0.0.1:" + std::to_string(app.port()), "--upstream-protocol", "h2c"}));
+  ASSERT_TRUE(lameduck_.WaitForReady(200));
+  for (std::string version : {"--http1.1", "--http2-prior-knowledge"}) {
+    CompletedProcess run = RunToCompletion(
+        {Which("curl"), "-sS", version, "-o", "-", "-w", " %{http_version} %{http_code}",
+         "--data-binary", "body", "-H", "Transfer-Encoding: chunked", Url("/p")},
+        "", 30s);
+    ASSERT_EQ(run.status, 0) << version << ": " << run.err;
+    EXPECT_EQ(run.out, version == "--http1.1" ? "ok /p 1.1 200" : "ok /p 2 200") << version;
+  }
+  auto received = app.received();
+  ASSERT_EQ(received.size(), 2u);
+  for (const auto& request : received) EXPECT_EQ(request.body, "body");
+}
+
 TEST_F(Http2EndToEnd, SigtermDrainsAnHttp2ClientWithTwoGoaways) {
   StartWithSampleApp({"--drain-delay", "300ms", "--drain-timeout", "10s"});
   auto client = H2TestClient::Connect(lameduck_.port());
