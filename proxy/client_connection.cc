@@ -369,13 +369,7 @@ void ClientConnection::StartExchange(Exchange::RequestState request) {
 }
 
 bool ClientConnection::AttachUpstream(UpstreamSource source) {
-  Upstream* upstream = nullptr;
-  if (h2c_) {
-    upstream = proxy_.TakeH2cStream();
-  } else {
-    upstream = source == UpstreamSource::kPoolOrNew ? proxy_.pool().Take() : nullptr;
-    if (upstream == nullptr) upstream = proxy_.NewUpstream();
-  }
+  Upstream* upstream = proxy_.TakeUpstream(h2c_, source == UpstreamSource::kNew);
   if (upstream == nullptr) {
     SendError(ProxyError::kUpstreamConnect);
     return false;

@@ -121,14 +121,7 @@ void Http2Stream::OnHeadEnd(bool end_stream) {
 }
 
 void Http2Stream::AttachUpstream(UpstreamSource source) {
-  Proxy& proxy = session_.proxy();
-  Upstream* upstream = nullptr;
-  if (h2c_) {
-    upstream = proxy.TakeH2cStream();
-  } else {
-    upstream = source == UpstreamSource::kPoolOrNew ? proxy.pool().Take() : nullptr;
-    if (upstream == nullptr) upstream = proxy.NewUpstream();
-  }
+  Upstream* upstream = session_.proxy().TakeUpstream(h2c_, source == UpstreamSource::kNew);
   if (upstream == nullptr) {
     SendError(ProxyError::kUpstreamConnect);
     return;

@@ -115,6 +115,12 @@ void Proxy::Accept(Listener& listener, int fd) {
   events_.OnConnectionOpened();
 }
 
+Upstream* Proxy::TakeUpstream(bool h2c, bool fresh) {
+  if (h2c) return TakeH2cStream();
+  UpstreamConnection* connection = fresh ? nullptr : pool_.Take();
+  return connection != nullptr ? connection : NewUpstream();
+}
+
 UpstreamConnection* Proxy::NewUpstream() {
   auto connection = std::make_unique<UpstreamConnection>(*this);
   UpstreamConnection* raw = connection.get();

@@ -82,6 +82,9 @@ class Proxy final : public DrainTarget, public Listener::Owner {
   // A stream to the app over h2c: on a pooled connection with room, else on a new one; nullptr
   // if no connection could even be started.
   Http2UpstreamStream* TakeH2cStream();
+  // The app's side of one exchange: an h2c stream, or an HTTP/1 connection (a pooled one unless
+  // `fresh`: a retry does not go on another connection that may be stale). nullptr: none.
+  Upstream* TakeUpstream(bool h2c, bool fresh);
   void Remove(Http2UpstreamSession& session);
   void MoveCounts(const ProxyCounts& from, const ProxyCounts& to);
   http2::FieldList& h2_fields() { return h2_fields_; }  // scratch: nghttp2 copies what it gets
