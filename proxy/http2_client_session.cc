@@ -574,6 +574,13 @@ void Http2ClientSession::SendFinalGoaway() {
 
 bool Http2ClientSession::CloseIfIdle() {
   if (state_ == State::kLingering || state_ == State::kClosing || open_streams_ > 0) return false;
+  // Accepted during the accept grace and no stream yet: the client connected to send one, and a
+  // GOAWAY before it could fails the connection in a gRPC client's eyes (it backs off, failing
+  // every call for a second). Its own shutdown follows its first stream, or a second of silence.
+  if (shutdown_deferred_) return false;
+  // The double GOAWAY is under way: the final one follows the PING's answer, as it must, or
+  // streams the client opened before it saw the first would be refused.
+  if (state_ == State::kNoticeSent) return false;
   SendFinalGoaway();
   return true;
 }

@@ -618,6 +618,22 @@ TEST_F(Http2Test, AClientThatDoesNotAnswerThePingStillGetsTheFinalGoaway) {
   EXPECT_EQ(frames.back().Word(0), static_cast<uint32_t>(id)) << "the final GOAWAY's last stream";
 }
 
+TEST_F(Http2Test, ASessionAcceptedJustBeforeTheGraceEndsStillHasItsFirstStreamServed) {
+  StartProxy();
+  runner_->Call([this] { runner_->proxy().CloseAfterCurrentResponse(); });
+  auto h2 = ConnectH2();
+  ASSERT_TRUE(Eventually([&] { return runner_->counts().http2_connections == 1; }));
+  // The grace ends (idle connections are closed) before the client's first stream arrives.
+  runner_->Call([this] { return runner_->proxy().CloseIdleConnections(); });
+  int32_t id = h2->Submit("GET", "/just-in-time");
+  ASSERT_TRUE(h2->WaitFor(id));
+  EXPECT_EQ(h2->response(id).status, 200) << "no GOAWAY may come before its first stream";
+  ASSERT_TRUE(h2->WaitForGoaways(2));
+  EXPECT_EQ(h2->goaways()[0].last_stream_id, (1u << 31) - 1);
+  EXPECT_EQ(h2->goaways()[1].last_stream_id, id);
+  EXPECT_TRUE(h2->WaitForClose(5s));
+}
+
 TEST_F(Http2Test, CloseIdleConnectionsEndsAnIdleSessionWithAGoaway) {
   StartProxy();
   auto h2 = ConnectH2();
