@@ -94,6 +94,7 @@ class H2TestClient {
                             size_t length, uint32_t* flags, nghttp2_data_source* source,
                             void* user_data);
   bool Flush();
+  void ScanForGoaways(std::string_view bytes);
 
   int fd_;
   bool keep_bodies_;
@@ -101,6 +102,7 @@ class H2TestClient {
   std::map<int32_t, Response> responses_;
   std::map<int32_t, Upload> uploads_;
   std::vector<Goaway> goaways_;
+  std::string raw_in_;  // received bytes not yet a whole frame, for ScanForGoaways
   int pings_acked_ = 0;
   int pings_received_ = 0;
   bool closed_ = false;
