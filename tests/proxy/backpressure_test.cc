@@ -9,6 +9,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
@@ -66,6 +67,29 @@ size_t ReadSlowly(int fd, size_t total, size_t already) {
   return got;
 }
 
+// An app's raw handler: reads the request head, then answers with `total` bytes of body
+// (Content-Length), sent as fast as the proxy takes them.
+std::function<void(int)> ServeBytes(size_t total) {
+  return [total](int fd) {
+    ReadHead(fd);
+    std::string head = "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(total) + "\r\n\r\n";
+    if (!SendAllWithTimeout(fd, head, 5s)) return;
+    for (size_t sent = 0; sent < total; sent += Chunk().size()) {
+      if (!SendAllWithTimeout(fd, Chunk(), 10s)) return;
+    }
+  };
+}
+
+// An app's raw handler: reads a `total`-byte upload slowly (counting it into `received`), then
+// answers "done".
+std::function<void(int)> TakeUploadSlowly(size_t total, std::atomic<size_t>& received) {
+  return [total, &received](int fd) {
+    std::string early = ReadHead(fd);
+    received = ReadSlowly(fd, total, early.size());
+    SendAllWithTimeout(fd, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\ndone", 5s);
+  };
+}
+
 class BackpressureTest : public ::testing::Test {
  protected:
   void StartLameduck(int upstream_port, const std::string& upstream_protocol = "auto") {
@@ -75,6 +99,13 @@ class BackpressureTest : public ::testing::Test {
     auto line = lameduck_.WaitForLine("\"start\"", 5s);
     ASSERT_TRUE(line) << "lameduck did not log start";
     port_ = nlohmann::json::parse(*line)["listen_ports"][0].get<int>();
+  }
+  // lameduck's peak resident memory so far stays under the bound.
+  void ExpectPeakRssBounded(const char* what) {
+    long peak = lameduck_.PeakRssKib();
+    std::printf("%s: lameduck peak RSS %ld KiB\n", what, peak);
+    EXPECT_GT(peak, 0);
+    EXPECT_LT(peak, kPeakRssLimitKib);
   }
   void TearDown() override {
     lameduck_.Signal(SIGKILL);
@@ -88,11 +119,7 @@ class BackpressureTest : public ::testing::Test {
 TEST_F(BackpressureTest, AGibibyteUploadToASlowUpstreamKeepsMemoryBounded) {
   TestUpstream upstream;
   std::atomic<size_t> received{0};
-  upstream.SetRawHandler([&](int fd) {
-    std::string early = ReadHead(fd);
-    received = ReadSlowly(fd, kTotalBytes, early.size());
-    SendAllWithTimeout(fd, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\ndone", 5s);
-  });
+  upstream.SetRawHandler(TakeUploadSlowly(kTotalBytes, received));
   ASSERT_TRUE(upstream.Start());
   StartLameduck(upstream.port());
   auto client = TestClient::Connect(port_);
@@ -107,23 +134,12 @@ TEST_F(BackpressureTest, AGibibyteUploadToASlowUpstreamKeepsMemoryBounded) {
   ASSERT_TRUE(response) << client->last_error();
   EXPECT_EQ(response->body, "done");
   EXPECT_EQ(received.load(), kTotalBytes);
-  long peak = lameduck_.PeakRssKib();
-  std::printf("upload: lameduck peak RSS %ld KiB\n", peak);
-  EXPECT_GT(peak, 0);
-  EXPECT_LT(peak, kPeakRssLimitKib);
+  ExpectPeakRssBounded("upload");
 }
 
 TEST_F(BackpressureTest, AGibibyteDownloadBySlowClientKeepsMemoryBounded) {
   TestUpstream upstream;
-  upstream.SetRawHandler([](int fd) {
-    ReadHead(fd);
-    std::string head =
-        "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(kTotalBytes) + "\r\n\r\n";
-    if (!SendAllWithTimeout(fd, head, 5s)) return;
-    for (size_t sent = 0; sent < kTotalBytes; sent += Chunk().size()) {
-      if (!SendAllWithTimeout(fd, Chunk(), 10s)) return;
-    }
-  });
+  upstream.SetRawHandler(ServeBytes(kTotalBytes));
   ASSERT_TRUE(upstream.Start());
   StartLameduck(upstream.port());
   auto client = TestClient::Connect(port_);
@@ -140,10 +156,7 @@ TEST_F(BackpressureTest, AGibibyteDownloadBySlowClientKeepsMemoryBounded) {
   ASSERT_NE(head.find("Content-Length: " + std::to_string(kTotalBytes)), std::string::npos);
   size_t got = ReadSlowly(client->fd(), kTotalBytes, head.size() - body_start);
   EXPECT_EQ(got, kTotalBytes);
-  long peak = lameduck_.PeakRssKib();
-  std::printf("download: lameduck peak RSS %ld KiB\n", peak);
-  EXPECT_GT(peak, 0);
-  EXPECT_LT(peak, kPeakRssLimitKib);
+  ExpectPeakRssBounded("download");
 }
 
 // HTTP/2: a download read by a client that stalls every `stall_every` bytes (its window stays
@@ -169,15 +182,7 @@ H2TestClient::Options CountBodiesOnly() {
 
 TEST_F(BackpressureTest, AnHttp2DownloadBySlowClientKeepsMemoryBounded) {
   TestUpstream upstream;  // HTTP/1.1: the response is translated into DATA frames
-  upstream.SetRawHandler([](int fd) {
-    ReadHead(fd);
-    std::string head =
-        "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(kHttp2Bytes) + "\r\n\r\n";
-    if (!SendAllWithTimeout(fd, head, 5s)) return;
-    for (size_t sent = 0; sent < kHttp2Bytes; sent += Chunk().size()) {
-      if (!SendAllWithTimeout(fd, Chunk(), 10s)) return;
-    }
-  });
+  upstream.SetRawHandler(ServeBytes(kHttp2Bytes));
   ASSERT_TRUE(upstream.Start());
   StartLameduck(upstream.port(), "http1");
   auto client = H2TestClient::Connect(port_, CountBodiesOnly());
@@ -187,20 +192,13 @@ TEST_F(BackpressureTest, AnHttp2DownloadBySlowClientKeepsMemoryBounded) {
   EXPECT_EQ(client->response(id).status, 200);
   EXPECT_FALSE(client->response(id).reset_received);
   EXPECT_EQ(client->received_data_bytes(), kHttp2Bytes);
-  long peak = lameduck_.PeakRssKib();
-  std::printf("http2 download: lameduck peak RSS %ld KiB\n", peak);
-  EXPECT_GT(peak, 0);
-  EXPECT_LT(peak, kPeakRssLimitKib);
+  ExpectPeakRssBounded("http2 download");
 }
 
 TEST_F(BackpressureTest, AnHttp2UploadToASlowUpstreamKeepsMemoryBounded) {
   TestUpstream upstream;
   std::atomic<size_t> received{0};
-  upstream.SetRawHandler([&](int fd) {
-    std::string early = ReadHead(fd);
-    received = ReadSlowly(fd, kHttp2Bytes, early.size());
-    SendAllWithTimeout(fd, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\ndone", 5s);
-  });
+  upstream.SetRawHandler(TakeUploadSlowly(kHttp2Bytes, received));
   ASSERT_TRUE(upstream.Start());
   StartLameduck(upstream.port(), "http1");
   auto client = H2TestClient::Connect(port_, H2TestClient::Options());
@@ -220,10 +218,7 @@ TEST_F(BackpressureTest, AnHttp2UploadToASlowUpstreamKeepsMemoryBounded) {
   EXPECT_EQ(client->response(id).status, 200);
   EXPECT_EQ(client->response(id).body, "done");
   EXPECT_EQ(received.load(), kHttp2Bytes);
-  long peak = lameduck_.PeakRssKib();
-  std::printf("http2 upload: lameduck peak RSS %ld KiB\n", peak);
-  EXPECT_GT(peak, 0);
-  EXPECT_LT(peak, kPeakRssLimitKib);
+  ExpectPeakRssBounded("http2 upload");
 }
 
 TEST_F(BackpressureTest, AnH2cDownloadBySlowClientHoldsTheAppsWindow) {
@@ -245,10 +240,7 @@ TEST_F(BackpressureTest, AnH2cDownloadBySlowClientHoldsTheAppsWindow) {
   EXPECT_EQ(client->response(id).status, 200);
   EXPECT_FALSE(client->response(id).reset_received);
   EXPECT_EQ(client->received_data_bytes(), kBytes);
-  long peak = lameduck_.PeakRssKib();
-  std::printf("h2c download: lameduck peak RSS %ld KiB\n", peak);
-  EXPECT_GT(peak, 0);
-  EXPECT_LT(peak, kPeakRssLimitKib);
+  ExpectPeakRssBounded("h2c download");
 }
 
 }  // namespace
