@@ -1,6 +1,23 @@
 #include "proxy/buffer_pool.h"
 
+#include <sys/mman.h>
+
+#include <algorithm>
+#include <new>
+
 namespace lameduck::proxy {
+namespace {
+
+Block* MapBlock() {
+  void* memory =
+      mmap(nullptr, sizeof(Block), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (memory == MAP_FAILED) throw std::bad_alloc();
+  return new (memory) Block;  // default-initialised: the data is not written here
+}
+
+void UnmapBlock(Block* block) { munmap(block, sizeof(Block)); }
+
+}  // namespace
 
 void BlockRef::Reset() {
   if (block_ == nullptr) return;
@@ -8,23 +25,39 @@ void BlockRef::Reset() {
   block_ = nullptr;
 }
 
-BlockRef BufferPool::Acquire() {
-  std::unique_ptr<Block> block;
-  if (free_.empty()) {
-    // Not value-initialised: 64 KiB of zeroes per block would be wasted work.
-    block.reset(new Block);  // NOLINT: released into BlockRef's count below
-    block->pool = this;
-  } else {
-    block = std::move(free_.back());
-    free_.pop_back();
-  }
-  block->refs = 1;
-  return BlockRef(block.release());
+BufferPool::~BufferPool() {
+  for (Block* block : free_) UnmapBlock(block);
 }
 
-void BufferPool::Release(Block* raw) {
-  std::unique_ptr<Block> block(raw);
-  if (free_.size() < max_free_) free_.push_back(std::move(block));
+BlockRef BufferPool::Acquire() {
+  Block* block;
+  if (free_.empty()) {
+    block = MapBlock();
+    block->pool = this;
+  } else {
+    block = free_.back();
+    free_.pop_back();
+    unused_since_trim_ = std::min(unused_since_trim_, free_.size());
+  }
+  block->refs = 1;
+  return BlockRef(block);
+}
+
+void BufferPool::Release(Block* block) {
+  if (free_.size() < max_free_) {
+    free_.push_back(block);
+  } else {
+    UnmapBlock(block);
+  }
+}
+
+size_t BufferPool::Trim() {
+  // The oldest (front) ones: the back is what the next Acquire takes, still warm in the cache.
+  size_t unused = std::min(unused_since_trim_, free_.size());
+  std::for_each(free_.begin(), free_.begin() + unused, UnmapBlock);
+  free_.erase(free_.begin(), free_.begin() + unused);
+  unused_since_trim_ = free_.size();
+  return unused;
 }
 
 }  // namespace lameduck::proxy

@@ -1,11 +1,12 @@
 // Fixed-size read blocks, reference counted so that a write can borrow part of a block without
 // copying it: the block goes back to the pool when the last write that uses it has completed.
 // Single-threaded (one loop). Does not grow blocks: a read is at most kBlockSize bytes.
+// Blocks are mapped pages of their own (not the malloc heap): only the pages a read touched are
+// resident, and a block freed after a burst goes back to the system, not to a heap that keeps it.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
-#include <memory>
 #include <utility>
 #include <vector>
 
@@ -52,17 +53,23 @@ class BlockRef {
 class BufferPool {
  public:
   explicit BufferPool(size_t max_free = 32) : max_free_(max_free) {}
+  ~BufferPool();
   BufferPool(const BufferPool&) = delete;
   BufferPool& operator=(const BufferPool&) = delete;
 
   BlockRef Acquire();
+  // Frees the free blocks no Acquire needed since the last Trim: a pool grown for a burst
+  // shrinks back once the burst is over. For a periodic timer.
+  size_t Trim();  // how many it freed
+  size_t free_blocks() const { return free_.size(); }
 
  private:
   friend class BlockRef;
   void Release(Block* block);
 
   size_t max_free_;
-  std::vector<std::unique_ptr<Block>> free_;
+  std::vector<Block*> free_;
+  size_t unused_since_trim_ = 0;  // the fewest free blocks since the last Trim
 };
 
 }  // namespace lameduck::proxy

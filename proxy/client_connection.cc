@@ -36,16 +36,31 @@ bool Congested(size_t queued_bytes, bool reading) {
 }  // namespace
 
 ClientConnection::ClientConnection(Proxy& proxy)
-    : proxy_(proxy),
-      socket_(*this, proxy.buffers(), proxy.write_reqs()),
-      parser_(proxy.options().max_header_bytes) {}
+    : proxy_(proxy), socket_(*this, proxy.buffers(), proxy.write_reqs()) {}
+
+ClientConnection::~ClientConnection() {
+  proxy_.deadlines().Stop(*this);
+  ReleaseWork();
+}
+
+void ClientConnection::StartHead() {
+  if (work_ == nullptr) {
+    work_ = proxy_.http1_work().Take(
+        [this] { return std::make_unique<Http1Work>(proxy_.options().max_header_bytes); });
+    work_->parser.Reset();  // it may come from another connection
+  }
+  work_->parser.StartHead();
+}
+
+void ClientConnection::ReleaseWork() {
+  if (work_ != nullptr) proxy_.http1_work().Give(std::move(work_));
+}
 
 int ClientConnection::Accept(uv_stream_t* server, int fd, Address::Kind kind) {
   if (int rc = socket_.Init(proxy_.loop(), kind); rc != 0) return rc;
   kind_ = kind;
   Recount();  // from here on the Proxy erases it only in Remove, which uncounts it
-  int rc = timer_.Init(proxy_.loop(), uv_timer_init, this);
-  if (rc == 0) rc = fd >= 0 ? socket_.Open(fd) : uv_accept(server, socket_.stream());
+  int rc = fd >= 0 ? socket_.Open(fd) : uv_accept(server, socket_.stream());
   if (rc != 0) {
     if (fd >= 0) close(fd);  // not adopted: still ours
     Close();
@@ -113,54 +128,52 @@ void ClientConnection::Recount() {
 void ClientConnection::NoteActivity() { last_activity_ms_ = uv_now(proxy_.loop()); }
 
 void ClientConnection::ArmTimer(uint64_t timeout_ms) {
-  if (timer_) uv_timer_start(timer_.get(), &ClientConnection::OnTimer, timeout_ms, 0);
+  if (state_ == State::kClosing || state_ == State::kHandedOver) return;
+  proxy_.deadlines().Start(*this, timeout_ms);
 }
 
-void ClientConnection::OnTimer(uv_timer_t* timer) {
-  auto* self = static_cast<ClientConnection*>(timer->data);
-  if (self == nullptr) return;
-  const ProxyOptions& options = self->proxy_.options();
-  switch (self->state_) {
+void ClientConnection::OnDeadline() {
+  const ProxyOptions& options = proxy_.options();
+  switch (state_) {
     case State::kIdle:
       // A fresh connection the drain gave time for its first request, which did not come.
       // (Bytes that arrived meanwhile are delivered next, and served.)
-      if (self->drain_close_ && self->fresh_) {
-        self->CloseIfIdle();
+      if (drain_close_ && fresh_) {
+        CloseIfIdle();
         return;
       }
-      self->Close();
+      Close();
       return;
     case State::kReadingHead:
-      self->SendError(ProxyError::kHeaderTimeout);
+      SendError(ProxyError::kHeaderTimeout);
       return;
     case State::kProxying:
     case State::kTunnel: {
       uint64_t idle_limit = options.idle_timeout.count();
-      if (self->state_ == State::kProxying &&
-          self->exchange_.request == Exchange::RequestState::kComplete &&
-          self->exchange_.response == Exchange::ResponseState::kAwaitingHead) {
-        self->ArmTimer(idle_limit);  // waiting for a response head: --upstream-timeout decides
+      if (state_ == State::kProxying && exchange_.request == Exchange::RequestState::kComplete &&
+          exchange_.response == Exchange::ResponseState::kAwaitingHead) {
+        ArmTimer(idle_limit);  // waiting for a response head: --upstream-timeout decides
         return;
       }
-      uint64_t idle = uv_now(self->proxy_.loop()) - self->last_activity_ms_;
+      uint64_t idle = uv_now(proxy_.loop()) - last_activity_ms_;
       if (idle < idle_limit) {
-        self->ArmTimer(idle_limit - idle);
-      } else if (uint64_t still = self->QueuedBytesUnchangedForMs(); still < idle_limit) {
-        self->ArmTimer(idle_limit - still);  // a slow peer is draining the kernel's buffers
+        ArmTimer(idle_limit - idle);
+      } else if (uint64_t still = QueuedBytesUnchangedForMs(); still < idle_limit) {
+        ArmTimer(idle_limit - still);  // a slow peer is draining the kernel's buffers
       } else {
-        self->proxy_.events().OnProxyError(ProxyError::kStalled);
-        self->Abort();
+        proxy_.events().OnProxyError(ProxyError::kStalled);
+        Abort();
       }
       return;
     }
     case State::kLingering:
       // Still writing the last response to a slow reader: not stalled while it drains.
-      if (uint64_t still = self->QueuedBytesUnchangedForMs();
-          !self->shutdown_done_ && still < static_cast<uint64_t>(options.idle_timeout.count())) {
-        self->ArmTimer(options.idle_timeout.count() - still);
+      if (uint64_t still = QueuedBytesUnchangedForMs();
+          !shutdown_done_ && still < static_cast<uint64_t>(options.idle_timeout.count())) {
+        ArmTimer(options.idle_timeout.count() - still);
         return;
       }
-      self->Close();
+      Close();
       return;
     case State::kClosing:
     case State::kHandedOver:
@@ -246,7 +259,7 @@ bool ClientConnection::Sniff(const BlockRef& block, size_t& offset, size_t& leng
       preface_length_ += bytes.size();
       if (state_ == State::kIdle) {
         SetState(State::kReadingHead);
-        parser_.StartHead();
+        StartHead();
         ArmTimer(proxy_.options().header_timeout.count());
       }
       length = 0;
@@ -257,7 +270,7 @@ bool ClientConnection::Sniff(const BlockRef& block, size_t& offset, size_t& leng
   sniffing_ = false;
   if (preface_length_ == 0) return true;
   // "P" began a POST, not a preface: the bytes held back are the head's first ones.
-  http1::RequestParser::Result result = parser_.ParseHead(preface_, preface_length_);
+  http1::RequestParser::Result result = work_->parser.ParseHead(preface_, preface_length_);
   if (result.outcome != http1::RequestParser::Outcome::kNeedMore) {
     SendError(result.outcome == http1::RequestParser::Outcome::kError ? result.error
                                                                       : ProxyError::kBadRequest);
@@ -275,7 +288,7 @@ void ClientConnection::HandOver(const BlockRef& block, size_t offset, size_t len
   std::string_view prefix(preface_, preface_length_);
   // First out of the counts and the timers: the session counts itself from now on.
   SetState(State::kHandedOver);
-  timer_.Close();
+  proxy_.deadlines().Stop(*this);
   proxy_.AdoptHttp2(fd, kind_, client_ip_, prefix, block, offset, length);
   // Only the handle goes: the socket lives on in the dup (a FIN would end the session's too,
   // so never a shutdown here, and never a reset: SO_LINGER is shared through the dup).
@@ -296,7 +309,7 @@ void ClientConnection::ProcessInput(BlockRef block, size_t offset, size_t length
           break;
         }
         SetState(State::kReadingHead);
-        parser_.StartHead();
+        StartHead();
         ArmTimer(proxy_.options().header_timeout.count());
         break;
       case State::kReadingHead:
@@ -339,7 +352,7 @@ void ClientConnection::ProcessInput(BlockRef block, size_t offset, size_t length
 }
 
 bool ClientConnection::ReadHead(const BlockRef& block, size_t& offset, size_t& length) {
-  http1::RequestParser::Result result = parser_.ParseHead(block.data() + offset, length);
+  http1::RequestParser::Result result = work_->parser.ParseHead(block.data() + offset, length);
   offset += result.used;
   length -= result.used;
   switch (result.outcome) {
@@ -359,8 +372,9 @@ bool ClientConnection::ReadHead(const BlockRef& block, size_t& offset, size_t& l
 }
 
 void ClientConnection::StartExchange(Exchange::RequestState request) {
-  exchange_.Begin(parser_.http10(), parser_.upgrade(),
-                  !parser_.keep_alive() || drain_close_ || proxy_.close_after_each_response());
+  exchange_.Begin(
+      work_->parser.http10(), work_->parser.upgrade(),
+      !work_->parser.keep_alive() || drain_close_ || proxy_.close_after_each_response());
   exchange_.request = request;
   h2c_ = proxy_.options().upstream_protocol == UpstreamProtocol::kH2c;
   chunk_response_ = false;
@@ -374,18 +388,18 @@ bool ClientConnection::AttachUpstream(UpstreamSource source) {
     SendError(ProxyError::kUpstreamConnect);
     return false;
   }
-  exchange_.Attach(*upstream, parser_.head_request(),
+  exchange_.Attach(*upstream, work_->parser.head_request(),
                    /*retry=*/source == UpstreamSource::kNew);
   return true;
 }
 
 bool ClientConnection::SendRequestHead() {
   http1::RequestRewrite rewrite;
-  rewrite.method = parser_.method_name();
+  rewrite.method = work_->parser.method_name();
   rewrite.client_ip = client_ip_;
   rewrite.upgrade = exchange_.upgrade;
   rewrite.default_host = proxy_.upstream_host();
-  if (exchange_.SendHead(parser_.head(), rewrite) != 0) {
+  if (exchange_.SendHead(work_->parser.head(), rewrite) != 0) {
     FailUpstream(ProxyError::kUpstreamClosed, /*response_started=*/false);
     return false;
   }
@@ -402,9 +416,9 @@ void ClientConnection::OnUpstreamReady(Exchange&) {
 }
 
 bool ClientConnection::ReadBody(const BlockRef& block, size_t& offset, size_t& length) {
-  body_spans_.clear();
+  work_->body_spans.clear();
   http1::RequestParser::Result result =
-      parser_.ParseBody(block.data() + offset, length, h2c_ ? &body_spans_ : nullptr);
+      work_->parser.ParseBody(block.data() + offset, length, h2c_ ? &work_->body_spans : nullptr);
   size_t used = result.used;
   if (result.outcome == http1::RequestParser::Outcome::kError) {
     // A broken chunked body. If part of the message already went upstream, that connection is
@@ -414,7 +428,7 @@ bool ClientConnection::ReadBody(const BlockRef& block, size_t& offset, size_t& l
     return false;
   }
   if (exchange_.upstream_ready() && h2c_) {
-    for (const auto& span : body_spans_) {
+    for (const auto& span : work_->body_spans) {
       if (!ForwardBody(block, offset + span.offset, span.length)) break;
     }
   } else if (exchange_.upstream_ready()) {
@@ -473,8 +487,9 @@ Exchange::Owner::HeadVerdict ClientConnection::OnHead(Exchange&, const ResponseH
     if (!exchange_.http10) {
       http1::WriteResponseHead(*head.fields,
                                {status, ResponseFraming::kAsIs, ResponseConnection::kKeepAlive},
-                               response_head_);
-      if (WriteToClient(&response_head_, nullptr, 0, BlockRef()) != 0) return HeadVerdict::kStop;
+                               work_->response_head);
+      if (WriteToClient(&work_->response_head, nullptr, 0, BlockRef()) != 0)
+        return HeadVerdict::kStop;
     }
     return HeadVerdict::kForward;
   }
@@ -483,7 +498,7 @@ Exchange::Owner::HeadVerdict ClientConnection::OnHead(Exchange&, const ResponseH
   }
   exchange_.status = status;
   bool chunked = head.chunked;
-  bool has_body = !parser_.head_request() && status != 204 && status != 304 && status != 101;
+  bool has_body = !work_->parser.head_request() && status != 204 && status != 304 && status != 101;
   // An h2c app's body is data without framing: without a length, an HTTP/1.1 client gets it
   // chunked (its trailers in the last chunk), an HTTP/1.0 one close-delimited.
   chunk_response_ = h2c_ && has_body && !head.content_length && !exchange_.http10;
@@ -503,7 +518,7 @@ Exchange::Owner::HeadVerdict ClientConnection::OnHead(Exchange&, const ResponseH
                                   : exchange_.close_after ? ResponseConnection::kClose
                                   : exchange_.http10      ? ResponseConnection::kKeepAliveHttp10
                                                           : ResponseConnection::kKeepAlive;
-  http1::WriteResponseHead(*head.fields, {status, framing, connection}, response_head_);
+  http1::WriteResponseHead(*head.fields, {status, framing, connection}, work_->response_head);
   // Held back so that the head and the first body bytes, usually in the same upstream read,
   // leave in one write.
   SetResponseState(Exchange::ResponseState::kHeadHeld);
@@ -524,13 +539,13 @@ Exchange::Owner::Verdict ClientConnection::OnBody(Exchange&, const uv_buf_t* buf
       for (size_t j = i; j < i + n; ++j) bytes += bufs[j].len;
       if (bytes == 0 && !with_head) continue;  // an empty chunk would end the body
       if (bytes > 0) {
-        if (!with_head) response_head_.clear();
-        http1::AppendChunkHead(response_head_, bytes, chunk_open_);
+        if (!with_head) work_->response_head.clear();
+        http1::AppendChunkHead(work_->response_head, bytes, chunk_open_);
         chunk_open_ = true;
         framed = true;
       }
     }
-    WriteToClient(with_head || framed ? &response_head_ : nullptr, bufs + i, n, block);
+    WriteToClient(with_head || framed ? &work_->response_head : nullptr, bufs + i, n, block);
   }
   // A failed write to the client closed it, and with it the upstream: stop there.
   return exchange_.upstream != nullptr ? Verdict::kContinue : Verdict::kStop;
@@ -544,7 +559,7 @@ void ClientConnection::OnReadDone(Exchange&) {
 void ClientConnection::FlushResponseHead() {
   if (exchange_.response != Exchange::ResponseState::kHeadHeld) return;
   SetResponseState(Exchange::ResponseState::kStreaming);
-  WriteToClient(&response_head_, nullptr, 0, BlockRef());
+  WriteToClient(&work_->response_head, nullptr, 0, BlockRef());
 }
 
 void ClientConnection::OnEnd(Exchange&) {
@@ -574,11 +589,11 @@ void ClientConnection::OnTrailers(Exchange&, const HeadCollector& trailers) {
 }
 
 void ClientConnection::EndChunkedBody(const HeadCollector* trailers) {
-  if (exchange_.response != Exchange::ResponseState::kHeadHeld) response_head_.clear();
-  http1::AppendLastChunk(response_head_, trailers, chunk_open_);
+  if (exchange_.response != Exchange::ResponseState::kHeadHeld) work_->response_head.clear();
+  http1::AppendLastChunk(work_->response_head, trailers, chunk_open_);
   chunk_response_ = false;
   SetResponseState(Exchange::ResponseState::kStreaming);
-  WriteToClient(&response_head_, nullptr, 0, BlockRef());
+  WriteToClient(&work_->response_head, nullptr, 0, BlockRef());
 }
 
 void ClientConnection::OnUpstreamError(Exchange&, ProxyError error, bool response_started) {
@@ -592,7 +607,7 @@ void ClientConnection::FailUpstream(ProxyError error, bool response_started) {
 
 void ClientConnection::RecoverFromUpstreamFailure(ProxyError error, bool response_started) {
   if (state_ == State::kProxying &&
-      exchange_.MayRetry(error, parser_.idempotent(), response_started)) {
+      exchange_.MayRetry(error, work_->parser.idempotent(), response_started)) {
     // A reused connection the app had closed: send the request once more on a fresh one.
     if (AttachUpstream(UpstreamSource::kNew)) UpdateReading();
     return;
@@ -624,13 +639,14 @@ void ClientConnection::FinishExchange() {
   SetState(State::kIdle);
   exchange_.request = Exchange::RequestState::kBody;
   SetResponseState(Exchange::ResponseState::kAwaitingHead);
-  parser_.NextMessage();
+  ReleaseWork();  // the next request's first byte takes one again
   ArmTimer(proxy_.options().idle_timeout.count());
   ProcessPending();  // a pipelined request waits here
   UpdateReading();
 }
 
 void ClientConnection::StartTunnel() {
+  ReleaseWork();  // raw bytes from here on
   SetState(State::kTunnel);
   SetResponseState(Exchange::ResponseState::kComplete);
   proxy_.events().OnResponseComplete(101, Protocol::kHttp1);
@@ -680,11 +696,11 @@ void ClientConnection::SendError(ProxyError error) {
   }
   exchange_.DropUpstream();
   exchange_.status = StatusFor(error);
-  http1::WriteErrorResponse(exchange_.status, response_head_);
+  http1::WriteErrorResponse(exchange_.status, work_->response_head);
   SetResponseState(Exchange::ResponseState::kComplete);
   exchange_.close_after = true;
   proxy_.events().OnResponseComplete(exchange_.status, Protocol::kHttp1);
-  if (WriteToClient(&response_head_, nullptr, 0, BlockRef()) != 0) return;
+  if (WriteToClient(&work_->response_head, nullptr, 0, BlockRef()) != 0) return;
   Linger();
 }
 
@@ -731,7 +747,7 @@ void ClientConnection::Close(CloseMode mode) {
   SetState(State::kClosing);
   pending_.Reset();
   exchange_.unsent.Reset();
-  timer_.Close();
+  proxy_.deadlines().Stop(*this);
   exchange_.DropUpstream();
   socket_.Close(mode);
 }
@@ -749,7 +765,7 @@ bool ClientConnection::CloseIfIdle() {
     uint64_t header_timeout = proxy_.options().header_timeout.count();
     if (age < kFirstRequestGraceMs && age < header_timeout) {
       drain_close_ = true;  // its request, if it comes, is served with Connection: close
-      // Then OnTimer closes it as below; never later than its header timeout would have.
+      // Then OnDeadline closes it as below; never later than its header timeout would have.
       ArmTimer(std::min(kFirstRequestGraceMs, header_timeout) - age);
       return false;
     }

@@ -13,21 +13,37 @@
 #include <string>
 
 #include "proxy/address.h"
+#include "proxy/deadline_queue.h"
 #include "proxy/exchange.h"
 #include "proxy/http1/head_writer.h"
 #include "proxy/http1/request_parser.h"
+#include "proxy/intrusive_list.h"
 #include "proxy/message_head.h"
 #include "proxy/proxy_events.h"
 #include "proxy/response_receiver.h"
 #include "proxy/socket.h"
-#include "proxy/uv_handle.h"
 
 namespace lameduck::proxy {
 
 class Proxy;
 class UpstreamConnection;
 
-class ClientConnection final : public Socket::Owner, public Exchange::Owner {
+// What an HTTP/1 connection needs only while a request is under way (the parser and its head,
+// the response head being built, a body's data spans): taken from the Proxy's pool with a
+// request's first byte and given back when the connection is idle again, so that an idle
+// keep-alive connection holds none of it, and a new connection allocates none of it.
+struct Http1Work {
+  explicit Http1Work(size_t max_head_bytes) : parser(max_head_bytes) {}
+  http1::RequestParser parser;
+  std::string response_head;  // built per response; swapped into its write
+  // An h2c app: the request body's data spans (chunk framing left out), per read.
+  std::vector<http1::RequestParser::Span> body_spans;
+};
+
+class ClientConnection final : public Socket::Owner,
+                               public Exchange::Owner,
+                               public IntrusiveList<ClientConnection>::Hook,  // Proxy::clients_
+                               private DeadlineQueue::Entry {
  public:
   enum class State {
     kIdle,         // between requests, no byte of the next one yet; idle timer armed; reading
@@ -41,6 +57,7 @@ class ClientConnection final : public Socket::Owner, public Exchange::Owner {
   };
 
   explicit ClientConnection(Proxy& proxy);
+  ~ClientConnection();
   // Takes the next connection from `server`, or, with fd >= 0, adopts that accepted socket.
   // Returns an error only if the socket could not even be created (then nothing needs closing);
   // any later failure closes the connection, which the Proxy erases as usual.
@@ -92,6 +109,8 @@ class ClientConnection final : public Socket::Owner, public Exchange::Owner {
   void OnSocketShutdown(int status) override;
   void OnSocketClosed() override;
 
+  void StartHead();    // the first byte of a request: work_ taken, the parser ready for a head
+  void ReleaseWork();  // idle, or a tunnel: work_ goes back to the pool
   void ProcessInput(BlockRef block, size_t offset, size_t length);
   // The first bytes: the HTTP/2 preface hands the connection over; anything else is HTTP/1.
   // False if nothing more is to be done with this read.
@@ -130,17 +149,15 @@ class ClientConnection final : public Socket::Owner, public Exchange::Owner {
   void UpdateReading();
   uint64_t QueuedBytesUnchangedForMs();
   void ArmTimer(uint64_t timeout_ms);
-  static void OnTimer(uv_timer_t* timer);
+  void OnDeadline() override;  // the timeout of the state it is in
 
   Proxy& proxy_;
   Socket socket_;
-  UvHandle<uv_timer_t> timer_;
-  http1::RequestParser parser_;
-  std::string response_head_;  // built per response; swapped into its write
+  // From a request's first byte until the connection is idle again (or a tunnel); see Http1Work.
+  std::unique_ptr<Http1Work> work_;
   // An h2c app (--upstream-protocol h2c): the request's body goes as its data only (spans the
   // parser reports, chunk framing left out), and a response without a length is chunked here.
   bool h2c_ = false;
-  std::vector<http1::RequestParser::Span> body_spans_;
   bool chunk_response_ = false;  // this response is chunked by lameduck
   bool chunk_open_ = false;      // a chunk's data went out: its CRLF comes first next
   State state_ = State::kIdle;

@@ -348,6 +348,8 @@ void Http2Stream::OnClosed(uint32_t) {
   unconsumed_ = 0;
   request_body_.Clear();
   response_body_.Clear();
+  head_.Release();  // a stream on the free list holds no head storage
+  trailers_.Release();
 }
 
 bool Http2Stream::Reset() {

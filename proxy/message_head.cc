@@ -1,10 +1,15 @@
 #include "proxy/message_head.h"
 
+#include <utility>
+
 namespace lameduck::proxy {
 namespace {
 
 constexpr size_t kInitialHeadBytes = 2048;
 constexpr size_t kInitialFields = 32;
+// Spare storage kept per thread: enough for the heads in progress at once under load; more
+// goes back to malloc.
+constexpr size_t kMaxSpares = 64;
 
 char Lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
 
@@ -42,9 +47,29 @@ bool ListHasToken(std::string_view value, std::string_view token) {
   return found;
 }
 
-HeadCollector::HeadCollector() {
-  bytes_.reserve(kInitialHeadBytes);
-  fields_.reserve(kInitialFields);
+std::vector<HeadCollector::Storage>& HeadCollector::Spares() {
+  static thread_local std::vector<Storage> spares;
+  return spares;
+}
+
+HeadCollector& HeadCollector::operator=(const HeadCollector& other) {
+  bytes_ = other.bytes_;
+  fields_ = other.fields_;
+  target_ = other.target_;
+  last_ = other.last_;
+  return *this;
+}
+
+HeadCollector::HeadCollector(HeadCollector&& other) noexcept { *this = std::move(other); }
+
+HeadCollector& HeadCollector::operator=(HeadCollector&& other) noexcept {
+  if (this == &other) return *this;
+  Release();
+  bytes_.swap(other.bytes_);  // other holds what this held: freed with it, or by Release
+  fields_.swap(other.fields_);
+  target_ = std::exchange(other.target_, Span{});
+  last_ = std::exchange(other.last_, Last::kNone);
+  return *this;
 }
 
 void HeadCollector::Reset() {
@@ -54,7 +79,32 @@ void HeadCollector::Reset() {
   last_ = Last::kNone;
 }
 
+void HeadCollector::Release() {
+  Reset();
+  if (fields_.capacity() == 0) return;  // holds none
+  std::vector<Storage>& spares = Spares();
+  // Swapped out, not assigned over: a std::string move-assigned from a short one keeps its
+  // buffer.
+  Storage storage;
+  storage.bytes.swap(bytes_);
+  storage.fields.swap(fields_);
+  if (spares.size() < kMaxSpares) spares.push_back(std::move(storage));  // else freed here
+}
+
+void HeadCollector::TakeStorage() {
+  std::vector<Storage>& spares = Spares();
+  if (!bytes_.empty() || spares.empty()) {  // (a copy that holds bytes and no fields yet)
+    bytes_.reserve(kInitialHeadBytes);
+    fields_.reserve(kInitialFields);
+    return;
+  }
+  bytes_.swap(spares.back().bytes);
+  fields_.swap(spares.back().fields);
+  spares.pop_back();
+}
+
 void HeadCollector::Append(Span& span, const char* at, size_t length) {
+  if (fields_.capacity() == 0) TakeStorage();
   if (span.length == 0) span.offset = static_cast<uint32_t>(bytes_.size());
   bytes_.append(at, length);
   span.length += static_cast<uint32_t>(length);
@@ -66,6 +116,7 @@ void HeadCollector::AppendTarget(const char* at, size_t length) {
 }
 
 void HeadCollector::AppendField(const char* at, size_t length) {
+  if (fields_.capacity() == 0) TakeStorage();
   if (last_ != Last::kField) fields_.emplace_back();
   Append(fields_.back().name, at, length);
   last_ = Last::kField;

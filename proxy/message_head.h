@@ -12,11 +12,18 @@
 namespace lameduck::proxy {
 
 // One message head as the parser reported it. Reset per message; capacity is kept, so steady
-// traffic does not allocate.
+// traffic does not allocate. Between messages the storage can go back to a per-thread spare
+// list (Release), so that an idle connection holds none: the next head takes it back from there.
 class HeadCollector {
  public:
-  HeadCollector();
+  HeadCollector() = default;
+  ~HeadCollector() { Release(); }
+  HeadCollector(const HeadCollector& other) { *this = other; }
+  HeadCollector& operator=(const HeadCollector& other);
+  HeadCollector(HeadCollector&& other) noexcept;
+  HeadCollector& operator=(HeadCollector&& other) noexcept;
   void Reset();
+  void Release();                                    // Reset, and the storage goes to the spares
   void AppendTarget(const char* at, size_t length);  // request-target or reason phrase
   void AppendField(const char* at, size_t length);
   void AppendValue(const char* at, size_t length);
@@ -40,8 +47,14 @@ class HeadCollector {
     Span value;
   };
   enum class Last { kNone, kTarget, kField, kValue };
+  struct Storage {
+    std::string bytes;
+    std::vector<Field> fields;
+  };
+  static std::vector<Storage>& Spares();
   std::string_view View(Span span) const { return {bytes_.data() + span.offset, span.length}; }
   void Append(Span& span, const char* at, size_t length);
+  void TakeStorage();  // before the first byte of a head: from the spares, or newly reserved
 
   std::string bytes_;
   Span target_;

@@ -1,12 +1,21 @@
 #include "proxy/proxy.h"
 
+#include <malloc.h>
 #include <unistd.h>
+
+#include <algorithm>
 
 #include "proxy/client_connection.h"
 #include "proxy/listener.h"
 #include "proxy/upstream_connection.h"
 
 namespace lameduck::proxy {
+namespace {
+
+// How often the pools give back what they held and nobody used since the last time.
+constexpr uint64_t kTrimIntervalMs = 1000;
+
+}  // namespace
 
 std::string_view ToString(ProxyError error) {
   switch (error) {
@@ -70,12 +79,17 @@ int StatusFor(ProxyError error) {
 }
 
 Proxy::Proxy(uv_loop_t* loop, ProxyOptions options, ProxyEvents& events)
-    : loop_(loop), options_(std::move(options)), events_(events) {
+    : loop_(loop), options_(std::move(options)), events_(events), deadlines_(loop) {
   upstream_host_ =
       options_.upstream.kind == Address::Kind::kUnix ? "localhost" : options_.upstream.text;
 }
 
-Proxy::~Proxy() = default;
+Proxy::~Proxy() {
+  while (ClientConnection* connection = clients_.front()) {
+    clients_.Erase(*connection);
+    client_slab_.Delete(connection);
+  }
+}
 
 Result<void> Proxy::Start() {
   for (const Address& address : options_.listen) {
@@ -86,7 +100,33 @@ Result<void> Proxy::Start() {
     }
     listeners_.push_back(std::move(listener));
   }
+  if (trim_timer_.Init(loop_, uv_timer_init, this) == 0) {
+    uv_timer_start(
+        trim_timer_.get(),
+        [](uv_timer_t* timer) {
+          auto* self = static_cast<Proxy*>(timer->data);
+          if (self == nullptr) return;
+          self->TrimPools();
+        },
+        kTrimIntervalMs, kTrimIntervalMs);
+    uv_unref(reinterpret_cast<uv_handle_t*>(trim_timer_.get()));  // keeps no loop alive
+  }
   return {};
+}
+
+void Proxy::TrimPools() {
+  // Blocks are unmapped at once; the rest went to the malloc heap, which keeps freed pages
+  // unless asked (malloc_trim walks the heap: only after a burst, not every second): when a pool
+  // gave something back,
+  // or once 64 connections of either side are gone since the last time.
+  size_t freed = buffers_.Trim() + write_reqs_.Trim() + http1_work_.Trim();
+  size_t connections =
+      clients_.size() + sessions_.size() + upstreams_.size() + h2_upstreams_.size();
+  peak_connections_ = std::max(peak_connections_, connections);
+  if (freed > 0 || connections + 64 < peak_connections_) {
+    malloc_trim(0);
+    peak_connections_ = connections;
+  }
 }
 
 std::vector<int> Proxy::listening_ports() const {
@@ -104,12 +144,12 @@ void Proxy::OnIncoming(Listener& listener) {
 }
 
 void Proxy::Accept(Listener& listener, int fd) {
-  auto connection = std::make_unique<ClientConnection>(*this);
-  ClientConnection* raw = connection.get();
-  clients_.emplace(raw, std::move(connection));
-  if (raw->Accept(listener.stream(), fd, listener.address().kind) != 0) {
+  ClientConnection* connection = client_slab_.New(*this);  // deleted in Remove (or ~Proxy)
+  clients_.PushBack(*connection);
+  if (connection->Accept(listener.stream(), fd, listener.address().kind) != 0) {
     if (fd >= 0) close(fd);
-    clients_.erase(raw);  // no handle was created: nothing to close
+    clients_.Erase(*connection);  // no handle was created: nothing to close
+    client_slab_.Delete(connection);
     return;
   }
   events_.OnConnectionOpened();
@@ -136,7 +176,8 @@ UpstreamConnection* Proxy::NewUpstream() {
 void Proxy::Remove(ClientConnection& connection) {
   MoveCount(connection.counted_as(), ClientConnection::CountClass::kUncounted);
   bool handed_over = connection.state() == ClientConnection::State::kHandedOver;
-  clients_.erase(&connection);
+  clients_.Erase(connection);
+  client_slab_.Delete(&connection);
   if (!handed_over) events_.OnConnectionClosed();  // else the session reports it, later
   ResumeListeners();
 }
@@ -237,7 +278,7 @@ size_t Proxy::CloseIdleConnections() {
   // CloseIfIdle may close a connection, but it is erased only in its close callback, later: the
   // map does not change under this loop.
   size_t closed = 0;
-  for (auto& [raw, connection] : clients_) closed += connection->CloseIfIdle() ? 1 : 0;
+  clients_.ForEach([&](ClientConnection& connection) { closed += connection.CloseIfIdle(); });
   for (auto& [raw, session] : sessions_) closed += session->CloseIfIdle() ? 1 : 0;
   pool_.CloseAll();
   // h2c connections to the app: GOAWAY once their last stream is done (now, if none).
@@ -247,16 +288,16 @@ size_t Proxy::CloseIdleConnections() {
 
 size_t Proxy::ForceCloseAll() {
   size_t closed = 0;
-  for (auto& [raw, connection] : clients_) {
-    if (connection->state() == ClientConnection::State::kClosing) continue;
+  clients_.ForEach([&](ClientConnection& connection) {
+    if (connection.state() == ClientConnection::State::kClosing) return;
     // A finished connection was served in full; it only waits for the client's FIN. One given
     // time for a first request that has not come holds nothing either.
-    if (connection->counted_as() != ClientConnection::CountClass::kFinishing &&
-        !connection->AwaitingFirstRequest()) {
+    if (connection.counted_as() != ClientConnection::CountClass::kFinishing &&
+        !connection.AwaitingFirstRequest()) {
       ++closed;
     }
-    connection->Close();
-  }
+    connection.Close();
+  });
   for (auto& [raw, session] : sessions_) closed += session->ForceClose();
   pool_.CloseAll();
   for (auto& [raw, connection] : upstreams_) connection->Close();

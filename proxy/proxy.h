@@ -18,16 +18,21 @@
 
 #include "proxy/buffer_pool.h"
 #include "proxy/client_connection.h"
+#include "proxy/deadline_queue.h"
 #include "proxy/drain_target.h"
 #include "proxy/http2/fields.h"
 #include "proxy/http2_client_session.h"
 #include "proxy/http2_upstream_session.h"
+#include "proxy/intrusive_list.h"
 #include "proxy/listener.h"
+#include "proxy/object_pool.h"
 #include "proxy/proxy_events.h"
 #include "proxy/proxy_options.h"
 #include "proxy/result.h"
+#include "proxy/slab.h"
 #include "proxy/socket.h"
 #include "proxy/upstream_pool.h"
+#include "proxy/uv_handle.h"
 
 namespace lameduck::proxy {
 
@@ -64,6 +69,8 @@ class Proxy final : public DrainTarget, public Listener::Owner {
   BufferPool& buffers() { return buffers_; }
   WriteReqPool& write_reqs() { return write_reqs_; }
   UpstreamPool& pool() { return pool_; }
+  DeadlineQueue& deadlines() { return deadlines_; }  // the client connections' timeouts
+  ObjectPool<Http1Work>& http1_work() { return http1_work_; }
   // The drain wants every response from now on to say Connection: close and end its connection.
   bool close_after_each_response() const { return close_after_each_response_; }
   // Host for requests that have none (HTTP/1.0): the upstream's address, or "localhost".
@@ -94,6 +101,7 @@ class Proxy final : public DrainTarget, public Listener::Owner {
  private:
   void Accept(Listener& listener, int fd = -1);
   void ResumeListeners();  // a connection went: one waiting in the backlog may come in
+  void TrimPools();        // every second: what a burst left unused goes back
 
   uv_loop_t* loop_;
   ProxyOptions options_;
@@ -101,12 +109,17 @@ class Proxy final : public DrainTarget, public Listener::Owner {
   BufferPool buffers_;
   WriteReqPool write_reqs_;
   UpstreamPool pool_;
+  DeadlineQueue deadlines_;
+  ObjectPool<Http1Work> http1_work_{256};
   std::vector<std::unique_ptr<Listener>> listeners_;
-  std::unordered_map<ClientConnection*, std::unique_ptr<ClientConnection>> clients_;
+  Slab<ClientConnection> client_slab_;
+  IntrusiveList<ClientConnection> clients_;  // owned (in client_slab_): deleted in Remove
   std::unordered_map<Http2ClientSession*, std::unique_ptr<Http2ClientSession>> sessions_;
   std::unordered_map<UpstreamConnection*, std::unique_ptr<UpstreamConnection>> upstreams_;
   std::unordered_map<Http2UpstreamSession*, std::unique_ptr<Http2UpstreamSession>> h2_upstreams_;
   http2::FieldList h2_fields_;
+  UvHandle<uv_timer_t> trim_timer_;  // TrimPools
+  size_t peak_connections_ = 0;  // of both sides, since the last malloc_trim
   ProxyCounts counts_;  // of clients_, by each one's counted_as()
   bool close_after_each_response_ = false;
   std::string upstream_host_;

@@ -6,17 +6,10 @@
 
 namespace lameduck::proxy {
 
-std::unique_ptr<WriteReq> WriteReqPool::Acquire() {
-  if (free_.empty()) return std::make_unique<WriteReq>();
-  auto req = std::move(free_.back());
-  free_.pop_back();
-  return req;
-}
-
 void WriteReqPool::Release(std::unique_ptr<WriteReq> req) {
   req->block.Reset();
   req->head.clear();
-  if (free_.size() < kMaxFree) free_.push_back(std::move(req));
+  pool_.Give(std::move(req));
 }
 
 int Socket::Init(uv_loop_t* loop, Address::Kind kind) {
@@ -29,12 +22,16 @@ int Socket::Init(uv_loop_t* loop, Address::Kind kind) {
 }
 
 int Socket::Connect(const Address& address) {
-  connect_req_.data = this;
+  // Only upstream sockets connect, once each: the request is not carried by every socket.
+  connect_req_ = std::make_unique<uv_connect_t>();
+  connect_req_->data = this;
   if (address.kind == Address::Kind::kUnix) {
-    uv_pipe_connect(&connect_req_, &handle_.pipe, address.path.c_str(), &Socket::OnConnect);
+    uv_pipe_connect(connect_req_.get(), &handle_.pipe, address.path.c_str(), &Socket::OnConnect);
     return 0;
   }
-  return uv_tcp_connect(&connect_req_, &handle_.tcp, address.sa(), &Socket::OnConnect);
+  int rc = uv_tcp_connect(connect_req_.get(), &handle_.tcp, address.sa(), &Socket::OnConnect);
+  if (rc != 0) connect_req_.reset();
+  return rc;
 }
 
 int Socket::Open(int fd) {
@@ -44,6 +41,7 @@ int Socket::Open(int fd) {
 
 void Socket::OnConnect(uv_connect_t* req, int status) {
   auto* self = static_cast<Socket*>(req->data);
+  self->connect_req_.reset();  // libuv is done with it (also when a close cancelled it)
   if (status == 0 && self->handle_.handle.type == UV_TCP) uv_tcp_nodelay(&self->handle_.tcp, 1);
   self->owner_.OnSocketConnected(status);
 }
@@ -128,14 +126,18 @@ void Socket::OnWrite(uv_write_t* uv_req, int status) {
 void Socket::Shutdown() {
   if (shutting_down_ || closing_) return;
   shutting_down_ = true;
-  shutdown_req_.data = this;
-  if (int rc = uv_shutdown(&shutdown_req_, &handle_.stream, &Socket::OnShutdown); rc != 0) {
+  // Once per connection, at its end: not carried by every idle one.
+  shutdown_req_ = std::make_unique<uv_shutdown_t>();
+  shutdown_req_->data = this;
+  if (int rc = uv_shutdown(shutdown_req_.get(), &handle_.stream, &Socket::OnShutdown); rc != 0) {
+    shutdown_req_.reset();
     owner_.OnSocketShutdown(rc);  // the owner closes, through its own Close()
   }
 }
 
 void Socket::OnShutdown(uv_shutdown_t* req, int status) {
   auto* self = static_cast<Socket*>(req->data);
+  self->shutdown_req_.reset();  // libuv is done with it (also when a close cancelled it)
   self->owner_.OnSocketShutdown(status);
 }
 

@@ -16,6 +16,7 @@
 
 #include "proxy/address.h"
 #include "proxy/buffer_pool.h"
+#include "proxy/object_pool.h"
 
 namespace lameduck::proxy {
 
@@ -29,12 +30,14 @@ struct WriteReq {
 
 class WriteReqPool {
  public:
-  std::unique_ptr<WriteReq> Acquire();
+  std::unique_ptr<WriteReq> Acquire() {
+    return pool_.Take([] { return std::make_unique<WriteReq>(); });
+  }
   void Release(std::unique_ptr<WriteReq> req);
+  size_t Trim() { return pool_.Trim(); }
 
  private:
-  static constexpr size_t kMaxFree = 1024;
-  std::vector<std::unique_ptr<WriteReq>> free_;
+  ObjectPool<WriteReq> pool_{1024};
 };
 
 // How a connection ends: a FIN, or for a TCP peer that must not take the end for a clean one
@@ -104,9 +107,9 @@ class Socket {
     uv_tcp_t tcp;
     uv_pipe_t pipe;
   } handle_;
-  uv_connect_t connect_req_;
-  uv_shutdown_t shutdown_req_;
-  BlockRef read_block_;  // between OnAlloc and OnRead
+  std::unique_ptr<uv_connect_t> connect_req_;    // while connecting
+  std::unique_ptr<uv_shutdown_t> shutdown_req_;  // while shutting down
+  BlockRef read_block_;                          // between OnAlloc and OnRead
   size_t writes_pending_ = 0;
   bool initialized_ = false;
   bool reading_ = false;

@@ -237,6 +237,7 @@ void UpstreamConnection::EndResponse(const BlockRef& block, size_t offset, size_
   }
   receiver_ = nullptr;
   if (Reusable(length - offset)) {
+    parser_.ReleaseHead();
     proxy_.pool().Put(*this);
   } else {
     Close();

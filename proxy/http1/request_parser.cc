@@ -74,6 +74,16 @@ RequestParser::RequestParser(size_t max_head_bytes) : max_head_bytes_(max_head_b
   parser_.data = this;
 }
 
+void RequestParser::Reset() {
+  llhttp_reset(&parser_);  // keeps the settings and data
+  head_.Reset();
+  event_ = Event::kNone;
+  body_base_ = nullptr;
+  data_spans_ = nullptr;
+  head_in_progress_ = false;
+  StartHead();
+}
+
 void RequestParser::StartHead() {
   head_bytes_ = 0;
   saw_line_end_ = false;
@@ -130,6 +140,7 @@ RequestParser::Result RequestParser::ParseBody(const char* data, size_t length,
 }
 
 void RequestParser::NextMessage() {
+  head_.Release();  // an idle connection holds no head storage
   if (upgrade()) {
     // llhttp treats what follows an Upgrade request as another protocol; the app declined it,
     // so the next bytes are HTTP/1.1 again: parse them from a fresh state.

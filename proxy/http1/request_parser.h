@@ -35,6 +35,8 @@ class RequestParser {
   RequestParser(const RequestParser&) = delete;
   RequestParser& operator=(const RequestParser&) = delete;
 
+  // A fresh parser, as constructed: no state of any earlier message.
+  void Reset();
   // A new head begins with the next byte: resets the checks that span reads.
   void StartHead();
   // Head bytes. kHeadComplete or kMessageComplete (a message without a body) once the head is

@@ -51,6 +51,7 @@ class ResponseParser {
   bool dechunk() const { return dechunk_; }
   // After the final response's end: the app allows another request on this connection.
   bool keep_alive() const { return llhttp_should_keep_alive(&parser_) != 0; }
+  void ReleaseHead() { fields_.Release(); }  // idle: the head's storage goes to the spares
 
  private:
   enum class Event { kNone, kHeadComplete, kMessageComplete };
