@@ -24,8 +24,8 @@
 #include "coordinator/control/metrics.h"
 #include "coordinator/control/proxy_event_fanout.h"
 #include "coordinator/control/readiness_checker.h"
-#include "proxy/proxy.h"
 #include "proxy/uv_handle.h"
+#include "proxy/worker_group.h"
 
 extern char** environ;
 
@@ -54,7 +54,7 @@ int Fail(const std::string& error) {
 struct Runtime {
   Runtime(uv_loop_t* loop, const Config& config, EventLog& log)
       : proxy_events(metrics, controller),
-        proxy(loop, config.proxy, proxy_events),
+        proxy(loop, config.proxy, proxy_events, static_cast<int>(config.workers)),
         app(loop, config, log),
         controller(loop, config, proxy, metrics, log, app),
         api(config, controller, proxy, metrics, log, uv_now(loop)),
@@ -63,7 +63,7 @@ struct Runtime {
 
   Metrics metrics;
   ProxyEventFanout proxy_events;
-  proxy::Proxy proxy;
+  proxy::WorkerGroup proxy;  // worker 0 on this loop; --workers - 1 more in threads
   AppSupervisor app;
   DrainController controller;
   AdminApi api;
@@ -139,7 +139,8 @@ int Run(const Config& config) {
                                {"admin", config.admin.text},
                                {"admin_port", runtime.admin.tcp_port()},
                                {"drain_delay_ms", config.drain_delay.count()},
-                               {"drain_timeout_ms", config.drain_timeout.count()}};
+                               {"drain_timeout_ms", config.drain_timeout.count()},
+                               {"workers", runtime.proxy.workers()}};
       if (config.admin_socket) fields["admin_socket"] = *config.admin_socket;
       if (app_pid) fields["app_pid"] = *app_pid;
       log.Info("start", fields);
@@ -150,6 +151,7 @@ int Run(const Config& config) {
     runtime.admin.Close();
     runtime.proxy.StopAccepting();
     runtime.proxy.ForceCloseAll();
+    runtime.proxy.Shutdown();  // the other workers end
     runtime.sigterm.Close();
     runtime.sigint.Close();
     while (!runtime.proxy.empty() || !runtime.admin.empty()) {

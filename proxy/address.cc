@@ -17,6 +17,15 @@ int Address::port() const {
   return -1;
 }
 
+void Address::set_port(int port) {
+  auto value = htons(static_cast<uint16_t>(port));
+  if (sockaddr.ss_family == AF_INET6) {
+    reinterpret_cast<sockaddr_in6*>(&sockaddr)->sin6_port = value;
+  } else {
+    reinterpret_cast<sockaddr_in*>(&sockaddr)->sin_port = value;
+  }
+}
+
 bool PeerIp(const sockaddr_storage& peer, char* out, size_t size) {
   out[0] = '\0';
   if (peer.ss_family == AF_INET) {

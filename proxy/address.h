@@ -21,6 +21,7 @@ struct Address {
 
   const struct sockaddr* sa() const { return reinterpret_cast<const struct sockaddr*>(&sockaddr); }
   int port() const;  // kTcp only; the bound port after a listener on port 0 started is not here
+  void set_port(int port);  // kTcp only
 };
 
 // The peer's IP as text into out (at least INET6_ADDRSTRLEN bytes); an IPv4-mapped IPv6 address

@@ -4,6 +4,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
+
 namespace lameduck::proxy {
 namespace {
 
@@ -13,9 +15,27 @@ Error Failure(const Address& address, const char* what, int rc) {
   return Error{"cannot " + std::string(what) + " " + address.text + ": " + uv_strerror(rc)};
 }
 
+// libuv 1.44 has no flag for SO_REUSEPORT: the socket is made here and handed to the handle,
+// which binds it as its own.
+int OpenReusePort(uv_tcp_t* tcp, int family) {
+  int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return uv_translate_sys_error(errno);
+  int on = 1;
+  if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) != 0) {
+    int rc = uv_translate_sys_error(errno);
+    close(fd);
+    return rc;
+  }
+  if (int rc = uv_tcp_open(tcp, fd); rc != 0) {
+    close(fd);
+    return rc;
+  }
+  return 0;
+}
+
 }  // namespace
 
-Result<void> Listener::Start(uv_loop_t* loop) {
+Result<void> Listener::Start(uv_loop_t* loop, bool reuse_port) {
   int rc = 0;
   if (address_.kind == Address::Kind::kUnix) {
     // A socket file left by an earlier run would make bind fail; replace it, but never a file
@@ -31,6 +51,9 @@ Result<void> Listener::Start(uv_loop_t* loop) {
     owns_socket_file_ = true;  // made by this bind: Close removes it, and nothing else
   } else {
     if ((rc = tcp_.Init(loop, uv_tcp_init, this)) != 0) return Failure(address_, "listen on", rc);
+    if (reuse_port && (rc = OpenReusePort(tcp_.get(), address_.sa()->sa_family)) != 0) {
+      return Failure(address_, "listen on", rc);
+    }
     if ((rc = uv_tcp_bind(tcp_.get(), address_.sa(), 0)) != 0) {
       return Failure(address_, "bind", rc);
     }

@@ -29,7 +29,9 @@ class Listener {
   Listener(const Listener&) = delete;
   Listener& operator=(const Listener&) = delete;
 
-  Result<void> Start(uv_loop_t* loop);  // an error names the address
+  // An error names the address. reuse_port: SO_REUSEPORT on a TCP socket, so that other
+  // listeners (--workers) bind the same port and the kernel spreads connections over them.
+  Result<void> Start(uv_loop_t* loop, bool reuse_port = false);
   void Close();
   int port() const;  // the bound TCP port (useful with port 0); -1 for unix sockets
   const Address& address() const { return address_; }

@@ -11,6 +11,7 @@
 
 #include <uv.h>
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -38,6 +39,15 @@ namespace lameduck::proxy {
 
 class UpstreamConnection;
 
+// ProxyCounts that another thread reads (--workers): the Proxy of a worker stores every change
+// (plain stores on its own thread; the fields are each current, not a snapshot of them all).
+struct PublishedCounts {
+  void Store(const ProxyCounts& counts);
+  ProxyCounts Load() const;
+  std::atomic<size_t> connections{0}, finishing{0}, in_flight{0}, idle{0}, upgraded{0},
+      http2_connections{0}, http2_streams{0};
+};
+
 class Proxy final : public DrainTarget, public Listener::Owner {
  public:
   Proxy(uv_loop_t* loop, ProxyOptions options, ProxyEvents& events);
@@ -56,6 +66,7 @@ class Proxy final : public DrainTarget, public Listener::Owner {
   size_t CloseIdleConnections() override;
   size_t ForceCloseAll() override;
   ProxyCounts counts() const override { return counts_; }  // kept current: O(1)
+  void PublishCountsTo(PublishedCounts* published) { published_ = published; }
 
   bool empty() const {
     return clients_.empty() && sessions_.empty() && upstreams_.empty() && h2_upstreams_.empty();
@@ -119,8 +130,9 @@ class Proxy final : public DrainTarget, public Listener::Owner {
   std::unordered_map<Http2UpstreamSession*, std::unique_ptr<Http2UpstreamSession>> h2_upstreams_;
   http2::FieldList h2_fields_;
   UvHandle<uv_timer_t> trim_timer_;  // TrimPools
-  size_t peak_connections_ = 0;  // of both sides, since the last malloc_trim
-  ProxyCounts counts_;  // of clients_, by each one's counted_as()
+  size_t peak_connections_ = 0;      // of both sides, since the last malloc_trim
+  ProxyCounts counts_;
+  PublishedCounts* published_ = nullptr;  // of clients_, by each one's counted_as()
   bool close_after_each_response_ = false;
   std::string upstream_host_;
 };

@@ -23,6 +23,8 @@ struct ProxyOptions {
   size_t max_header_bytes = 64 * 1024;                 // request head limit (431)
   size_t max_connections = 10'000;                     // beyond: wait in the listen backlog
   UpstreamProtocol upstream_protocol = UpstreamProtocol::kAuto;
+  // Every TCP listener sets SO_REUSEPORT: with --workers, each worker binds the same ports.
+  bool reuse_port = false;
 };
 
 }  // namespace lameduck::proxy

@@ -168,14 +168,15 @@ Binding Size(size_t Owner::*member, size_t min, size_t max) {
   return Single(member, parse, FormatSize, [](size_t bytes) { return Json(bytes); });
 }
 
-// A plain number of things, at least min. No suffixes: "10k connections" is not 10240.
+// A plain number of things, from min to max. No suffixes: "10k connections" is not 10240.
 template <typename Owner>
-Binding Count(size_t Owner::*member, size_t min) {
-  auto parse = [min](std::string_view text) -> Result<size_t> {
+Binding Count(size_t Owner::*member, size_t min, size_t max = SIZE_MAX) {
+  auto parse = [min, max](std::string_view text) -> Result<size_t> {
     auto count = ParseDigits<size_t>(text);
     if (!count) return InvalidValue("number", text, "use digits, e.g. 10000");
     if (*count < min)
       return InvalidValue("number", text, "must be at least " + std::to_string(min));
+    if (*count > max) return InvalidValue("number", text, "must be at most " + std::to_string(max));
     return *count;
   };
   return Single(
@@ -340,6 +341,7 @@ const std::vector<Option>& Options() {
   // callbacks), so the proxy must set one. 1MiB bounds the memory one connection can pin;
   // below 1KiB ordinary browser requests (cookies, user agent) would already get 431.
   constexpr size_t kMinHeaderBytes = 1 << 10;
+  constexpr size_t kMaxWorkers = 64;
   constexpr size_t kMaxHeaderBytes = 1 << 20;
   static const std::vector<Option> kOptions = {
       {"listen", "ADDR", AddressList(&P::listen),
@@ -388,6 +390,8 @@ const std::vector<Option>& Options() {
        "request head limit, 1KiB to 1MiB, else 431"},
       {"max-connections", "N", Count(&P::max_connections, 1),
        "client connections at once; more wait in the listen backlog"},
+      {"workers", "N", Count(&C::workers, 1, kMaxWorkers),
+       "event loops (threads) serving the listeners, 1 to 64; one per core the pod may use"},
       {"log-format", "FORMAT", Choice(&C::log_format, "log format", kLogFormats),
        "json (one object a line) or text (for people)"},
       {"log-level", "LEVEL", Choice(&C::log_level, "log level", kLogLevels),

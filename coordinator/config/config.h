@@ -59,6 +59,7 @@ struct Config {
   std::optional<std::string> app_exit_url;  // starts with http://
   int app_signal = SIGTERM;
   std::chrono::milliseconds app_exit_timeout = kDefaults.app_exit_timeout;
+  size_t workers = 1;  // --workers: data-plane loops, each in its own thread (SO_REUSEPORT)
   LogFormat log_format = LogFormat::kJson;
   LogLevel log_level = LogLevel::kInfo;
   std::vector<std::string> app_command;  // everything after "--": APP ARGS (launch mode)

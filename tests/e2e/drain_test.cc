@@ -45,7 +45,9 @@ bool ConnectRefused(int port) {
   return refused;
 }
 
-class DrainTest : public ::testing::Test {
+// Every drain test runs with one worker and with two (--workers: two loops, two listeners on
+// the same port, the kernel spreading connections over them).
+class DrainTest : public ::testing::TestWithParam<int> {
  protected:
   void SetUp() override {
     ServeSlowly(upstream_);
@@ -54,6 +56,7 @@ class DrainTest : public ::testing::Test {
   // Starts lameduck in front of upstream_ and waits until it is ready.
   void StartLameduck(std::vector<std::string> args) {
     args.insert(args.end(), {"--upstream", "127.0.0.1:" + std::to_string(upstream_.port())});
+    args.insert(args.end(), {"--workers", std::to_string(GetParam())});
     ASSERT_TRUE(lameduck_.Start(args)) << "lameduck did not start";
     ASSERT_TRUE(lameduck_.WaitForReady(200)) << "lameduck never became ready";
   }
@@ -62,7 +65,7 @@ class DrainTest : public ::testing::Test {
   LameduckProcess lameduck_;
 };
 
-TEST_F(DrainTest, SigtermUnderLoadLosesNoRequestAndExitsZero) {
+TEST_P(DrainTest, SigtermUnderLoadLosesNoRequestAndExitsZero) {
   StartLameduck({"--drain-delay", "500ms", "--drain-timeout", "10s"});
   std::atomic<bool> drain_started{false};
   std::atomic<int> ok{0}, failed{0}, close_after_drain{0}, keep_alive_after_drain{0};
@@ -145,7 +148,7 @@ TEST_F(DrainTest, SigtermUnderLoadLosesNoRequestAndExitsZero) {
   EXPECT_TRUE(lameduck_.WaitForEvent("exit", 1s));
 }
 
-TEST_F(DrainTest, ConnectionsDuringTheAcceptGraceAreServedAndLaterOnesRefused) {
+TEST_P(DrainTest, ConnectionsDuringTheAcceptGraceAreServedAndLaterOnesRefused) {
   StartLameduck({"--drain-delay", "1s", "--drain-timeout", "10s"});
   auto holder = TestClient::Connect(lameduck_.port());  // keeps the drain from ending at once
   ASSERT_TRUE(holder->Send("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n"));
@@ -165,7 +168,7 @@ TEST_F(DrainTest, ConnectionsDuringTheAcceptGraceAreServedAndLaterOnesRefused) {
   EXPECT_EQ(lameduck_.Wait(10s), 0);
 }
 
-TEST_F(DrainTest, ARequestLongerThanTheDrainTimeoutIsForceClosedAndLameduckExits3) {
+TEST_P(DrainTest, ARequestLongerThanTheDrainTimeoutIsForceClosedAndLameduckExits3) {
   StartLameduck({"--drain-delay", "0s", "--drain-timeout", "1s"});
   auto client = TestClient::Connect(lameduck_.port());
   ASSERT_TRUE(client->Send("GET /very-slow HTTP/1.1\r\nHost: x\r\n\r\n"));
@@ -181,7 +184,7 @@ TEST_F(DrainTest, ARequestLongerThanTheDrainTimeoutIsForceClosedAndLameduckExits
   EXPECT_EQ((*complete)["forced"], 1);
 }
 
-TEST_F(DrainTest, ASecondSigtermDuringTheDrainIsIgnored) {
+TEST_P(DrainTest, ASecondSigtermDuringTheDrainIsIgnored) {
   StartLameduck({"--drain-delay", "200ms", "--drain-timeout", "10s"});
   auto client = TestClient::Connect(lameduck_.port());
   ASSERT_TRUE(client->Send("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n"));
@@ -199,7 +202,7 @@ TEST_F(DrainTest, ASecondSigtermDuringTheDrainIsIgnored) {
   EXPECT_EQ(drain_starts, 1);
 }
 
-TEST_F(DrainTest, PostDrainStartsItAndLameduckStaysUpDrainedUntilSigterm) {
+TEST_P(DrainTest, PostDrainStartsItAndLameduckStaysUpDrainedUntilSigterm) {
   StartLameduck({"--drain-delay", "0s", "--drain-timeout", "10s"});
   auto response = lameduck_.Admin("POST", "/drain");
   ASSERT_TRUE(response);
@@ -220,7 +223,7 @@ TEST_F(DrainTest, PostDrainStartsItAndLameduckStaysUpDrainedUntilSigterm) {
   EXPECT_EQ(lameduck_.Wait(2s), 0);
 }
 
-TEST_F(DrainTest, GetDrainWaitBlocksUntilDoneAndEveryWaiterGetsTheSameSummary) {
+TEST_P(DrainTest, GetDrainWaitBlocksUntilDoneAndEveryWaiterGetsTheSameSummary) {
   StartLameduck({"--drain-delay", "0s", "--drain-timeout", "10s"});
   auto slow = TestClient::Connect(lameduck_.port());
   ASSERT_TRUE(slow->Send("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n"));
@@ -251,7 +254,7 @@ TEST_F(DrainTest, GetDrainWaitBlocksUntilDoneAndEveryWaiterGetsTheSameSummary) {
   EXPECT_EQ(drain_starts, 1);
 }
 
-TEST_F(DrainTest, LameduckDrainWaitWorksOverTcpAndTheUnixSocket) {
+TEST_P(DrainTest, LameduckDrainWaitWorksOverTcpAndTheUnixSocket) {
   std::string socket_path = ::testing::TempDir() + "ld-admin-" + std::to_string(getpid());
   StartLameduck({"--drain-delay", "0s", "--admin-socket", socket_path});
   // The unix socket is private to lameduck's user.
@@ -278,7 +281,7 @@ TEST_F(DrainTest, LameduckDrainWaitWorksOverTcpAndTheUnixSocket) {
 }
 
 // The preStop an image without a shell can have: lameduck's drain, then the app's own hook.
-TEST_F(DrainTest, LameduckDrainWaitThenRunsTheChainedCommandOnceTheDrainIsComplete) {
+TEST_P(DrainTest, LameduckDrainWaitThenRunsTheChainedCommandOnceTheDrainIsComplete) {
   StartLameduck({"--drain-delay", "0s"});
   ChildProcess prestop;
   ASSERT_TRUE(prestop.Start({LameduckBinary(), "drain", "--wait", "--admin",
@@ -333,7 +336,7 @@ std::optional<HttpResponse> AdminFrom(const std::string& address, int port,
   return response;
 }
 
-TEST_F(DrainTest, DrainFromBeyondLoopbackNeedsTheToken) {
+TEST_P(DrainTest, DrainFromBeyondLoopbackNeedsTheToken) {
   std::string address = NonLoopbackAddress();
   if (address.empty()) GTEST_SKIP() << "no non-loopback IPv4 address on this machine";
   std::string token_file = ::testing::TempDir() + "ld-token-" + std::to_string(getpid());
@@ -341,8 +344,9 @@ TEST_F(DrainTest, DrainFromBeyondLoopbackNeedsTheToken) {
   // Without a token configured: 403, and the event names the peer.
   {
     LameduckProcess no_token;
-    ASSERT_TRUE(no_token.Start(
-        {"--admin", "0.0.0.0:0", "--upstream", "127.0.0.1:" + std::to_string(upstream_.port())}));
+    ASSERT_TRUE(no_token.Start({"--admin", "0.0.0.0:0", "--upstream",
+                                "127.0.0.1:" + std::to_string(upstream_.port()), "--workers",
+                                std::to_string(GetParam())}));
     auto denied = AdminFrom(address, no_token.admin_port(),
                             "POST /drain HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n");
     ASSERT_TRUE(denied);
@@ -360,7 +364,8 @@ TEST_F(DrainTest, DrainFromBeyondLoopbackNeedsTheToken) {
   LameduckProcess with_token;
   ASSERT_TRUE(
       with_token.Start({"--admin", "0.0.0.0:0", "--admin-token-file", token_file, "--drain-delay",
-                        "0s", "--upstream", "127.0.0.1:" + std::to_string(upstream_.port())}));
+                        "0s", "--upstream", "127.0.0.1:" + std::to_string(upstream_.port()),
+                        "--workers", std::to_string(GetParam())}));
   auto wrong = AdminFrom(address, with_token.admin_port(),
                          "POST /drain HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer nope\r\n"
                          "Content-Length: 0\r\n\r\n");
@@ -379,7 +384,7 @@ TEST_F(DrainTest, DrainFromBeyondLoopbackNeedsTheToken) {
   unlink(token_file.c_str());
 }
 
-TEST_F(DrainTest, AdminApiAnswersUnknownPaths404AndWrongMethods405) {
+TEST_P(DrainTest, AdminApiAnswersUnknownPaths404AndWrongMethods405) {
   StartLameduck({});
   auto missing = lameduck_.Admin("GET", "/nope");
   ASSERT_TRUE(missing);
@@ -394,7 +399,7 @@ TEST_F(DrainTest, AdminApiAnswersUnknownPaths404AndWrongMethods405) {
   EXPECT_TRUE(lameduck_.WaitForReady(200, 1s));  // and nothing was drained
 }
 
-TEST_F(DrainTest, MetricsUseThePrometheusTextFormat) {
+TEST_P(DrainTest, MetricsUseThePrometheusTextFormat) {
   StartLameduck({});
   ASSERT_TRUE(Get(lameduck_.port(), "/a"));
   auto metrics = lameduck_.Admin("GET", "/metrics");
@@ -475,6 +480,11 @@ TEST(ReadinessTest, LogsTextWhenAskedAndNothingBelowTheLevel) {
 }
 
 // ---- launch mode ----
+
+INSTANTIATE_TEST_SUITE_P(Workers, DrainTest, ::testing::Values(1, 2),
+                         [](const ::testing::TestParamInfo<int>& info) {
+                           return info.param == 1 ? "OneWorker" : "TwoWorkers";
+                         });
 
 class LaunchTest : public ::testing::Test {};
 

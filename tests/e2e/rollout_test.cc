@@ -33,14 +33,14 @@ struct Pod {
   int app_port = 0;
 };
 
-std::unique_ptr<Pod> StartPod() {
+std::unique_ptr<Pod> StartPod(int workers) {
   auto pod = std::make_unique<Pod>();
   pod->app_port = FreePort();
   std::string app_address = "127.0.0.1:" + std::to_string(pod->app_port);
   if (!pod->app.Start({SampleAppBinary(), "--listen", app_address})) return nullptr;
   // The drain delay outlasts the slowest endpoint removal (3 s).
-  if (!pod->lameduck.Start(
-          {"--upstream", app_address, "--drain-delay", "3500ms", "--drain-timeout", "20s"})) {
+  if (!pod->lameduck.Start({"--upstream", app_address, "--drain-delay", "3500ms", "--drain-timeout",
+                            "20s", "--workers", std::to_string(workers)})) {
     return nullptr;
   }
   if (!pod->lameduck.WaitForReady(200)) return nullptr;
@@ -73,11 +73,14 @@ Termination Terminate(Pod& pod) {
   return result;
 }
 
-TEST(RolloutTest, ThreePodsRolledUnderLoadLoseNoRequest) {
+// With one worker per pod and with two (--workers 2: two loops, two listeners on each port).
+class RolloutTest : public ::testing::TestWithParam<int> {};
+
+TEST_P(RolloutTest, ThreePodsRolledUnderLoadLoseNoRequest) {
   auto started = std::chrono::steady_clock::now();
   std::vector<std::unique_ptr<Pod>> pods;
   for (int i = 0; i < 3; ++i) {
-    pods.push_back(StartPod());
+    pods.push_back(StartPod(GetParam()));
     ASSERT_NE(pods.back(), nullptr) << "pod " << i << " did not start";
   }
   auto ports = [&] {
@@ -99,7 +102,7 @@ TEST(RolloutTest, ThreePodsRolledUnderLoadLoseNoRequest) {
   std::vector<Termination> terminations;
   for (int i = 0; i < 3; ++i) {
     // maxSurge 1: the new pod is ready and in the endpoints before the old one goes.
-    auto fresh = StartPod();
+    auto fresh = StartPod(GetParam());
     ASSERT_NE(fresh, nullptr);
     std::unique_ptr<Pod> old = std::move(pods[i]);
     pods[i] = std::move(fresh);
@@ -138,6 +141,11 @@ TEST(RolloutTest, ThreePodsRolledUnderLoadLoseNoRequest) {
   }
   EXPECT_LT(took, 60s);
 }
+
+INSTANTIATE_TEST_SUITE_P(Workers, RolloutTest, ::testing::Values(1, 2),
+                         [](const ::testing::TestParamInfo<int>& info) {
+                           return info.param == 1 ? "OneWorker" : "TwoWorkers";
+                         });
 
 }  // namespace
 }  // namespace lameduck::testing

@@ -98,14 +98,18 @@ TEST(ParseConfigTest, AcceptsOptionAndValueJoinedByEquals) {
 }
 
 TEST(ParseConfigTest, SetsEveryOption) {
-  Config config = ParseConfig(
-      {"--listen=127.0.0.1:1", "--upstream=127.0.0.1:2", "--admin=127.0.0.1:3",
-       "--admin-socket=unix:/run/lameduck.sock", "--admin-token=t0k", "--upstream-ready=/healthz",
-       "--drain-delay=0s", "--drain-timeout=1m", "--app-pidfile=/run/app.pid", "--app-signal=QUIT",
-       "--app-exit-timeout=3s", "--header-timeout=1s", "--idle-timeout=2s", "--connect-timeout=3s",
-       "--upstream-timeout=4s", "--max-header-bytes=8k", "--max-connections=7", "--log-format=TEXT",
-       "--log-level=debug"},
-      {});
+  Config config =
+      ParseConfig({"--listen=127.0.0.1:1",       "--upstream=127.0.0.1:2",
+                   "--admin=127.0.0.1:3",        "--admin-socket=unix:/run/lameduck.sock",
+                   "--admin-token=t0k",          "--upstream-ready=/healthz",
+                   "--drain-delay=0s",           "--drain-timeout=1m",
+                   "--app-pidfile=/run/app.pid", "--app-signal=QUIT",
+                   "--app-exit-timeout=3s",      "--header-timeout=1s",
+                   "--idle-timeout=2s",          "--connect-timeout=3s",
+                   "--upstream-timeout=4s",      "--max-header-bytes=8k",
+                   "--max-connections=7",        "--log-format=TEXT",
+                   "--log-level=debug",          "--workers=2"},
+                  {});
   EXPECT_EQ(Texts(config.proxy.listen), Args{"127.0.0.1:1"});
   EXPECT_EQ(config.proxy.upstream.port(), 2);
   EXPECT_EQ(config.admin.port(), 3);
@@ -123,6 +127,7 @@ TEST(ParseConfigTest, SetsEveryOption) {
   EXPECT_EQ(config.proxy.upstream_timeout, milliseconds(4'000));
   EXPECT_EQ(config.proxy.max_header_bytes, 8u * 1024);
   EXPECT_EQ(config.proxy.max_connections, 7u);
+  EXPECT_EQ(config.workers, 2u);
   EXPECT_EQ(config.log_format, LogFormat::kText);
   EXPECT_EQ(config.log_level, LogLevel::kDebug);
 }
@@ -299,6 +304,9 @@ TEST(ParseConfigErrorTest, KeepsTheMessageOnOneLineWhateverTheValue) {
 TEST(ParseConfigErrorTest, RejectsZeroMaxConnections) {
   EXPECT_EQ(ErrorOf({"--max-connections=0"}),
             "--max-connections: invalid number \"0\" (must be at least 1)");
+  EXPECT_EQ(ErrorOf({"--workers=0"}), "--workers: invalid number \"0\" (must be at least 1)");
+  EXPECT_EQ(ErrorOf({"--workers=65"}), "--workers: invalid number \"65\" (must be at most 64)");
+  EXPECT_TRUE(Contains(ErrorOf({"--workers=two"}), "--workers: invalid number"));
   EXPECT_TRUE(Contains(ErrorOf({"--max-connections=10k"}), "--max-connections: invalid number"));
 }
 
@@ -516,15 +524,19 @@ TEST(ToJsonTest, HidesCredentialsInTheExitUrl) {
 
 TEST(UsageTextTest, ListsEveryOptionWithItsDefault) {
   std::string usage(UsageText());
-  for (const char* line :
-       {"--listen ADDR",          "--upstream ADDR",         "--admin ADDR",
-        "--admin-socket PATH",    "--admin-token TOKEN",     "--admin-token-file PATH",
-        "--upstream-ready PATH",  "--drain-delay DUR",       "--drain-timeout DUR",
-        "--app-pid PID",          "--app-pidfile PATH",      "--app-process NAME",
-        "--app-exit-url URL",     "--app-signal SIGNAL",     "--app-exit-timeout DUR",
-        "--header-timeout DUR",   "--idle-timeout DUR",      "--connect-timeout DUR",
-        "--upstream-timeout DUR", "--max-header-bytes SIZE", "--max-connections N",
-        "--log-format FORMAT",    "--log-level LEVEL",       "--config FILE"}) {
+  for (const char* line : {"--listen ADDR",          "--upstream ADDR",
+                           "--admin ADDR",           "--admin-socket PATH",
+                           "--admin-token TOKEN",    "--admin-token-file PATH",
+                           "--upstream-ready PATH",  "--drain-delay DUR",
+                           "--drain-timeout DUR",    "--app-pid PID",
+                           "--app-pidfile PATH",     "--app-process NAME",
+                           "--app-exit-url URL",     "--app-signal SIGNAL",
+                           "--app-exit-timeout DUR", "--header-timeout DUR",
+                           "--idle-timeout DUR",     "--connect-timeout DUR",
+                           "--upstream-timeout DUR", "--max-header-bytes SIZE",
+                           "--max-connections N",    "--workers N",
+                           "--log-format FORMAT",    "--log-level LEVEL",
+                           "--config FILE"}) {
     EXPECT_TRUE(Contains(usage, line));
   }
   for (const char* value :

@@ -1,0 +1,269 @@
+#include "proxy/worker_group.h"
+
+#include <condition_variable>
+#include <functional>
+#include <future>
+#include <thread>
+#include <utility>
+
+namespace lameduck::proxy {
+
+// One worker beyond the first: a thread, its loop, its Proxy. Tasks from the main loop arrive
+// over async_ and run on the worker's loop; Run() waits for the answer.
+class WorkerGroup::Worker final : public ProxyEvents {
+ public:
+  Worker(WorkerGroup& group, ProxyOptions options) : group_(group), options_(std::move(options)) {}
+  ~Worker() override { Stop(); }
+
+  Result<void> Start() {
+    std::promise<Result<void>> started;
+    std::future<Result<void>> result = started.get_future();
+    thread_ = std::thread([this, &started] { Main(started); });
+    Result<void> bound = result.get();
+    if (!bound.ok()) thread_.join();  // it ended after saying so
+    return bound;
+  }
+
+  // fn(Proxy&) on the worker's loop; returns what fn returns, once it has run.
+  template <typename Fn>
+  auto Run(Fn fn) -> decltype(fn(std::declval<Proxy&>())) {
+    using R = decltype(fn(std::declval<Proxy&>()));
+    std::packaged_task<R()> task([this, &fn] { return fn(*proxy_); });
+    std::future<R> done = task.get_future();
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      tasks_.emplace_back([&task] { task(); });
+    }
+    uv_async_send(&async_);
+    return done.get();
+  }
+
+  ProxyCounts counts() const { return published_.Load(); }
+
+  // The worker closes everything it holds and its thread ends; joined here.
+  void Stop() {
+    if (!thread_.joinable()) return;
+    Run([this](Proxy& proxy) {
+      proxy.StopAccepting();
+      proxy.ForceCloseAll();
+      stopping_ = true;
+      return 0;
+    });
+    thread_.join();
+  }
+
+  // ProxyEvents: on the worker's thread, passed to the main loop.
+  void OnConnectionOpened() override { group_.Post({Event::Kind::kOpened}); }
+  void OnConnectionClosed() override { group_.Post({Event::Kind::kClosed}); }
+  void OnConnectionFinished() override { group_.Post({Event::Kind::kFinished}); }
+  void OnResponseComplete(int status, Protocol protocol) override {
+    group_.Post({Event::Kind::kResponse, protocol, status});
+  }
+  void OnProxyError(ProxyError error) override {
+    group_.Post({Event::Kind::kError, Protocol::kHttp1, 0, error});
+  }
+
+ private:
+  void Main(std::promise<Result<void>>& started) {
+    uv_loop_init(&loop_);
+    uv_async_init(&loop_, &async_, &Worker::OnAsync);
+    async_.data = this;
+    proxy_ = std::make_unique<Proxy>(&loop_, options_, *this);
+    proxy_->PublishCountsTo(&published_);
+    Result<void> bound = proxy_->Start();
+    bool ok = bound.ok();
+    started.set_value(std::move(bound));  // `started` is gone after this
+    if (!ok) stopping_ = true;
+    while (true) {
+      uv_run(&loop_, UV_RUN_ONCE);
+      RunTasks();
+      if (stopping_ && proxy_ != nullptr && proxy_->empty()) {
+        proxy_.reset();  // its own handles close in the next turns
+        uv_close(reinterpret_cast<uv_handle_t*>(&async_), nullptr);
+      }
+      if (proxy_ == nullptr && uv_loop_alive(&loop_) == 0) break;
+    }
+    uv_loop_close(&loop_);
+  }
+
+  static void OnAsync(uv_async_t* async) { static_cast<Worker*>(async->data)->RunTasks(); }
+
+  void RunTasks() {
+    std::vector<std::function<void()>> tasks;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      tasks.swap(tasks_);
+    }
+    for (auto& task : tasks) task();
+  }
+
+  WorkerGroup& group_;
+  ProxyOptions options_;
+  std::thread thread_;
+  uv_loop_t loop_;
+  uv_async_t async_;
+  std::unique_ptr<Proxy> proxy_;
+  PublishedCounts published_;
+  bool stopping_ = false;  // the worker's thread only
+  std::mutex mutex_;
+  std::vector<std::function<void()>> tasks_;  // under mutex_
+};
+
+namespace {
+
+ProxyOptions ForWorkers(ProxyOptions options, int workers) {
+  if (workers > 1) {
+    options.reuse_port = true;
+    // --max-connections is the process's: each worker takes its share.
+    options.max_connections = (options.max_connections + workers - 1) / workers;
+  }
+  return options;
+}
+
+}  // namespace
+
+WorkerGroup::WorkerGroup(uv_loop_t* loop, ProxyOptions options, ProxyEvents& events, int workers)
+    : loop_(loop),
+      options_(ForWorkers(std::move(options), workers)),
+      events_(events),
+      worker_count_(workers),
+      main_(loop, options_, events) {}
+
+WorkerGroup::~WorkerGroup() { Shutdown(); }
+
+Result<void> WorkerGroup::Start() {
+  if (Result<void> bound = main_.Start(); !bound.ok()) return bound;
+  if (worker_count_ <= 1) return {};
+  if (int rc = events_async_.Init(
+          loop_,
+          [](uv_loop_t* loop, uv_async_t* async) {
+            return uv_async_init(loop, async, &WorkerGroup::OnEvents);
+          },
+          this);
+      rc != 0) {
+    main_.StopAccepting();
+    return Error{std::string("cannot start the workers: ") + uv_strerror(rc)};
+  }
+  // The others bind the ports worker 0 got (port 0 resolved); unix sockets stay with worker 0.
+  ProxyOptions options = options_;
+  options.listen.clear();
+  std::vector<int> ports = main_.listening_ports();
+  for (size_t i = 0; i < options_.listen.size(); ++i) {
+    if (options_.listen[i].kind == Address::Kind::kUnix) continue;
+    Address address = options_.listen[i];
+    address.set_port(ports[i]);
+    options.listen.push_back(address);
+  }
+  if (options.listen.empty()) return {};  // only unix sockets: one worker serves them
+  for (int i = 1; i < worker_count_; ++i) {
+    auto worker = std::make_unique<Worker>(*this, options);
+    if (Result<void> bound = worker->Start(); !bound.ok()) {
+      Shutdown();
+      main_.StopAccepting();
+      return bound;
+    }
+    others_.push_back(std::move(worker));
+  }
+  return {};
+}
+
+void WorkerGroup::StopAccepting() {
+  main_.StopAccepting();
+  for (auto& worker : others_) {
+    worker->Run([](Proxy& proxy) {
+      proxy.StopAccepting();
+      return 0;
+    });
+  }
+}
+
+void WorkerGroup::CloseAfterCurrentResponse() {
+  main_.CloseAfterCurrentResponse();
+  for (auto& worker : others_) {
+    worker->Run([](Proxy& proxy) {
+      proxy.CloseAfterCurrentResponse();
+      return 0;
+    });
+  }
+}
+
+size_t WorkerGroup::CloseIdleConnections() {
+  size_t closed = main_.CloseIdleConnections();
+  for (auto& worker : others_) {
+    closed += worker->Run([](Proxy& proxy) { return proxy.CloseIdleConnections(); });
+  }
+  return closed;
+}
+
+size_t WorkerGroup::ForceCloseAll() {
+  size_t closed = main_.ForceCloseAll();
+  for (auto& worker : others_) {
+    closed += worker->Run([](Proxy& proxy) { return proxy.ForceCloseAll(); });
+  }
+  return closed;
+}
+
+ProxyCounts WorkerGroup::worker_counts(int worker) const {
+  return worker == 0 ? main_.counts() : others_.at(static_cast<size_t>(worker) - 1)->counts();
+}
+
+ProxyCounts WorkerGroup::counts() const {
+  ProxyCounts sum = main_.counts();
+  for (const auto& worker : others_) {
+    ProxyCounts c = worker->counts();
+    sum.connections += c.connections;
+    sum.finishing += c.finishing;
+    sum.in_flight += c.in_flight;
+    sum.idle += c.idle;
+    sum.upgraded += c.upgraded;
+    sum.http2_connections += c.http2_connections;
+    sum.http2_streams += c.http2_streams;
+  }
+  return sum;
+}
+
+void WorkerGroup::Shutdown() {
+  others_.clear();                // each stops and joins
+  OnEvents(events_async_.get());  // what they said last
+  events_async_.Close();
+}
+
+void WorkerGroup::Post(const Event& event) {
+  {
+    std::lock_guard<std::mutex> lock(events_mutex_);
+    queued_.push_back(event);
+  }
+  uv_async_send(events_async_.get());
+}
+
+void WorkerGroup::OnEvents(uv_async_t* async) {
+  if (async == nullptr) return;
+  auto* self = static_cast<WorkerGroup*>(async->data);
+  if (self == nullptr) return;
+  std::vector<Event> events;
+  {
+    std::lock_guard<std::mutex> lock(self->events_mutex_);
+    events.swap(self->queued_);
+  }
+  for (const Event& event : events) {
+    switch (event.kind) {
+      case Event::Kind::kOpened:
+        self->events_.OnConnectionOpened();
+        break;
+      case Event::Kind::kClosed:
+        self->events_.OnConnectionClosed();
+        break;
+      case Event::Kind::kFinished:
+        self->events_.OnConnectionFinished();
+        break;
+      case Event::Kind::kResponse:
+        self->events_.OnResponseComplete(event.status, event.protocol);
+        break;
+      case Event::Kind::kError:
+        self->events_.OnProxyError(event.error);
+        break;
+    }
+  }
+}
+
+}  // namespace lameduck::proxy

@@ -1,0 +1,80 @@
+// WorkerGroup: the data plane on --workers loops. The Proxy on the main loop is worker 0: the
+// admin API and the drain run beside it as they do with one worker, and with one worker it is
+// all there is (no thread, no handle added). Workers 1..N-1 each run a Proxy of their own (its
+// connections, pools and timers) on a loop of their own, in a thread of their own, listening
+// on the same TCP ports: every listener sets SO_REUSEPORT and the kernel spreads new
+// connections over them. Unix-socket listeners stay with worker 0.
+//
+// The coordinator drives all of them through this DrainTarget. A drain step reaches each
+// worker over its uv_async_t and waits for the worker's answer (drain steps are rare; the
+// workers never wait for the main loop). Their events come back to the main loop, in order, over
+// a queue and one uv_async_t, and reach the ProxyEvents given here as if worker 0 had sent them.
+// counts() sums worker 0's with the others', which each worker publishes as they change.
+#pragma once
+
+#include <uv.h>
+
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "proxy/drain_target.h"
+#include "proxy/proxy.h"
+#include "proxy/proxy_events.h"
+#include "proxy/proxy_options.h"
+#include "proxy/result.h"
+#include "proxy/uv_handle.h"
+
+namespace lameduck::proxy {
+
+class WorkerGroup final : public DrainTarget {
+ public:
+  WorkerGroup(uv_loop_t* loop, ProxyOptions options, ProxyEvents& events, int workers);
+  ~WorkerGroup() override;  // Shutdown(), if it was not called
+  WorkerGroup(const WorkerGroup&) = delete;
+  WorkerGroup& operator=(const WorkerGroup&) = delete;
+
+  // Binds worker 0's listeners, then starts the other workers on the ports it got (port 0
+  // resolved) and waits until each has bound too. An error names the address; on failure
+  // nothing is left listening.
+  Result<void> Start();
+  std::vector<int> listening_ports() const { return main_.listening_ports(); }
+  int workers() const { return static_cast<int>(others_.size()) + 1; }
+  ProxyCounts worker_counts(int worker) const;  // 0 .. workers() - 1
+
+  // DrainTarget: each reaches every worker.
+  void StopAccepting() override;
+  void CloseAfterCurrentResponse() override;
+  size_t CloseIdleConnections() override;
+  size_t ForceCloseAll() override;
+  ProxyCounts counts() const override;
+
+  // For the end: worker 0's proxy is empty. Shutdown() first ends the other workers (each
+  // closes what it holds, and its thread ends) and closes this group's own handle.
+  bool empty() const { return main_.empty(); }
+  void Shutdown();
+
+ private:
+  class Worker;
+  struct Event {
+    enum class Kind : uint8_t { kOpened, kClosed, kFinished, kResponse, kError };
+    Kind kind;
+    Protocol protocol = Protocol::kHttp1;
+    int status = 0;
+    ProxyError error = ProxyError::kNone;
+  };
+  void Post(const Event& event);  // from a worker's thread
+  static void OnEvents(uv_async_t* async);
+
+  uv_loop_t* loop_;
+  ProxyOptions options_;
+  ProxyEvents& events_;
+  int worker_count_;
+  Proxy main_;
+  std::vector<std::unique_ptr<Worker>> others_;
+  UvHandle<uv_async_t> events_async_;
+  std::mutex events_mutex_;
+  std::vector<Event> queued_;  // under events_mutex_
+};
+
+}  // namespace lameduck::proxy
