@@ -67,8 +67,7 @@ int ClientConnection::Accept(uv_stream_t* server, int fd, Address::Kind kind) {
     return 0;
   }
   if (kind == Address::Kind::kTcp) {
-    auto* tcp = reinterpret_cast<uv_tcp_t*>(socket_.stream());
-    uv_tcp_nodelay(tcp, 1);
+    auto* tcp = reinterpret_cast<uv_tcp_t*>(socket_.stream());  // TCP_NODELAY: from the listener
     sockaddr_storage peer{};
     int length = sizeof(peer);
     if (uv_tcp_getpeername(tcp, reinterpret_cast<sockaddr*>(&peer), &length) == 0) {
@@ -714,9 +713,9 @@ void ClientConnection::Linger() {
   // with unread input would make the kernel send a reset, and the client could lose the
   // response it has not read yet. Until the shutdown completes, the response is still being
   // written: a stalled reader gets --idle-timeout, as any stalled transfer.
-  socket_.Shutdown();
   ArmTimer(proxy_.options().idle_timeout.count());
   UpdateReading();
+  socket_.Shutdown();  // last: done at once if nothing is queued, and that may close
 }
 
 void ClientConnection::OnSocketShutdown(int status) {

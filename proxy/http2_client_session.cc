@@ -343,8 +343,8 @@ void Http2ClientSession::Linger() {
   DropStreams();               // none, unless nghttp2 ended the connection (an error, a flood)
   // As ClientConnection::Linger: FIN after what is queued, then read until the client's FIN,
   // so that unread input does not turn the close into a reset that loses the last frames.
-  socket_.Shutdown();
   ArmTimer(proxy_.options().idle_timeout.count());
+  socket_.Shutdown();  // last: done at once if nothing is queued, and that may close
 }
 
 void Http2ClientSession::OnSocketShutdown(int status) {

@@ -57,6 +57,8 @@ Result<void> Listener::Start(uv_loop_t* loop, bool reuse_port) {
     if ((rc = uv_tcp_bind(tcp_.get(), address_.sa(), 0)) != 0) {
       return Failure(address_, "bind", rc);
     }
+    // Linux copies TCP_NODELAY to every socket accepted from this one: no setsockopt each.
+    uv_tcp_nodelay(tcp_.get(), 1);
   }
   if ((rc = uv_listen(stream(), SOMAXCONN, &Listener::OnConnection)) != 0) {
     return Failure(address_, "listen on", rc);

@@ -4,6 +4,8 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
+#include <cerrno>
+
 namespace lameduck::proxy {
 
 void WriteReqPool::Release(std::unique_ptr<WriteReq> req) {
@@ -126,6 +128,14 @@ void Socket::OnWrite(uv_write_t* uv_req, int status) {
 void Socket::Shutdown() {
   if (shutting_down_ || closing_) return;
   shutting_down_ = true;
+  if (writes_pending_ == 0 && handle_.stream.write_queue_size == 0) {
+    // Nothing queued (the usual case: the last write went out at once): the FIN goes now,
+    // without the two epoll changes and the loop turn uv_shutdown takes to find that out.
+    int socket = fd();
+    int rc = socket >= 0 && ::shutdown(socket, SHUT_WR) == 0 ? 0 : uv_translate_sys_error(errno);
+    owner_.OnSocketShutdown(rc);  // at once: the owner calls Shutdown() last
+    return;
+  }
   // Once per connection, at its end: not carried by every idle one.
   shutdown_req_ = std::make_unique<uv_shutdown_t>();
   shutdown_req_->data = this;

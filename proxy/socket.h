@@ -81,7 +81,9 @@ class Socket {
   size_t write_queue_bytes() const { return handle_.stream.write_queue_size; }
   size_t writes_pending() const { return writes_pending_; }
 
-  void Shutdown();  // FIN after the queued writes; OnSocketShutdown follows
+  // FIN after the queued writes; OnSocketShutdown follows, at once if nothing is queued (so the
+  // owner calls this last: the report may close it).
+  void Shutdown();
   // Idempotent; a no-op before Init succeeded. kReset: a TCP peer gets a RST instead of a FIN
   // (unless a shutdown is under way).
   void Close(CloseMode mode = CloseMode::kFin);
