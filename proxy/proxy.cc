@@ -314,33 +314,6 @@ void Proxy::MoveCounts(const ProxyCounts& from, const ProxyCounts& to) {
   move(counts_.upgraded, from.upgraded, to.upgraded);
   move(counts_.http2_connections, from.http2_connections, to.http2_connections);
   move(counts_.http2_streams, from.http2_streams, to.http2_streams);
-  if (published_ != nullptr) published_->Store(counts_);
-}
-
-void PublishedCounts::Store(const ProxyCounts& counts) {
-  auto store = [](std::atomic<size_t>& to, size_t value) {
-    to.store(value, std::memory_order_relaxed);
-  };
-  store(connections, counts.connections);
-  store(finishing, counts.finishing);
-  store(in_flight, counts.in_flight);
-  store(idle, counts.idle);
-  store(upgraded, counts.upgraded);
-  store(http2_connections, counts.http2_connections);
-  store(http2_streams, counts.http2_streams);
-}
-
-ProxyCounts PublishedCounts::Load() const {
-  auto load = [](const std::atomic<size_t>& from) { return from.load(std::memory_order_relaxed); };
-  ProxyCounts counts;
-  counts.connections = load(connections);
-  counts.finishing = load(finishing);
-  counts.in_flight = load(in_flight);
-  counts.idle = load(idle);
-  counts.upgraded = load(upgraded);
-  counts.http2_connections = load(http2_connections);
-  counts.http2_streams = load(http2_streams);
-  return counts;
 }
 
 void Proxy::MoveCount(ClientConnection::CountClass from, ClientConnection::CountClass to) {
@@ -367,7 +340,6 @@ void Proxy::MoveCount(ClientConnection::CountClass from, ClientConnection::Count
   };
   add(from, /*entering=*/false);
   add(to, /*entering=*/true);
-  if (published_ != nullptr) published_->Store(counts_);
 }
 
 }  // namespace lameduck::proxy

@@ -11,7 +11,6 @@
 
 #include <uv.h>
 
-#include <atomic>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -39,15 +38,6 @@ namespace lameduck::proxy {
 
 class UpstreamConnection;
 
-// ProxyCounts that another thread reads (--workers): the Proxy of a worker stores every change
-// (plain stores on its own thread; the fields are each current, not a snapshot of them all).
-struct PublishedCounts {
-  void Store(const ProxyCounts& counts);
-  ProxyCounts Load() const;
-  std::atomic<size_t> connections{0}, finishing{0}, in_flight{0}, idle{0}, upgraded{0},
-      http2_connections{0}, http2_streams{0};
-};
-
 class Proxy final : public DrainTarget, public Listener::Owner {
  public:
   Proxy(uv_loop_t* loop, ProxyOptions options, ProxyEvents& events);
@@ -66,7 +56,6 @@ class Proxy final : public DrainTarget, public Listener::Owner {
   size_t CloseIdleConnections() override;
   size_t ForceCloseAll() override;
   ProxyCounts counts() const override { return counts_; }  // kept current: O(1)
-  void PublishCountsTo(PublishedCounts* published) { published_ = published; }
 
   bool empty() const {
     return clients_.empty() && sessions_.empty() && upstreams_.empty() && h2_upstreams_.empty();
@@ -117,7 +106,10 @@ class Proxy final : public DrainTarget, public Listener::Owner {
   uv_loop_t* loop_;
   ProxyOptions options_;
   ProxyEvents& events_;
-  BufferPool buffers_;
+  // Up to 16 MiB of free blocks: what streaming at the high-water marks keeps in flight (a block
+  // unmapped and mapped again costs its page faults and zeroing); trimmed every second to what
+  // was used.
+  BufferPool buffers_{256};
   WriteReqPool write_reqs_;
   UpstreamPool pool_;
   DeadlineQueue deadlines_;
@@ -131,8 +123,7 @@ class Proxy final : public DrainTarget, public Listener::Owner {
   http2::FieldList h2_fields_;
   UvHandle<uv_timer_t> trim_timer_;  // TrimPools
   size_t peak_connections_ = 0;      // of both sides, since the last malloc_trim
-  ProxyCounts counts_;
-  PublishedCounts* published_ = nullptr;  // of clients_, by each one's counted_as()
+  ProxyCounts counts_;               // of clients_, by each one's counted_as()
   bool close_after_each_response_ = false;
   std::string upstream_host_;
 };

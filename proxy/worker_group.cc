@@ -12,7 +12,8 @@ namespace lameduck::proxy {
 // over async_ and run on the worker's loop; Run() waits for the answer.
 class WorkerGroup::Worker final : public ProxyEvents {
  public:
-  Worker(WorkerGroup& group, ProxyOptions options) : group_(group), options_(std::move(options)) {}
+  Worker(WorkerGroup& group, size_t index, ProxyOptions options)
+      : group_(group), index_(index), options_(std::move(options)) {}
   ~Worker() override { Stop(); }
 
   Result<void> Start() {
@@ -38,8 +39,6 @@ class WorkerGroup::Worker final : public ProxyEvents {
     return done.get();
   }
 
-  ProxyCounts counts() const { return published_.Load(); }
-
   // The worker closes everything it holds and its thread ends; joined here.
   void Stop() {
     if (!thread_.joinable()) return;
@@ -52,24 +51,54 @@ class WorkerGroup::Worker final : public ProxyEvents {
     thread_.join();
   }
 
-  // ProxyEvents: on the worker's thread, passed to the main loop.
-  void OnConnectionOpened() override { group_.Post({Event::Kind::kOpened}); }
-  void OnConnectionClosed() override { group_.Post({Event::Kind::kClosed}); }
-  void OnConnectionFinished() override { group_.Post({Event::Kind::kFinished}); }
+  // ProxyEvents: on the worker's thread, passed to the main loop with the counts after them.
+  void OnConnectionOpened() override { Post(Event::Kind::kOpened); }
+  void OnConnectionClosed() override { Post(Event::Kind::kClosed); }
+  void OnConnectionFinished() override { Post(Event::Kind::kFinished); }
   void OnResponseComplete(int status, Protocol protocol) override {
-    group_.Post({Event::Kind::kResponse, protocol, status});
+    Post(Event::Kind::kResponse, protocol, status);
   }
   void OnProxyError(ProxyError error) override {
-    group_.Post({Event::Kind::kError, Protocol::kHttp1, 0, error});
+    Post(Event::Kind::kError, Protocol::kHttp1, 0, error);
   }
 
  private:
+  void Post(Event::Kind kind, Protocol protocol = Protocol::kHttp1, int status = 0,
+            ProxyError error = ProxyError::kNone) {
+    Event event;
+    event.kind = kind;
+    event.worker = index_;
+    event.counts = proxy_->counts();
+    event.protocol = protocol;
+    event.status = status;
+    event.error = error;
+    posted_ = event.counts;
+    group_.Post(event);
+  }
+
+  // The end of each loop turn: counts that changed without an event (a request begun, a
+  // connection gone idle) go to the main loop too.
+  static void OnTurnEnd(uv_check_t* check) {
+    auto* self = static_cast<Worker*>(check->data);
+    if (self->proxy_ != nullptr && !Same(self->proxy_->counts(), self->posted_)) {
+      self->Post(Event::Kind::kCounts);
+    }
+  }
+
+  static bool Same(const ProxyCounts& a, const ProxyCounts& b) {
+    return a.connections == b.connections && a.finishing == b.finishing &&
+           a.in_flight == b.in_flight && a.idle == b.idle && a.upgraded == b.upgraded &&
+           a.http2_connections == b.http2_connections && a.http2_streams == b.http2_streams;
+  }
+
   void Main(std::promise<Result<void>>& started) {
     uv_loop_init(&loop_);
     uv_async_init(&loop_, &async_, &Worker::OnAsync);
     async_.data = this;
+    uv_check_init(&loop_, &turn_end_);
+    turn_end_.data = this;
+    uv_check_start(&turn_end_, &Worker::OnTurnEnd);
     proxy_ = std::make_unique<Proxy>(&loop_, options_, *this);
-    proxy_->PublishCountsTo(&published_);
     Result<void> bound = proxy_->Start();
     bool ok = bound.ok();
     started.set_value(std::move(bound));  // `started` is gone after this
@@ -80,6 +109,7 @@ class WorkerGroup::Worker final : public ProxyEvents {
       if (stopping_ && proxy_ != nullptr && proxy_->empty()) {
         proxy_.reset();  // its own handles close in the next turns
         uv_close(reinterpret_cast<uv_handle_t*>(&async_), nullptr);
+        uv_close(reinterpret_cast<uv_handle_t*>(&turn_end_), nullptr);
       }
       if (proxy_ == nullptr && uv_loop_alive(&loop_) == 0) break;
     }
@@ -98,12 +128,14 @@ class WorkerGroup::Worker final : public ProxyEvents {
   }
 
   WorkerGroup& group_;
+  size_t index_;
   ProxyOptions options_;
   std::thread thread_;
   uv_loop_t loop_;
   uv_async_t async_;
+  uv_check_t turn_end_;
   std::unique_ptr<Proxy> proxy_;
-  PublishedCounts published_;
+  ProxyCounts posted_;     // the counts the main loop was last sent
   bool stopping_ = false;  // the worker's thread only
   std::mutex mutex_;
   std::vector<std::function<void()>> tasks_;  // under mutex_
@@ -155,8 +187,9 @@ Result<void> WorkerGroup::Start() {
     options.listen.push_back(address);
   }
   if (options.listen.empty()) return {};  // only unix sockets: one worker serves them
+  seen_.assign(static_cast<size_t>(worker_count_) - 1, ProxyCounts{});
   for (int i = 1; i < worker_count_; ++i) {
-    auto worker = std::make_unique<Worker>(*this, options);
+    auto worker = std::make_unique<Worker>(*this, static_cast<size_t>(i), options);
     if (Result<void> bound = worker->Start(); !bound.ok()) {
       Shutdown();
       main_.StopAccepting();
@@ -167,50 +200,45 @@ Result<void> WorkerGroup::Start() {
   return {};
 }
 
+template <typename Fn>
+size_t WorkerGroup::OnEveryWorker(Fn fn) {
+  size_t sum = fn(main_);
+  for (auto& worker : others_) sum += worker->Run(fn);
+  return sum;
+}
+
 void WorkerGroup::StopAccepting() {
-  main_.StopAccepting();
-  for (auto& worker : others_) {
-    worker->Run([](Proxy& proxy) {
-      proxy.StopAccepting();
-      return 0;
-    });
-  }
+  OnEveryWorker([](Proxy& proxy) {
+    proxy.StopAccepting();
+    return size_t{0};
+  });
 }
 
 void WorkerGroup::CloseAfterCurrentResponse() {
-  main_.CloseAfterCurrentResponse();
-  for (auto& worker : others_) {
-    worker->Run([](Proxy& proxy) {
-      proxy.CloseAfterCurrentResponse();
-      return 0;
-    });
-  }
+  OnEveryWorker([](Proxy& proxy) {
+    proxy.CloseAfterCurrentResponse();
+    return size_t{0};
+  });
 }
 
 size_t WorkerGroup::CloseIdleConnections() {
-  size_t closed = main_.CloseIdleConnections();
-  for (auto& worker : others_) {
-    closed += worker->Run([](Proxy& proxy) { return proxy.CloseIdleConnections(); });
-  }
-  return closed;
+  return OnEveryWorker([](Proxy& proxy) { return proxy.CloseIdleConnections(); });
 }
 
 size_t WorkerGroup::ForceCloseAll() {
-  size_t closed = main_.ForceCloseAll();
-  for (auto& worker : others_) {
-    closed += worker->Run([](Proxy& proxy) { return proxy.ForceCloseAll(); });
-  }
-  return closed;
+  return OnEveryWorker([](Proxy& proxy) { return proxy.ForceCloseAll(); });
 }
 
 ProxyCounts WorkerGroup::worker_counts(int worker) const {
-  return worker == 0 ? main_.counts() : others_.at(static_cast<size_t>(worker) - 1)->counts();
+  if (worker == 0) return main_.counts();
+  Deliver();
+  return seen_.at(static_cast<size_t>(worker) - 1);
 }
 
 ProxyCounts WorkerGroup::counts() const {
+  Deliver();
   ProxyCounts sum = main_.counts();
-  for (const auto& worker : others_) {
-    ProxyCounts c = worker->counts();
+  for (const ProxyCounts& c : seen_) {
     sum.connections += c.connections;
     sum.finishing += c.finishing;
     sum.in_flight += c.in_flight;
@@ -223,8 +251,8 @@ ProxyCounts WorkerGroup::counts() const {
 }
 
 void WorkerGroup::Shutdown() {
-  others_.clear();                // each stops and joins
-  OnEvents(events_async_.get());  // what they said last
+  others_.clear();  // each stops and joins
+  Deliver();        // what they said last
   events_async_.Close();
 }
 
@@ -237,33 +265,43 @@ void WorkerGroup::Post(const Event& event) {
 }
 
 void WorkerGroup::OnEvents(uv_async_t* async) {
-  if (async == nullptr) return;
-  auto* self = static_cast<WorkerGroup*>(async->data);
-  if (self == nullptr) return;
-  std::vector<Event> events;
-  {
-    std::lock_guard<std::mutex> lock(self->events_mutex_);
-    events.swap(self->queued_);
-  }
-  for (const Event& event : events) {
-    switch (event.kind) {
-      case Event::Kind::kOpened:
-        self->events_.OnConnectionOpened();
-        break;
-      case Event::Kind::kClosed:
-        self->events_.OnConnectionClosed();
-        break;
-      case Event::Kind::kFinished:
-        self->events_.OnConnectionFinished();
-        break;
-      case Event::Kind::kResponse:
-        self->events_.OnResponseComplete(event.status, event.protocol);
-        break;
-      case Event::Kind::kError:
-        self->events_.OnProxyError(event.error);
-        break;
+  if (auto* self = static_cast<WorkerGroup*>(async->data)) self->Deliver();
+}
+
+void WorkerGroup::Deliver() const {
+  if (delivering_) return;  // a handler asked for counts: those of what it has heard so far
+  delivering_ = true;
+  while (true) {
+    std::vector<Event> events;
+    {
+      std::lock_guard<std::mutex> lock(events_mutex_);
+      events.swap(queued_);
+    }
+    if (events.empty()) break;
+    for (const Event& event : events) {
+      seen_.at(event.worker - 1) = event.counts;  // first: the handler sees counts after it
+      switch (event.kind) {
+        case Event::Kind::kCounts:
+          break;
+        case Event::Kind::kOpened:
+          events_.OnConnectionOpened();
+          break;
+        case Event::Kind::kClosed:
+          events_.OnConnectionClosed();
+          break;
+        case Event::Kind::kFinished:
+          events_.OnConnectionFinished();
+          break;
+        case Event::Kind::kResponse:
+          events_.OnResponseComplete(event.status, event.protocol);
+          break;
+        case Event::Kind::kError:
+          events_.OnProxyError(event.error);
+          break;
+      }
     }
   }
+  delivering_ = false;
 }
 
 }  // namespace lameduck::proxy

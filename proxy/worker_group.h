@@ -9,7 +9,10 @@
 // worker over its uv_async_t and waits for the worker's answer (drain steps are rare; the
 // workers never wait for the main loop). Their events come back to the main loop, in order, over
 // a queue and one uv_async_t, and reach the ProxyEvents given here as if worker 0 had sent them.
-// counts() sums worker 0's with the others', which each worker publishes as they change.
+// Each event carries its worker's counts as they were right after it (and a worker whose counts
+// changed without an event sends them at the end of its loop's turn), so the counts the main
+// loop sees always agree with the events it has delivered: a drain never ends on counts whose
+// closes and responses its summary has not heard of. counts() delivers what is queued first.
 #pragma once
 
 #include <uv.h>
@@ -57,14 +60,20 @@ class WorkerGroup final : public DrainTarget {
  private:
   class Worker;
   struct Event {
-    enum class Kind : uint8_t { kOpened, kClosed, kFinished, kResponse, kError };
+    enum class Kind : uint8_t { kCounts, kOpened, kClosed, kFinished, kResponse, kError };
     Kind kind;
+    size_t worker;       // 1 .. workers() - 1
+    ProxyCounts counts;  // the worker's, right after the event
     Protocol protocol = Protocol::kHttp1;
     int status = 0;
     ProxyError error = ProxyError::kNone;
   };
+  // fn(Proxy&) -> size_t on worker 0, then on each other one (waiting for each); the sum.
+  template <typename Fn>
+  size_t OnEveryWorker(Fn fn);
   void Post(const Event& event);  // from a worker's thread
   static void OnEvents(uv_async_t* async);
+  void Deliver() const;  // the queued events, in order; a no-op while delivering
 
   uv_loop_t* loop_;
   ProxyOptions options_;
@@ -73,8 +82,11 @@ class WorkerGroup final : public DrainTarget {
   Proxy main_;
   std::vector<std::unique_ptr<Worker>> others_;
   UvHandle<uv_async_t> events_async_;
-  std::mutex events_mutex_;
-  std::vector<Event> queued_;  // under events_mutex_
+  // Delivering events is not a change to the group's state as counts() sees it: const there.
+  mutable std::mutex events_mutex_;
+  mutable std::vector<Event> queued_;      // under events_mutex_
+  mutable std::vector<ProxyCounts> seen_;  // per other worker: as of its last delivered event
+  mutable bool delivering_ = false;
 };
 
 }  // namespace lameduck::proxy

@@ -435,7 +435,7 @@ TEST_F(HostileTest, SlowlorisConnectionsDoNotDelayANormalClient) {
 
 // An idle keep-alive connection holds no request memory: the parser, the head and the read
 // buffer come from pools with a request's bytes and go back when it is answered, and what a burst
-// of requests took is given back once it is over. (bench/compare measures the figure at 10,000
+// of requests took is given back once it is over. (bench/run measures the figure at 10,000
 // connections beside nginx and HAProxy; this bound only catches a connection that keeps a
 // request's memory, 2 KiB and more each.)
 TEST_F(HostileTest, IdleKeepAliveConnectionsHoldNoRequestMemory) {

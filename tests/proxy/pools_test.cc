@@ -2,6 +2,7 @@
 // left unused: ObjectPool, BufferPool, IntrusiveList and HeadCollector's spare storage.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <memory>
 #include <vector>
 
@@ -9,6 +10,7 @@
 #include "proxy/intrusive_list.h"
 #include "proxy/message_head.h"
 #include "proxy/object_pool.h"
+#include "proxy/slab.h"
 
 namespace lameduck::proxy {
 namespace {
@@ -69,6 +71,44 @@ TEST(BufferPoolTest, ReusesABlockAndTrimsTheOnesABurstLeftUnused) {
   { BlockRef in_use = pool.Acquire(); }
   pool.Trim();  // one was needed since the last Trim: the nine others go
   EXPECT_EQ(pool.free_blocks(), 1u);
+}
+
+// Big enough that a few hundred span several chunks.
+struct Tracked {
+  explicit Tracked(int v, int& live) : value(v), live(live) { ++live; }
+  ~Tracked() { --live; }
+  int value;
+  int& live;
+  char payload[600] = {};
+};
+
+TEST(SlabTest, ConstructsDestroysAndReusesSlotsAcrossChunks) {
+  Slab<Tracked> slab;
+  int live = 0;
+  std::vector<Tracked*> objects;
+  for (int i = 0; i < 500; ++i) objects.push_back(slab.New(i, live));
+  EXPECT_EQ(live, 500);
+  for (int i = 0; i < 500; ++i) {
+    ASSERT_EQ(objects[i]->value, i);  // no slot handed out twice
+    objects[i]->payload[599] = 'x';
+  }
+  // Every other one goes; their slots serve the next ones before any new chunk is mapped.
+  std::vector<Tracked*> freed;
+  for (int i = 0; i < 500; i += 2) {
+    freed.push_back(objects[i]);
+    slab.Delete(objects[i]);
+  }
+  EXPECT_EQ(live, 250);
+  Tracked* again = slab.New(1000, live);
+  EXPECT_NE(std::find(freed.begin(), freed.end(), again), freed.end())
+      << "a free slot was not reused";
+  slab.Delete(again);
+  for (int i = 1; i < 500; i += 2) slab.Delete(objects[i]);
+  EXPECT_EQ(live, 0);
+  // Empty chunks went back (all but one): a new object still works.
+  Tracked* last = slab.New(7, live);
+  EXPECT_EQ(last->value, 7);
+  slab.Delete(last);
 }
 
 struct Item : IntrusiveList<Item>::Hook {
