@@ -102,16 +102,16 @@ class WorkerGroup::Worker final : public ProxyEvents {
     Result<void> bound = proxy_->Start();
     bool ok = bound.ok();
     started.set_value(std::move(bound));  // `started` is gone after this
-    if (!ok) stopping_ = true;
+    if (!ok) stopping_ = true;            // ends at once: nothing is open
     while (true) {
-      uv_run(&loop_, UV_RUN_ONCE);
-      RunTasks();
       if (stopping_ && proxy_ != nullptr && proxy_->empty()) {
         proxy_.reset();  // its own handles close in the next turns
         uv_close(reinterpret_cast<uv_handle_t*>(&async_), nullptr);
         uv_close(reinterpret_cast<uv_handle_t*>(&turn_end_), nullptr);
       }
       if (proxy_ == nullptr && uv_loop_alive(&loop_) == 0) break;
+      uv_run(&loop_, UV_RUN_ONCE);
+      RunTasks();
     }
     uv_loop_close(&loop_);
   }
