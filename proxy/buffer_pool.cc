@@ -2,7 +2,6 @@
 
 #include <sys/mman.h>
 
-#include <algorithm>
 #include <new>
 
 namespace lameduck::proxy {
@@ -15,8 +14,6 @@ Block* MapBlock() {
   return new (memory) Block;  // default-initialised: the data is not written here
 }
 
-void UnmapBlock(Block* block) { munmap(block, sizeof(Block)); }
-
 }  // namespace
 
 void BlockRef::Reset() {
@@ -25,39 +22,20 @@ void BlockRef::Reset() {
   block_ = nullptr;
 }
 
-BufferPool::~BufferPool() {
-  for (Block* block : free_) UnmapBlock(block);
-}
+void BufferPool::Unmap::operator()(Block* block) const { munmap(block, sizeof(Block)); }
 
 BlockRef BufferPool::Acquire() {
-  Block* block;
-  if (free_.empty()) {
-    block = MapBlock();
-    block->pool = this;
-  } else {
-    block = free_.back();
-    free_.pop_back();
-    unused_since_trim_ = std::min(unused_since_trim_, free_.size());
-  }
+  Block* block = free_
+                     .Take([this] {
+                       ObjectPool<Block, Unmap>::Ptr fresh(MapBlock());
+                       fresh->pool = this;
+                       return fresh;
+                     })
+                     .release();
   block->refs = 1;
   return BlockRef(block);
 }
 
-void BufferPool::Release(Block* block) {
-  if (free_.size() < max_free_) {
-    free_.push_back(block);
-  } else {
-    UnmapBlock(block);
-  }
-}
-
-size_t BufferPool::Trim() {
-  // The oldest (front) ones: the back is what the next Acquire takes, still warm in the cache.
-  size_t unused = std::min(unused_since_trim_, free_.size());
-  std::for_each(free_.begin(), free_.begin() + unused, UnmapBlock);
-  free_.erase(free_.begin(), free_.begin() + unused);
-  unused_since_trim_ = free_.size();
-  return unused;
-}
+void BufferPool::Release(Block* block) { free_.Give(ObjectPool<Block, Unmap>::Ptr(block)); }
 
 }  // namespace lameduck::proxy

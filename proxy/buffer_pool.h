@@ -8,7 +8,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <utility>
-#include <vector>
+
+#include "proxy/object_pool.h"
 
 namespace lameduck::proxy {
 
@@ -52,24 +53,24 @@ class BlockRef {
 
 class BufferPool {
  public:
-  explicit BufferPool(size_t max_free = 32) : max_free_(max_free) {}
-  ~BufferPool();
+  explicit BufferPool(size_t max_free = 32) : free_(max_free) {}
   BufferPool(const BufferPool&) = delete;
   BufferPool& operator=(const BufferPool&) = delete;
 
   BlockRef Acquire();
   // Frees the free blocks no Acquire needed since the last Trim: a pool grown for a burst
   // shrinks back once the burst is over. For a periodic timer.
-  size_t Trim();  // how many it freed
-  size_t free_blocks() const { return free_.size(); }
+  size_t Trim() { return free_.Trim(); }  // how many it freed
+  size_t free_blocks() const { return free_.free_count(); }
 
  private:
   friend class BlockRef;
+  struct Unmap {
+    void operator()(Block* block) const;
+  };
   void Release(Block* block);
 
-  size_t max_free_;
-  std::vector<Block*> free_;
-  size_t unused_since_trim_ = 0;  // the fewest free blocks since the last Trim
+  ObjectPool<Block, Unmap> free_;
 };
 
 }  // namespace lameduck::proxy

@@ -11,23 +11,24 @@
 
 namespace lameduck::proxy {
 
-template <typename T>
+template <typename T, typename Deleter = std::default_delete<T>>
 class ObjectPool {
  public:
+  using Ptr = std::unique_ptr<T, Deleter>;
   explicit ObjectPool(size_t max_free) : max_free_(max_free) {}
   ObjectPool(const ObjectPool&) = delete;
   ObjectPool& operator=(const ObjectPool&) = delete;
 
   // A free one, or make()'s.
   template <typename Make>
-  std::unique_ptr<T> Take(Make make) {
+  Ptr Take(Make make) {
     if (free_.empty()) return make();
-    std::unique_ptr<T> object = std::move(free_.back());
+    Ptr object = std::move(free_.back());
     free_.pop_back();
     unused_since_trim_ = std::min(unused_since_trim_, free_.size());
     return object;
   }
-  void Give(std::unique_ptr<T> object) {
+  void Give(Ptr object) {
     if (free_.size() < max_free_) free_.push_back(std::move(object));
   }
   size_t Trim() {  // how many it freed
@@ -41,7 +42,7 @@ class ObjectPool {
 
  private:
   size_t max_free_;
-  std::vector<std::unique_ptr<T>> free_;
+  std::vector<Ptr> free_;
   size_t unused_since_trim_ = 0;  // the fewest free objects since the last Trim
 };
 

@@ -116,9 +116,8 @@ Result<void> Proxy::Start() {
 
 void Proxy::TrimPools() {
   // Blocks are unmapped at once; the rest went to the malloc heap, which keeps freed pages
-  // unless asked (malloc_trim walks the heap: only after a burst, not every second): when a pool
-  // gave something back,
-  // or once 64 connections of either side are gone since the last time.
+  // unless asked. malloc_trim walks the heap, so only after a burst: when a pool gave something
+  // back, or once 64 connections of either side are gone since the last time.
   size_t freed = buffers_.Trim() + write_reqs_.Trim() + http1_work_.Trim();
   size_t connections =
       clients_.size() + sessions_.size() + upstreams_.size() + h2_upstreams_.size();

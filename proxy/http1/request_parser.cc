@@ -139,17 +139,6 @@ RequestParser::Result RequestParser::ParseBody(const char* data, size_t length,
   return {Outcome::kError, used, ProxyError::kBadRequest};
 }
 
-void RequestParser::NextMessage() {
-  head_.Release();  // an idle connection holds no head storage
-  if (upgrade()) {
-    // llhttp treats what follows an Upgrade request as another protocol; the app declined it,
-    // so the next bytes are HTTP/1.1 again: parse them from a fresh state.
-    llhttp_reset(&parser_);
-  } else {
-    llhttp_resume(&parser_);  // paused at on_message_complete
-  }
-}
-
 std::string_view RequestParser::method_name() const {
   return llhttp_method_name(static_cast<llhttp_method_t>(parser_.method));
 }

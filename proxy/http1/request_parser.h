@@ -2,7 +2,7 @@
 // leaves to us (RFC 9112: one space between request-line parts, no whitespace before a field's
 // colon, no obs-fold, one Host, no Transfer-Encoding in HTTP/1.0; no CONNECT, only HTTP/1.x).
 // Bytes in, facts out: it owns no socket, forwards nothing and answers nothing. After each
-// message it stays paused (later bytes are the next pipelined request) until NextMessage().
+// message it stays paused (later bytes are the next pipelined request) until Reset().
 #pragma once
 
 #include <llhttp.h>
@@ -35,7 +35,9 @@ class RequestParser {
   RequestParser(const RequestParser&) = delete;
   RequestParser& operator=(const RequestParser&) = delete;
 
-  // A fresh parser, as constructed: no state of any earlier message.
+  // A fresh parser, as constructed: no state of any earlier message. Also how the next message
+  // begins (a connection's pooled parser is reset when its next request's first byte arrives),
+  // after an upgrade the app declined too: the bytes that follow are HTTP/1.1 again.
   void Reset();
   // A new head begins with the next byte: resets the checks that span reads.
   void StartHead();
@@ -50,10 +52,6 @@ class RequestParser {
     size_t length;
   };
   Result ParseBody(const char* data, size_t length, std::vector<Span>* data_spans = nullptr);
-  // The message is done with: parse the next one. After an upgrade the app declined, the bytes
-  // that follow are HTTP/1.1 again, from a fresh state.
-  void NextMessage();
-
   // Facts about the current request, valid from kHeadComplete on.
   const HeadCollector& head() const { return head_; }
   std::string_view method_name() const;

@@ -67,9 +67,9 @@ TEST(WorkerGroupTest, TwoWorkersShareThePortAndTheirCountsEventsAndDrainStepsAdd
 
     // A drain step reaches both workers, and answers for both.
     EXPECT_EQ(group.CloseIdleConnections(), static_cast<size_t>(kClients));
-    ASSERT_TRUE(runner.RunUntil(
-        [&] { return group.counts().finishing == static_cast<size_t>(kClients); }, 5s,
-        "every connection's FIN sent"));
+    ASSERT_TRUE(
+        runner.RunUntil([&] { return group.counts().finishing == static_cast<size_t>(kClients); },
+                        5s, "every connection's FIN sent"));
     for (auto& client : clients) EXPECT_TRUE(client->WaitForClose(5s));  // already there
     clients.clear();
     ASSERT_TRUE(runner.RunUntil(

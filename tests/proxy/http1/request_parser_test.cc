@@ -151,8 +151,7 @@ TEST(RequestParserTest, ParsesPipelinedRequestsOneAtATime) {
   RequestParser::Result first = ParseWhole(parser, bytes);
   ASSERT_EQ(first.outcome, Outcome::kMessageComplete);
   EXPECT_EQ(parser.head().target(), "/a");
-  parser.NextMessage();
-  parser.StartHead();
+  parser.Reset();  // as a connection's next request begins
   RequestParser::Result second =
       parser.ParseHead(bytes.data() + first.used, bytes.size() - first.used);
   ASSERT_EQ(second.outcome, Outcome::kMessageComplete);
@@ -168,7 +167,7 @@ TEST(RequestParserTest, ParsesHttpAgainAfterADeclinedUpgrade) {
       "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n";
   ASSERT_EQ(ParseWhole(parser, bytes).outcome, Outcome::kMessageComplete);
   EXPECT_TRUE(parser.upgrade());
-  parser.NextMessage();
+  parser.Reset();
   std::string next = "GET /b HTTP/1.1\r\nHost: x\r\n\r\n";
   RequestParser::Result result = ParseWhole(parser, next);
   ASSERT_EQ(result.outcome, Outcome::kMessageComplete);
