@@ -231,12 +231,10 @@ size_t WorkerGroup::ForceCloseAll() {
 
 ProxyCounts WorkerGroup::worker_counts(int worker) const {
   if (worker == 0) return main_.counts();
-  Deliver();
   return seen_.at(static_cast<size_t>(worker) - 1);
 }
 
 ProxyCounts WorkerGroup::counts() const {
-  Deliver();
   ProxyCounts sum = main_.counts();
   for (const ProxyCounts& c : seen_) {
     sum.connections += c.connections;
@@ -268,9 +266,7 @@ void WorkerGroup::OnEvents(uv_async_t* async) {
   if (auto* self = static_cast<WorkerGroup*>(async->data)) self->Deliver();
 }
 
-void WorkerGroup::Deliver() const {
-  if (delivering_) return;  // a handler asked for counts: those of what it has heard so far
-  delivering_ = true;
+void WorkerGroup::Deliver() {
   while (true) {
     std::vector<Event> events;
     {
@@ -301,7 +297,6 @@ void WorkerGroup::Deliver() const {
       }
     }
   }
-  delivering_ = false;
 }
 
 }  // namespace lameduck::proxy

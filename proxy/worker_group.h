@@ -10,9 +10,10 @@
 // workers never wait for the main loop). Their events come back to the main loop, in order, over
 // a queue and one uv_async_t, and reach the ProxyEvents given here as if worker 0 had sent them.
 // Each event carries its worker's counts as they were right after it (and a worker whose counts
-// changed without an event sends them at the end of its loop's turn), so the counts the main
-// loop sees always agree with the events it has delivered: a drain never ends on counts whose
-// closes and responses its summary has not heard of. counts() delivers what is queued first.
+// changed without an event sends them at the end of its loop's turn), and counts() sums them as
+// of the events delivered so far: the counts the main loop sees always agree with the events it
+// has heard, so a drain never ends on counts whose closes and responses its summary has not
+// counted. counts() has no side effect: a handler that asks for them is never re-entered.
 #pragma once
 
 #include <uv.h>
@@ -73,7 +74,7 @@ class WorkerGroup final : public DrainTarget {
   size_t OnEveryWorker(Fn fn);
   void Post(const Event& event);  // from a worker's thread
   static void OnEvents(uv_async_t* async);
-  void Deliver() const;  // the queued events, in order; a no-op while delivering
+  void Deliver();  // the queued events, in order (from OnEvents, and at Shutdown)
 
   uv_loop_t* loop_;
   ProxyOptions options_;
@@ -82,11 +83,9 @@ class WorkerGroup final : public DrainTarget {
   Proxy main_;
   std::vector<std::unique_ptr<Worker>> others_;
   UvHandle<uv_async_t> events_async_;
-  // Delivering events is not a change to the group's state as counts() sees it: const there.
-  mutable std::mutex events_mutex_;
-  mutable std::vector<Event> queued_;      // under events_mutex_
-  mutable std::vector<ProxyCounts> seen_;  // per other worker: as of its last delivered event
-  mutable bool delivering_ = false;
+  std::mutex events_mutex_;
+  std::vector<Event> queued_;      // under events_mutex_
+  std::vector<ProxyCounts> seen_;  // per other worker: as of its last delivered event
 };
 
 }  // namespace lameduck::proxy

@@ -155,10 +155,8 @@ void DrainController::StartDrain(Trigger trigger) {
   trigger_ = trigger;
   drain_start_ms_ = NowMs();
   listeners_closed_ms_ = 0;
-  // Counts first: with --workers they deliver the events still on their way (a response
-  // completed before the drain counts before it).
-  proxy::ProxyCounts counts = proxy_.counts();
   responses_at_start_ = metrics_.responses_total();
+  proxy::ProxyCounts counts = proxy_.counts();
   summary_ = DrainSummary{};
   summary_.trigger = trigger;
   summary_.connections_at_start = counts.connections;
@@ -253,15 +251,12 @@ void DrainController::Finish(uint64_t forced) {
   uv_timer_stop(deadline_timer_.get());
   uv_timer_stop(progress_timer_.get());
   if (phase_ != DrainPhase::kForced) phase_ = DrainPhase::kComplete;
-  // With the phase over (no event can finish it again), the events still on their way from
-  // other workers are delivered before the summary counts them.
-  proxy::ProxyCounts counts = proxy_.counts();
   uint64_t now = NowMs();
   summary_.duration_ms = now - drain_start_ms_;
   summary_.in_flight_wait_ms = listeners_closed_ms_ == 0 ? 0 : now - listeners_closed_ms_;
   summary_.served_during_drain = metrics_.responses_total() - responses_at_start_;
   summary_.forced = forced;
-  summary_.awaiting_fin = forced > 0 ? 0 : counts.finishing;
+  summary_.awaiting_fin = forced > 0 ? 0 : proxy_.counts().finishing;
   ++drains_total_;
   forced_total_ += forced;
   exit_status_ = forced > 0 ? kExitForced : kExitOk;
