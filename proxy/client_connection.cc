@@ -632,6 +632,13 @@ void ClientConnection::MaybeFinishExchange() {
 
 void ClientConnection::FinishExchange() {
   if (exchange_.close_after || drain_close_ || proxy_.close_after_each_response()) {
+    if (ClientPromisedNoMore()) {
+      // As nginx does: the client said this was its last request, sent nothing after it, and
+      // the response is already in the kernel. A close sends the FIN after it; the shutdown,
+      // the wait and the read of the client's FIN that lingering costs buy nothing here.
+      Close();
+      return;
+    }
     Linger();
     return;
   }
@@ -701,6 +708,13 @@ void ClientConnection::SendError(ProxyError error) {
   proxy_.events().OnResponseComplete(exchange_.status, Protocol::kHttp1);
   if (WriteToClient(&work_->response_head, nullptr, 0, BlockRef()) != 0) return;
   Linger();
+}
+
+bool ClientConnection::ClientPromisedNoMore() const {
+  // Not when lameduck chose to close (a drain, say): the client may have sent its next request
+  // already, and unread input turns a close into a reset that can destroy the response.
+  return !work_->parser.keep_alive() && !exchange_.upgrade && pending_length_ == 0 &&
+         socket_.writes_pending() == 0 && socket_.write_queue_bytes() == 0;
 }
 
 void ClientConnection::Linger() {

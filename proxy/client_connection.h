@@ -136,6 +136,7 @@ class ClientConnection final : public Socket::Owner,
   void StartTunnel();
   void MaybeEndTunnel();
   void SendError(ProxyError error);
+  bool ClientPromisedNoMore() const;
   void Linger();
   void Abort();
   // Every change of state_, response_phase_ or shutdown_done_ goes through these, so that the

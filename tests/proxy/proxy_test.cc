@@ -1073,6 +1073,46 @@ TEST_F(ProxyTest, CountsFollowAConnectionThroughItsLife) {
   ASSERT_TRUE(expect(0, 0, 0, 0));  // closed
 }
 
+// A client that sent Connection: close and nothing after it has promised no more: the proxy
+// closes once the response is out instead of lingering for the client's FIN (as nginx does).
+TEST_F(ProxyTest, AClientThatSaidCloseIsClosedWithoutLingering) {
+  auto& runner = StartProxy();
+  auto client = Connect();
+  ASSERT_TRUE(client->Send("GET /a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+  auto response = client->ReadResponse();
+  ASSERT_TRUE(response) << client->last_error();
+  EXPECT_EQ(response->body, "ok /a");
+  EXPECT_TRUE(client->WaitForClose(2s));
+  EXPECT_FALSE(client->SawReset());
+  // The client has not closed its side, yet the proxy holds nothing for it (lingering would
+  // hold the connection for 5 s).
+  EXPECT_TRUE(Eventually(
+      [&] {
+        proxy::ProxyCounts counts = runner.counts();
+        return counts.connections == 0 && counts.finishing == 0;
+      },
+      2s));
+}
+
+// Bytes after a Connection: close request break the promise: the proxy lingers for them, so
+// that its close is a FIN and never a reset that could destroy the response.
+TEST_F(ProxyTest, BytesAfterAConnectionCloseRequestAreLingeredOn) {
+  auto& runner = StartProxy();
+  auto client = Connect();
+  ASSERT_TRUE(
+      client->Send("GET /a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                   "GET /b HTTP/1.1\r\nHost: x\r\n\r\n"));
+  auto response = client->ReadResponse();
+  ASSERT_TRUE(response) << client->last_error();
+  EXPECT_EQ(response->body, "ok /a");
+  EXPECT_TRUE(client->WaitForClose(2s));
+  EXPECT_FALSE(client->SawReset());
+  EXPECT_TRUE(Eventually([&] { return runner.counts().finishing == 1; }));
+  client->Close();
+  EXPECT_TRUE(Eventually([&] { return runner.counts().connections == 0; }));
+  EXPECT_EQ(runner.counts().finishing, 0u);
+}
+
 TEST_F(ProxyTest, CountsATunnelAsUpgradedUntilItCloses) {
   upstream_.SetRawConnHandler([](UpstreamConn& conn) {
     std::string head;
