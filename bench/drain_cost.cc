@@ -1,8 +1,8 @@
 // drain_cost: what a drain costs lameduck itself, beyond the accept grace. Starts sample_app
-// and lameduck (--drain-delay 0), opens N keep-alive connections, sends one request on each
-// and reads its response, so that all N sit idle; then sends SIGTERM and times the exit. The
-// clients behave like well-mannered keep-alive clients: each closes its socket as soon as it
-// reads the proxy's FIN. Reported: SIGTERM to exit, and drain.complete's own duration_ms.
+// and lameduck (--drain-delay 0 --drain-spread 0), opens N keep-alive connections, sends one
+// request on each and reads its response, so that all N sit idle; then sends SIGTERM and times the
+// exit. The clients behave like well-mannered keep-alive clients: each closes its socket as soon as
+// it reads the proxy's FIN. Reported: SIGTERM to exit, and drain.complete's own duration_ms.
 //
 //   drain_cost --lameduck PATH --sample-app PATH [--connections N[,N...]] [--runs R]
 //
@@ -141,11 +141,12 @@ Run Measure(const std::string& lameduck, int app_port, int connections) {
   char log_path[] = "/tmp/drain_cost.XXXXXX";
   int log_fd = mkstemp(log_path);
   if (log_fd < 0) Die("mkstemp");
-  pid_t pid = Spawn({lameduck, "--listen=127.0.0.1:" + std::to_string(port),
-                     "--admin=127.0.0.1:" + std::to_string(admin_port),
-                     "--upstream=127.0.0.1:" + std::to_string(app_port), "--drain-delay=0s",
-                     "--drain-timeout=60s", "--max-connections=100000", "--log-format=json"},
-                    log_fd);
+  pid_t pid = Spawn(
+      {lameduck, "--listen=127.0.0.1:" + std::to_string(port),
+       "--admin=127.0.0.1:" + std::to_string(admin_port),
+       "--upstream=127.0.0.1:" + std::to_string(app_port), "--drain-delay=0s", "--drain-spread=0s",
+       "--drain-timeout=60s", "--max-connections=100000", "--log-format=json"},
+      log_fd);
   if (!WaitForPort(port, std::chrono::seconds(10))) Die("lameduck did not listen");
   std::vector<int> fds;
   fds.reserve(connections);

@@ -28,6 +28,18 @@ constexpr uint64_t kLingerMs = 5000;
 // microseconds behind its handshake). Silent beyond it (a browser's preconnect), it is closed as
 // an idle one.
 constexpr uint64_t kFirstRequestGraceMs = 1000;
+// A WebSocket's Close 1001: the code says the server is going away (RFC 6455 7.4.1), which
+// browsers and client libraries take as "reconnect".
+constexpr uint16_t kGoingAway = 1001;
+constexpr std::string_view kGoingAwayReason = "server shutting down";
+
+// The media type of a Content-Type value, without parameters or surrounding space.
+std::string_view MediaType(std::string_view value) {
+  value = value.substr(0, value.find(';'));
+  while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
+  while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+  return value;
+}
 
 bool Congested(size_t queued_bytes, bool reading) {
   return reading ? queued_bytes > kHighWaterBytes : queued_bytes >= kLowWaterBytes;
@@ -149,6 +161,17 @@ void ClientConnection::OnDeadline() {
     case State::kProxying:
     case State::kTunnel: {
       uint64_t idle_limit = options.idle_timeout.count();
+      if (long_lived_ != nullptr && long_lived_->ended && state_ == State::kTunnel) {
+        // Close 1001 went out: the closing handshake gets a bounded time, activity or not.
+        uint64_t bound = std::min<uint64_t>(kLingerMs, idle_limit);
+        uint64_t waited = uv_now(proxy_.loop()) - long_lived_->ended_ms;
+        if (waited >= bound) {
+          Close();
+        } else {
+          ArmTimer(bound - waited);
+        }
+        return;
+      }
       if (state_ == State::kProxying && exchange_.request == Exchange::RequestState::kComplete &&
           exchange_.response == Exchange::ResponseState::kAwaitingHead) {
         ArmTimer(idle_limit);  // waiting for a response head: --upstream-timeout decides
@@ -498,9 +521,21 @@ Exchange::Owner::HeadVerdict ClientConnection::OnHead(Exchange&, const ResponseH
   exchange_.status = status;
   bool chunked = head.chunked;
   bool has_body = !work_->parser.head_request() && status != 204 && status != 304 && status != 101;
+  if (status == 101) {
+    StartLongLived(head.fields && ListHasToken(head.fields->Find("upgrade"), "websocket")
+                       ? LongLivedKind::kWebSocket
+                       : LongLivedKind::kOtherUpgrade);
+  }
+  // An event stream without a length is followed event by event, so that a drain can end it
+  // between two: lameduck takes its data (chunked here for an HTTP/1.1 client).
+  bool event_stream =
+      has_body && status >= 200 && status < 300 && !head.content_length &&
+      proxy_.options().drain_sse == LongLivedDrain::kClose && head.fields &&
+      EqualsIgnoreCase(MediaType(head.fields->Find("content-type")), "text/event-stream");
+  if (event_stream) StartLongLived(LongLivedKind::kSse);
   // An h2c app's body is data without framing: without a length, an HTTP/1.1 client gets it
   // chunked (its trailers in the last chunk), an HTTP/1.0 one close-delimited.
-  chunk_response_ = h2c_ && has_body && !head.content_length && !exchange_.http10;
+  chunk_response_ = (h2c_ || event_stream) && has_body && !head.content_length && !exchange_.http10;
   chunk_open_ = false;
   bool close_delimited = has_body && !chunked && !head.content_length && !chunk_response_;
   ResponseFraming framing = chunk_response_                           ? ResponseFraming::kChunk
@@ -521,11 +556,33 @@ Exchange::Owner::HeadVerdict ClientConnection::OnHead(Exchange&, const ResponseH
   // Held back so that the head and the first body bytes, usually in the same upstream read,
   // leave in one write.
   SetResponseState(Exchange::ResponseState::kHeadHeld);
-  return framing == ResponseFraming::kDechunk ? HeadVerdict::kDataOnly : HeadVerdict::kForward;
+  return framing == ResponseFraming::kDechunk || event_stream ? HeadVerdict::kDataOnly
+                                                              : HeadVerdict::kForward;
 }
 
 Exchange::Owner::Verdict ClientConnection::OnBody(Exchange&, const uv_buf_t* bufs, size_t count,
                                                   const BlockRef& block) {
+  if (long_lived_ == nullptr || long_lived_->kind != LongLivedKind::kSse) {
+    return WriteBody(bufs, count, block);
+  }
+  // An event stream: followed event by event; once the drain asked, it ends at the first
+  // boundary, and what the app sent after it is not sent on.
+  LongLived& events = *long_lived_;
+  auto mode = events.ending ? SseEvents::Mode::kStopAtBoundary : SseEvents::Mode::kAll;
+  for (size_t i = 0; i < count; ++i) {
+    size_t n = events.events.Follow(bufs[i].base, bufs[i].len, mode);
+    if (!events.ending || !events.events.at_boundary()) continue;
+    if (WriteBody(bufs, i, block) == Verdict::kStop) return Verdict::kStop;
+    uv_buf_t part = uv_buf_init(bufs[i].base, static_cast<unsigned>(n));
+    if (n > 0 && WriteBody(&part, 1, block) == Verdict::kStop) return Verdict::kStop;
+    EndEventStream();
+    return Verdict::kStop;
+  }
+  return WriteBody(bufs, count, block);
+}
+
+Exchange::Owner::Verdict ClientConnection::WriteBody(const uv_buf_t* bufs, size_t count,
+                                                     const BlockRef& block) {
   // De-chunked reads can hold many spans; a write takes a bounded number.
   constexpr size_t kMaxSpansPerWrite = 32;
   for (size_t i = 0; i < count && state_ != State::kClosing; i += kMaxSpansPerWrite) {
@@ -552,6 +609,11 @@ Exchange::Owner::Verdict ClientConnection::OnBody(Exchange&, const uv_buf_t* buf
 
 void ClientConnection::OnReadDone(Exchange&) {
   NoteActivity();
+  if (long_lived_ != nullptr && long_lived_->kind == LongLivedKind::kSse && long_lived_->ending &&
+      long_lived_->events.at_boundary()) {
+    EndEventStream();  // it began after the drain's spread: a head, and no event yet
+    return;
+  }
   FlushResponseHead();
 }
 
@@ -562,6 +624,7 @@ void ClientConnection::FlushResponseHead() {
 }
 
 void ClientConnection::OnEnd(Exchange&) {
+  FinishLongLived(LongLivedEnd::kByPeer);  // an event stream the app ended
   if (chunk_response_) EndChunkedBody(nullptr);
   FlushResponseHead();
   if (state_ == State::kClosing) return;
@@ -654,6 +717,10 @@ void ClientConnection::FinishExchange() {
 void ClientConnection::StartTunnel() {
   ReleaseWork();  // raw bytes from here on
   SetState(State::kTunnel);
+  if (long_lived_ != nullptr && long_lived_->ending && !long_lived_->ended &&
+      long_lived_->frames.at_boundary()) {
+    SendGoingAway();  // it began after the drain's spread: it ends as it begins
+  }
   SetResponseState(Exchange::ResponseState::kComplete);
   proxy_.events().OnResponseComplete(101, Protocol::kHttp1);
   if (client_eof_) {
@@ -670,8 +737,28 @@ void ClientConnection::StartTunnel() {
 void ClientConnection::OnTunnelData(Exchange&, const BlockRef& block, size_t offset,
                                     size_t length) {
   NoteActivity();
-  uv_buf_t buf = uv_buf_init(block.data() + offset, static_cast<unsigned>(length));
-  WriteToClient(nullptr, &buf, 1, block);
+  const char* data = block.data() + offset;
+  bool going_away = false;
+  if (long_lived_ != nullptr && long_lived_->kind == LongLivedKind::kWebSocket) {
+    LongLived& socket = *long_lived_;
+    if (socket.ended) return;  // after lameduck's Close, nothing more goes to the client
+    if (!socket.frames.broken()) {
+      auto mode =
+          socket.ending ? WebSocketFrames::Mode::kStopAtBoundary : WebSocketFrames::Mode::kAll;
+      size_t n = socket.frames.Follow(data, length, mode);
+      if (socket.ending && socket.frames.at_boundary() && !socket.frames.saw_close()) {
+        length = n;  // the rest is the app's, after the end of the message in flight
+        going_away = true;
+      } else if (n < length) {
+        socket.frames.Follow(data + n, length - n);  // the app closes itself: all goes on
+      }
+    }
+  }
+  if (length > 0) {
+    uv_buf_t buf = uv_buf_init(const_cast<char*>(data), static_cast<unsigned>(length));
+    if (WriteToClient(nullptr, &buf, 1, block) != 0) return;
+  }
+  if (going_away) SendGoingAway();
 }
 
 void ClientConnection::OnTunnelEof(Exchange&) {
@@ -708,6 +795,94 @@ void ClientConnection::SendError(ProxyError error) {
   proxy_.events().OnResponseComplete(exchange_.status, Protocol::kHttp1);
   if (WriteToClient(&work_->response_head, nullptr, 0, BlockRef()) != 0) return;
   Linger();
+}
+
+void ClientConnection::StartLongLived(LongLivedKind kind) {
+  long_lived_ = std::make_unique<LongLived>(kind);
+  proxy_.NoteLongLived(kind, +1);
+  // Begun after the drain's spread acted on every one: it is ended at its first boundary.
+  if (proxy_.end_long_lived_at_once() && Endable()) {
+    drain_close_ = true;
+    long_lived_->ending = true;
+  }
+}
+
+bool ClientConnection::Endable() const {
+  if (long_lived_ == nullptr || long_lived_->ended) return false;
+  switch (long_lived_->kind) {
+    case LongLivedKind::kWebSocket:
+      return proxy_.options().drain_websocket == LongLivedDrain::kClose &&
+             !long_lived_->frames.broken() && !long_lived_->frames.saw_close();
+    case LongLivedKind::kSse:
+      return proxy_.options().drain_sse == LongLivedDrain::kClose;
+    case LongLivedKind::kGrpcStream:
+    case LongLivedKind::kOtherUpgrade:
+      return false;  // raw bytes: no boundary to end them at
+  }
+  return false;
+}
+
+bool ClientConnection::AwaitsDrainClose() const {
+  if (drain_close_) return false;
+  return state_ == State::kIdle || (Endable() && !long_lived_->ending);
+}
+
+bool ClientConnection::DrainClose() {
+  if (long_lived_ == nullptr) return CloseIfIdle();
+  drain_close_ = true;
+  EndLongLived();
+  return false;
+}
+
+void ClientConnection::EndLongLived() {
+  if (!Endable() || long_lived_->ending) return;
+  LongLived& exchange = *long_lived_;
+  exchange.ending = true;
+  if (exchange.kind == LongLivedKind::kWebSocket) {
+    // Before StartTunnel (the 101's head not out yet) it waits for the tunnel to start.
+    if (state_ == State::kTunnel && exchange.frames.at_boundary()) SendGoingAway();
+  } else if (exchange.kind == LongLivedKind::kSse) {
+    if (state_ == State::kProxying && exchange.events.at_boundary()) EndEventStream();
+  }
+}
+
+void ClientConnection::SendGoingAway() {
+  LongLived& socket = *long_lived_;
+  socket.ending = false;
+  socket.ended = true;
+  socket.ended_ms = uv_now(proxy_.loop());
+  std::string frame = WebSocketFrames::CloseFrame(kGoingAway, kGoingAwayReason);
+  if (WriteToClient(&frame, nullptr, 0, BlockRef()) != 0) return;
+  // The client answers with its Close, which goes on to the app; the app answers it and closes,
+  // and the FINs end the tunnel as any other. Bounded: OnDeadline closes it after kLingerMs.
+  ArmTimer(std::min<uint64_t>(kLingerMs, proxy_.options().idle_timeout.count()));
+}
+
+void ClientConnection::EndEventStream() {
+  long_lived_->ended = true;
+  FinishLongLived(LongLivedEnd::kClean);
+  exchange_.close_after = true;
+  // The last chunk (or, close-delimited, the close that follows) ends the body after a whole
+  // event: EventSource reconnects, with Last-Event-ID. The app's side is let go: its connection
+  // closes, as when a client goes away.
+  if (chunk_response_) {
+    EndChunkedBody(nullptr);
+  } else {
+    FlushResponseHead();
+  }
+  if (state_ == State::kClosing) return;
+  exchange_.DropUpstream();
+  SetResponseState(Exchange::ResponseState::kComplete);
+  proxy_.events().OnResponseComplete(exchange_.status, Protocol::kHttp1);
+  MaybeFinishExchange();
+}
+
+void ClientConnection::FinishLongLived(LongLivedEnd how) {
+  if (long_lived_ == nullptr) return;
+  LongLivedKind kind = long_lived_->kind;
+  long_lived_.reset();
+  proxy_.NoteLongLived(kind, -1);
+  proxy_.events().OnLongLivedEnded(kind, how);
 }
 
 bool ClientConnection::ClientPromisedNoMore() const {
@@ -755,8 +930,18 @@ void ClientConnection::OnSocketShutdown(int status) {
 // body would), and a stalled or vanished client has nothing left to read.
 void ClientConnection::Abort() { Close(CloseMode::kReset); }
 
+void ClientConnection::ForceClose() {
+  forced_ = true;
+  Close();
+}
+
 void ClientConnection::Close(CloseMode mode) {
   if (state_ == State::kClosing || state_ == State::kHandedOver) return;
+  if (long_lived_ != nullptr) {
+    FinishLongLived(forced_              ? LongLivedEnd::kForced
+                    : long_lived_->ended ? LongLivedEnd::kClean
+                                         : LongLivedEnd::kByPeer);
+  }
   SetState(State::kClosing);
   pending_.Reset();
   exchange_.unsent.Reset();

@@ -10,6 +10,7 @@
 #include <netinet/in.h>
 #include <uv.h>
 
+#include <optional>
 #include <string>
 
 #include "proxy/address.h"
@@ -18,6 +19,7 @@
 #include "proxy/http1/head_writer.h"
 #include "proxy/http1/request_parser.h"
 #include "proxy/intrusive_list.h"
+#include "proxy/long_lived.h"
 #include "proxy/message_head.h"
 #include "proxy/proxy_events.h"
 #include "proxy/response_receiver.h"
@@ -38,6 +40,19 @@ struct Http1Work {
   std::string response_head;  // built per response; swapped into its write
   // An h2c app: the request body's data spans (chunk framing left out), per read.
   std::vector<http1::RequestParser::Span> body_spans;
+};
+
+// A long-lived exchange on an HTTP/1 connection (a WebSocket tunnel, an SSE response): where
+// its messages end, so that the drain can end it at a boundary (DESIGN.md, "The drain", step 5).
+// Allocated only for those: an ordinary connection carries a null pointer.
+struct LongLived {
+  explicit LongLived(LongLivedKind kind) : kind(kind) {}
+  LongLivedKind kind;
+  WebSocketFrames frames;  // kWebSocket: the app's frames to the client
+  SseEvents events;        // kSse: the events of the response body
+  bool ending = false;     // the drain asked: end at the next boundary
+  bool ended = false;      // lameduck ended it (sent Close 1001, or ended the body)
+  uint64_t ended_ms = 0;   // then: the close handshake is waited for a bounded time
 };
 
 class ClientConnection final : public Socket::Owner,
@@ -67,6 +82,13 @@ class ClientConnection final : public Socket::Owner,
   // An idle connection closes (true); one with request bytes waiting serves them first (false).
   bool CloseIfIdle();
   void Close(CloseMode mode = CloseMode::kFin);  // now, whatever it is doing
+  void ForceClose();                             // Close, at --drain-timeout: counted as forced
+  // The drain's spread (DrainTarget::CloseSpread) acts once on each idle connection and each
+  // long-lived exchange it can end; DrainClose is that act (true: it closed an idle one).
+  bool AwaitsDrainClose() const;
+  bool DrainClose();
+  // A long-lived exchange ends at its next message boundary (now, if it is at one).
+  void EndLongLived();
 
   // Which of the drain's counts (ProxyCounts) this connection is in: exactly one at a time, a
   // function of state_, exchange_.response and shutdown_done_; the Proxy keeps the sums.
@@ -81,6 +103,10 @@ class ClientConnection final : public Socket::Owner,
 
   State state() const { return state_; }
   CountClass counted_as() const { return counted_as_; }
+  std::optional<LongLivedKind> long_lived_kind() const {
+    if (long_lived_ == nullptr) return std::nullopt;
+    return long_lived_->kind;
+  }
   // The drain gave it time for its first request (CloseIfIdle), and none has come: closing it
   // cuts nothing short.
   bool AwaitingFirstRequest() const { return state_ == State::kIdle && fresh_ && drain_close_; }
@@ -131,11 +157,18 @@ class ClientConnection final : public Socket::Owner,
   void FinishExchange();
   void FailUpstream(ProxyError error, bool response_started);
   void RecoverFromUpstreamFailure(ProxyError error, bool response_started);
+  Verdict WriteBody(const uv_buf_t* bufs, size_t count, const BlockRef& block);
   void FlushResponseHead();  // send a head still held back for the first body bytes
   void NoteActivity();       // bytes moved: the stall clock (--idle-timeout) starts again
   void StartTunnel();
   void MaybeEndTunnel();
   void SendError(ProxyError error);
+  void StartLongLived(LongLivedKind kind);
+  bool Endable() const;   // a long-lived exchange lameduck knows how to end
+  void SendGoingAway();   // WebSocket: Close 1001; the app's later bytes are dropped
+  void EndEventStream();  // SSE: the body ends here, and the app's stream is let go
+  // Reports how the long-lived exchange ended (once) and forgets it.
+  void FinishLongLived(LongLivedEnd how);
   bool ClientPromisedNoMore() const;
   void Linger();
   void Abort();
@@ -172,9 +205,11 @@ class ClientConnection final : public Socket::Owner,
   size_t pending_length_ = 0;
 
   bool drain_close_ = false;  // the drain chose this connection: close after what it serves
-  bool fresh_ = true;         // accepted, and not a byte read yet
-  bool sniffing_ = true;      // HTTP/1 or HTTP/2 is not decided yet
-  char preface_[24] = {};     // the bytes of a preface that came in pieces
+  bool forced_ = false;       // closed at --drain-timeout
+  std::unique_ptr<LongLived> long_lived_;
+  bool fresh_ = true;      // accepted, and not a byte read yet
+  bool sniffing_ = true;   // HTTP/1 or HTTP/2 is not decided yet
+  char preface_[24] = {};  // the bytes of a preface that came in pieces
   size_t preface_length_ = 0;
   uint64_t accepted_ms_ = 0;
   bool client_eof_ = false;              // the client finished sending (half-close)

@@ -4,6 +4,8 @@
 
 #include <cstddef>
 
+#include "proxy/long_lived.h"
+
 namespace lameduck::proxy {
 
 struct ProxyCounts {
@@ -18,6 +20,34 @@ struct ProxyCounts {
   // open streams, each also a request in `in_flight`.
   size_t http2_connections = 0;
   size_t http2_streams = 0;
+  // Long-lived exchanges open now, by LongLivedKind (WebSockets and other tunnels are also in
+  // `upgraded`; SSE responses and gRPC streams in `in_flight`).
+  size_t long_lived[kLongLivedKinds] = {};
+
+  bool operator==(const ProxyCounts&) const = default;
+  ProxyCounts& operator+=(const ProxyCounts& other) {
+    connections += other.connections;
+    finishing += other.finishing;
+    in_flight += other.in_flight;
+    idle += other.idle;
+    upgraded += other.upgraded;
+    http2_connections += other.http2_connections;
+    http2_streams += other.http2_streams;
+    for (size_t i = 0; i < kLongLivedKinds; ++i) long_lived[i] += other.long_lived[i];
+    return *this;
+  }
+};
+
+// What one step of the drain's spread did.
+struct SpreadStep {
+  size_t idle_closed = 0;  // idle keep-alive connections closed
+  // Long-lived exchanges told to end at their next boundary, by LongLivedKind.
+  size_t long_lived_ending[kLongLivedKinds] = {};
+  SpreadStep& operator+=(const SpreadStep& other) {
+    idle_closed += other.idle_closed;
+    for (size_t i = 0; i < kLongLivedKinds; ++i) long_lived_ending[i] += other.long_lived_ending[i];
+    return *this;
+  }
 };
 
 class DrainTarget {
@@ -25,9 +55,13 @@ class DrainTarget {
   virtual ~DrainTarget() = default;
   virtual void StopAccepting() = 0;              // close the listeners
   virtual void CloseAfterCurrentResponse() = 0;  // every connection, from now on
-  // Closes idle keep-alive connections (lingering: FIN, then read until the client's); one that
-  // turns out to hold request bytes serves them first and is not counted. Returns how many.
-  virtual size_t CloseIdleConnections() = 0;
+  // The closes at the end of the accept grace, spread out (--drain-spread): idle keep-alive
+  // connections close (lingering: FIN, then read until the client's; one that turns out to hold
+  // request bytes serves them first and is not counted), and long-lived exchanges end at their
+  // next message boundary (a WebSocket's Close 1001, an SSE stream's event end). Called for
+  // step = 1..steps: by step k, k/steps of those there were at step 1 have been acted on; the
+  // last acts on all that remain, and from then on a long-lived exchange ends as it begins.
+  virtual SpreadStep CloseSpread(size_t step, size_t steps) = 0;
   virtual size_t ForceCloseAll() = 0;  // how many client connections it cut short
   virtual ProxyCounts counts() const = 0;
 };

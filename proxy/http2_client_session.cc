@@ -572,7 +572,7 @@ void Http2ClientSession::SendFinalGoaway() {
   ScheduleFlush();
 }
 
-bool Http2ClientSession::CloseIfIdle() {
+bool Http2ClientSession::idle() const {
   if (state_ == State::kLingering || state_ == State::kClosing || open_streams_ > 0) return false;
   // Accepted during the accept grace and no stream yet: the client connected to send one, and a
   // GOAWAY before it could fails the connection in a gRPC client's eyes (it backs off, failing
@@ -580,7 +580,11 @@ bool Http2ClientSession::CloseIfIdle() {
   if (shutdown_deferred_) return false;
   // The double GOAWAY is under way: the final one follows the PING's answer, as it must, or
   // streams the client opened before it saw the first would be refused.
-  if (state_ == State::kNoticeSent) return false;
+  return state_ != State::kNoticeSent;
+}
+
+bool Http2ClientSession::CloseIfIdle() {
+  if (!idle()) return false;
   SendFinalGoaway();
   return true;
 }

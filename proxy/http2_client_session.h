@@ -62,7 +62,10 @@ class Http2ClientSession final : public Socket::Owner {
 
   // The drain (see DrainTarget).
   void StartShutdown();
-  bool CloseIfIdle();   // no open stream: final GOAWAY, then close (true)
+  // Idle for the drain: no open stream, not shutting down or deferred. CloseIfIdle then sends
+  // the final GOAWAY and closes (true).
+  bool idle() const;
+  bool CloseIfIdle();
   size_t ForceClose();  // streams cut short
   void Close(CloseMode mode = CloseMode::kFin);
 

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <optional>
 
 #include "proxy/client_connection.h"
 #include "proxy/listener.h"
@@ -273,16 +274,42 @@ void Proxy::StopAccepting() {
   listeners_.clear();
 }
 
-size_t Proxy::CloseIdleConnections() {
-  // CloseIfIdle may close a connection, but it is erased only in its close callback, later: the
-  // map does not change under this loop.
-  size_t closed = 0;
-  clients_.ForEach([&](ClientConnection& connection) { closed += connection.CloseIfIdle(); });
-  for (auto& [raw, session] : sessions_) closed += session->CloseIfIdle() ? 1 : 0;
-  pool_.CloseAll();
-  // h2c connections to the app: GOAWAY once their last stream is done (now, if none).
-  for (auto& [raw, session] : h2_upstreams_) session->Retire();
-  return closed;
+SpreadStep Proxy::CloseSpread(size_t step, size_t steps) {
+  // DrainClose may close a connection, but it is erased only in its close callback, later: the
+  // list does not change under these loops.
+  if (step <= 1) {
+    spread_total_ = 0;
+    spread_done_ = 0;
+    clients_.ForEach([&](ClientConnection& connection) {
+      spread_total_ += connection.AwaitsDrainClose() ? 1 : 0;
+    });
+    for (auto& [raw, session] : sessions_) spread_total_ += session->idle() ? 1 : 0;
+    pool_.CloseAll();
+    // h2c connections to the app: GOAWAY once their last stream is done (now, if none).
+    for (auto& [raw, session] : h2_upstreams_) session->Retire();
+  }
+  bool last = step >= steps;
+  size_t target = last ? SIZE_MAX : (spread_total_ * step + steps - 1) / steps;
+  SpreadStep done;
+  clients_.ForEach([&](ClientConnection& connection) {
+    if (spread_done_ >= target || !connection.AwaitsDrainClose()) return;
+    ++spread_done_;
+    std::optional<LongLivedKind> kind = connection.long_lived_kind();
+    if (connection.DrainClose()) {
+      ++done.idle_closed;
+    } else if (kind) {
+      ++done.long_lived_ending[static_cast<size_t>(*kind)];
+    }
+  });
+  for (auto& [raw, session] : sessions_) {
+    if (spread_done_ >= target) break;
+    if (session->idle() && session->CloseIfIdle()) {
+      ++spread_done_;
+      ++done.idle_closed;
+    }
+  }
+  if (last) end_long_lived_at_once_ = true;
+  return done;
 }
 
 size_t Proxy::ForceCloseAll() {
@@ -295,7 +322,7 @@ size_t Proxy::ForceCloseAll() {
         !connection.AwaitingFirstRequest()) {
       ++closed;
     }
-    connection.Close();
+    connection.ForceClose();
   });
   for (auto& [raw, session] : sessions_) closed += session->ForceClose();
   pool_.CloseAll();

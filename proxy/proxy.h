@@ -53,9 +53,12 @@ class Proxy final : public DrainTarget, public Listener::Owner {
   // DrainTarget
   void StopAccepting() override;
   void CloseAfterCurrentResponse() override;
-  size_t CloseIdleConnections() override;
+  SpreadStep CloseSpread(size_t step, size_t steps) override;
   size_t ForceCloseAll() override;
   ProxyCounts counts() const override { return counts_; }  // kept current: O(1)
+
+  // Every idle connection closed, every long-lived exchange told to end: CloseSpread in one step.
+  size_t CloseIdleConnections() { return CloseSpread(1, 1).idle_closed; }
 
   bool empty() const {
     return clients_.empty() && sessions_.empty() && upstreams_.empty() && h2_upstreams_.empty();
@@ -73,6 +76,11 @@ class Proxy final : public DrainTarget, public Listener::Owner {
   ObjectPool<Http1Work>& http1_work() { return http1_work_; }
   // The drain wants every response from now on to say Connection: close and end its connection.
   bool close_after_each_response() const { return close_after_each_response_; }
+  // The drain's spread is over: a long-lived exchange that begins now ends at its first boundary.
+  bool end_long_lived_at_once() const { return end_long_lived_at_once_; }
+  void NoteLongLived(LongLivedKind kind, int delta) {
+    counts_.long_lived[static_cast<size_t>(kind)] += delta;
+  }
   // Host for requests that have none (HTTP/1.0): the upstream's address, or "localhost".
   std::string_view upstream_host() const { return upstream_host_; }
   UpstreamConnection* NewUpstream();  // connecting; nullptr if that failed at once
@@ -125,6 +133,9 @@ class Proxy final : public DrainTarget, public Listener::Owner {
   size_t peak_connections_ = 0;      // of both sides, since the last malloc_trim
   ProxyCounts counts_;               // of clients_, by each one's counted_as()
   bool close_after_each_response_ = false;
+  bool end_long_lived_at_once_ = false;
+  size_t spread_total_ = 0;  // CloseSpread: what there was to act on at its first step
+  size_t spread_done_ = 0;   // and how many it acted on since
   std::string upstream_host_;
 };
 

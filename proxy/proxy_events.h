@@ -5,6 +5,8 @@
 
 #include <string_view>
 
+#include "proxy/long_lived.h"
+
 namespace lameduck::proxy {
 
 enum class ProxyError {
@@ -43,6 +45,8 @@ class ProxyEvents {
   // Every final response sent in full (an HTTP/2 stream's: its END_STREAM went out).
   virtual void OnResponseComplete(int /*status*/, Protocol /*protocol*/) {}
   virtual void OnProxyError(ProxyError /*error*/) {}
+  // A long-lived exchange (WebSocket, SSE, gRPC stream, other tunnel) ended, and how.
+  virtual void OnLongLivedEnded(LongLivedKind /*kind*/, LongLivedEnd /*how*/) {}
 };
 
 }  // namespace lameduck::proxy

@@ -12,6 +12,10 @@ namespace lameduck::proxy {
 // What the app is spoken to in (--upstream-protocol): kAuto keeps the client's protocol; kHttp1
 // and kH2c speak one to the app whatever the client spoke.
 enum class UpstreamProtocol { kAuto, kHttp1, kH2c };
+// What the drain does with a long-lived exchange (--drain-websocket, --drain-sse): end it at a
+// message boundary, or leave it to finish on its own (or at --drain-timeout), for an app that
+// closes its own.
+enum class LongLivedDrain { kClose, kWait };
 
 struct ProxyOptions {
   std::vector<Address> listen;  // at least one
@@ -25,6 +29,8 @@ struct ProxyOptions {
   UpstreamProtocol upstream_protocol = UpstreamProtocol::kAuto;
   // Every TCP listener sets SO_REUSEPORT: with --workers, each worker binds the same ports.
   bool reuse_port = false;
+  LongLivedDrain drain_websocket = LongLivedDrain::kClose;  // Close 1001 after a whole message
+  LongLivedDrain drain_sse = LongLivedDrain::kClose;        // the body ends after a whole event
 };
 
 }  // namespace lameduck::proxy

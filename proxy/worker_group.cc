@@ -61,17 +61,30 @@ class WorkerGroup::Worker final : public ProxyEvents {
   void OnProxyError(ProxyError error) override {
     Post(Event::Kind::kError, Protocol::kHttp1, 0, error);
   }
+  void OnLongLivedEnded(LongLivedKind kind, LongLivedEnd how) override {
+    Event event = MakeEvent(Event::Kind::kLongLived);
+    event.long_lived = kind;
+    event.how = how;
+    Send(event);
+  }
 
  private:
   void Post(Event::Kind kind, Protocol protocol = Protocol::kHttp1, int status = 0,
             ProxyError error = ProxyError::kNone) {
+    Event event = MakeEvent(kind);
+    event.protocol = protocol;
+    event.status = status;
+    event.error = error;
+    Send(event);
+  }
+  Event MakeEvent(Event::Kind kind) {
     Event event;
     event.kind = kind;
     event.worker = index_;
     event.counts = proxy_->counts();
-    event.protocol = protocol;
-    event.status = status;
-    event.error = error;
+    return event;
+  }
+  void Send(const Event& event) {
     posted_ = event.counts;
     group_.Post(event);
   }
@@ -80,15 +93,9 @@ class WorkerGroup::Worker final : public ProxyEvents {
   // connection gone idle) go to the main loop too.
   static void OnTurnEnd(uv_check_t* check) {
     auto* self = static_cast<Worker*>(check->data);
-    if (self->proxy_ != nullptr && !Same(self->proxy_->counts(), self->posted_)) {
+    if (self->proxy_ != nullptr && self->proxy_->counts() != self->posted_) {
       self->Post(Event::Kind::kCounts);
     }
-  }
-
-  static bool Same(const ProxyCounts& a, const ProxyCounts& b) {
-    return a.connections == b.connections && a.finishing == b.finishing &&
-           a.in_flight == b.in_flight && a.idle == b.idle && a.upgraded == b.upgraded &&
-           a.http2_connections == b.http2_connections && a.http2_streams == b.http2_streams;
   }
 
   void Main(std::promise<Result<void>>& started) {
@@ -201,8 +208,8 @@ Result<void> WorkerGroup::Start() {
 }
 
 template <typename Fn>
-size_t WorkerGroup::OnEveryWorker(Fn fn) {
-  size_t sum = fn(main_);
+auto WorkerGroup::OnEveryWorker(Fn fn) -> decltype(fn(std::declval<Proxy&>())) {
+  auto sum = fn(main_);
   for (auto& worker : others_) sum += worker->Run(fn);
   return sum;
 }
@@ -221,8 +228,9 @@ void WorkerGroup::CloseAfterCurrentResponse() {
   });
 }
 
-size_t WorkerGroup::CloseIdleConnections() {
-  return OnEveryWorker([](Proxy& proxy) { return proxy.CloseIdleConnections(); });
+SpreadStep WorkerGroup::CloseSpread(size_t step, size_t steps) {
+  // Each worker spreads its own: together, the same fraction of all of them by each step.
+  return OnEveryWorker([=](Proxy& proxy) { return proxy.CloseSpread(step, steps); });
 }
 
 size_t WorkerGroup::ForceCloseAll() {
@@ -236,15 +244,7 @@ ProxyCounts WorkerGroup::worker_counts(int worker) const {
 
 ProxyCounts WorkerGroup::counts() const {
   ProxyCounts sum = main_.counts();
-  for (const ProxyCounts& c : seen_) {
-    sum.connections += c.connections;
-    sum.finishing += c.finishing;
-    sum.in_flight += c.in_flight;
-    sum.idle += c.idle;
-    sum.upgraded += c.upgraded;
-    sum.http2_connections += c.http2_connections;
-    sum.http2_streams += c.http2_streams;
-  }
+  for (const ProxyCounts& c : seen_) sum += c;
   return sum;
 }
 
@@ -293,6 +293,9 @@ void WorkerGroup::Deliver() {
           break;
         case Event::Kind::kError:
           events_.OnProxyError(event.error);
+          break;
+        case Event::Kind::kLongLived:
+          events_.OnLongLivedEnded(event.long_lived, event.how);
           break;
       }
     }

@@ -49,7 +49,7 @@ class WorkerGroup final : public DrainTarget {
   // DrainTarget: each reaches every worker.
   void StopAccepting() override;
   void CloseAfterCurrentResponse() override;
-  size_t CloseIdleConnections() override;
+  SpreadStep CloseSpread(size_t step, size_t steps) override;
   size_t ForceCloseAll() override;
   ProxyCounts counts() const override;
 
@@ -61,17 +61,27 @@ class WorkerGroup final : public DrainTarget {
  private:
   class Worker;
   struct Event {
-    enum class Kind : uint8_t { kCounts, kOpened, kClosed, kFinished, kResponse, kError };
+    enum class Kind : uint8_t {
+      kCounts,
+      kOpened,
+      kClosed,
+      kFinished,
+      kResponse,
+      kError,
+      kLongLived
+    };
     Kind kind;
     size_t worker;       // 1 .. workers() - 1
     ProxyCounts counts;  // the worker's, right after the event
     Protocol protocol = Protocol::kHttp1;
     int status = 0;
     ProxyError error = ProxyError::kNone;
+    LongLivedKind long_lived = LongLivedKind::kWebSocket;  // kLongLived
+    LongLivedEnd how = LongLivedEnd::kClean;
   };
-  // fn(Proxy&) -> size_t on worker 0, then on each other one (waiting for each); the sum.
+  // fn(Proxy&) on worker 0, then on each other one (waiting for each); the sum (+=).
   template <typename Fn>
-  size_t OnEveryWorker(Fn fn);
+  auto OnEveryWorker(Fn fn) -> decltype(fn(std::declval<Proxy&>()));
   void Post(const Event& event);  // from a worker's thread
   static void OnEvents(uv_async_t* async);
   void Deliver();  // the queued events, in order (from OnEvents, and at Shutdown)

@@ -137,6 +137,7 @@ AdminResponse AdminApi::Status(uint64_t now_ms) {
       {"upgraded", counts.upgraded},
       {"http2_connections", counts.http2_connections},
       {"http2_streams", counts.http2_streams},
+      {"long_lived", LongLivedJson(counts)},
       {"responses_total", metrics_.responses_total()},
       {"last_drain",
        controller_.last_drain() ? controller_.last_drain()->ToJson() : nlohmann::json(nullptr)},

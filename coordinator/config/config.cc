@@ -42,6 +42,8 @@ constexpr Named<proxy::UpstreamProtocol> kUpstreamProtocols[] = {
     {"auto", proxy::UpstreamProtocol::kAuto},
     {"http1", proxy::UpstreamProtocol::kHttp1},
     {"h2c", proxy::UpstreamProtocol::kH2c}};
+constexpr Named<proxy::LongLivedDrain> kLongLivedDrains[] = {
+    {"close", proxy::LongLivedDrain::kClose}, {"wait", proxy::LongLivedDrain::kWait}};
 
 // "a, b or c".
 template <typename T>
@@ -367,6 +369,15 @@ const std::vector<Option>& Options() {
        "endpoint removal propagates; may be 0"},
       {"drain-timeout", "DUR", Duration(&C::drain_timeout, Zero::kRejected),
        "from drain start to force-closing whatever is still open"},
+      {"drain-spread", "DUR", Duration(&C::drain_spread, Zero::kAllowed),
+       "when the accept grace ends, close idle connections and end long-lived ones evenly over "
+       "this, so that their clients do not all reconnect at once; 0 closes them all at once"},
+      {"drain-websocket", "MODE", Choice(&P::drain_websocket, "WebSocket drain", kLongLivedDrains),
+       "close: a drain sends each WebSocket client Close 1001 (Going Away) after the message in "
+       "flight; wait: leave them to the app (cut at --drain-timeout)"},
+      {"drain-sse", "MODE", Choice(&P::drain_sse, "SSE drain", kLongLivedDrains),
+       "close: a drain ends each Server-Sent Events response after a whole event (the client "
+       "reconnects with Last-Event-ID); wait: leave them to the app"},
       {"app-pid", "PID", Pid(&C::app_pid), "once drained, signal this process"},
       {"app-pidfile", "PATH", Text(&C::app_pidfile, CheckNonEmpty),
        "once drained, signal the process whose pid is in this file"},
@@ -680,6 +691,10 @@ std::string_view ToString(LogFormat format) {
       return "text";
   }
   return "unknown";
+}
+
+std::string_view ToString(proxy::LongLivedDrain drain) {
+  return drain == proxy::LongLivedDrain::kClose ? "close" : "wait";
 }
 
 std::string_view ToString(proxy::UpstreamProtocol protocol) {

@@ -37,6 +37,7 @@ enum class LogLevel { kDebug, kInfo, kWarn, kError };
 std::string_view ToString(LogFormat format);
 std::string_view ToString(LogLevel level);
 std::string_view ToString(proxy::UpstreamProtocol protocol);
+std::string_view ToString(proxy::LongLivedDrain drain);  // "close", "wait"
 
 // The defaults of the fields that kDefaults cannot hold as constants (for Config's initializers).
 proxy::ProxyOptions DefaultProxyOptions();  // listen 0.0.0.0:8080, upstream 127.0.0.1:3000
@@ -51,6 +52,9 @@ struct Config {
   std::optional<std::string> upstream_ready;  // a path on the app, starts with '/'
   std::chrono::milliseconds drain_delay = kDefaults.drain_delay;
   std::chrono::milliseconds drain_timeout = kDefaults.drain_timeout;
+  // The closes at the end of the accept grace (idle connections, long-lived exchanges) are
+  // spread over this, so that their clients do not all reconnect to the other pods at once.
+  std::chrono::milliseconds drain_spread = kDefaults.drain_spread;
   // How to tell the app to exit once drained: at most one of these four, and none with an
   // app_command (a launched APP is signalled directly).
   std::optional<int> app_pid;

@@ -14,6 +14,7 @@ struct Defaults {
   int admin_port = 9901;     // --admin 0.0.0.0:9901; where `drain` and the probes find it
   std::chrono::milliseconds drain_delay{5'000};
   std::chrono::milliseconds drain_timeout{25'000};
+  std::chrono::milliseconds drain_spread{1'000};
   std::chrono::milliseconds app_exit_timeout{10'000};
 };
 

@@ -1,9 +1,15 @@
 #include "coordinator/control/drain_controller.h"
 
+#include <algorithm>
+
 namespace lameduck::coordinator {
 namespace {
 
 constexpr uint64_t kProgressIntervalMs = 500;
+// The spread's closes go in steps at least this far apart (at most 100 steps): smooth enough
+// for the clients, and few enough calls to every worker.
+constexpr uint64_t kSpreadStepMs = 10;
+constexpr size_t kMaxSpreadSteps = 100;
 constexpr int kExitOk = 0;
 constexpr int kExitForced = 3;
 
@@ -68,7 +74,26 @@ std::string_view ToString(Trigger trigger) {
   return "unknown";
 }
 
+nlohmann::json LongLivedJson(const proxy::ProxyCounts& counts) {
+  nlohmann::json kinds = nlohmann::json::object();
+  for (size_t i = 0; i < proxy::kLongLivedKinds; ++i) {
+    kinds[std::string(ToString(static_cast<proxy::LongLivedKind>(i)))] = counts.long_lived[i];
+  }
+  return kinds;
+}
+
 nlohmann::json DrainSummary::ToJson() const {
+  nlohmann::json kinds = nlohmann::json::object();
+  for (size_t i = 0; i < proxy::kLongLivedKinds; ++i) {
+    const LongLivedSummary& kind = long_lived[i];
+    if (kind.empty()) continue;  // only the kinds the drain met
+    kinds[std::string(ToString(static_cast<proxy::LongLivedKind>(i)))] = {
+        {"at_start", kind.at_start},
+        {"ending", kind.ending},
+        {"clean", kind.clean},
+        {"by_peer", kind.by_peer},
+        {"forced", kind.forced}};
+  }
   return {{"trigger", ToString(trigger)},
           {"duration_ms", duration_ms},
           {"accept_grace_ms", accept_grace_ms},
@@ -79,6 +104,8 @@ nlohmann::json DrainSummary::ToJson() const {
           {"http2_streams_at_start", http2_streams_at_start},
           {"served_during_drain", served_during_drain},
           {"idle_closed", idle_closed},
+          {"spread_ms", spread_ms},
+          {"long_lived", kinds},
           {"awaiting_fin", awaiting_fin},
           {"forced", forced},
           {"exit_status", exit_status}};
@@ -90,6 +117,7 @@ DrainController::DrainController(uv_loop_t* loop, const Config& config, proxy::D
   delay_timer_.Init(loop, uv_timer_init, this);
   deadline_timer_.Init(loop, uv_timer_init, this);
   progress_timer_.Init(loop, uv_timer_init, this);
+  spread_timer_.Init(loop, uv_timer_init, this);
 }
 
 std::string_view DrainController::readiness() const {
@@ -163,6 +191,12 @@ void DrainController::StartDrain(Trigger trigger) {
   summary_.in_flight_at_start = counts.in_flight;
   summary_.http2_connections_at_start = counts.http2_connections;
   summary_.http2_streams_at_start = counts.http2_streams;
+  for (size_t i = 0; i < proxy::kLongLivedKinds; ++i) {
+    summary_.long_lived[i].at_start = counts.long_lived[i];
+  }
+  spread_step_ = 0;
+  spread_steps_ = 0;
+  spread_logged_ = false;
   // The app is gone already: no straggler can be served, so no accept grace.
   uint64_t delay_ms = trigger == Trigger::kAppExit ? 0 : config_.drain_delay.count();
   log_.Info("drain.start", {{"trigger", ToString(trigger)},
@@ -171,6 +205,7 @@ void DrainController::StartDrain(Trigger trigger) {
                             {"idle", counts.idle},
                             {"http2_connections", counts.http2_connections},
                             {"http2_streams", counts.http2_streams},
+                            {"long_lived", LongLivedJson(counts)},
                             {"drain_delay_ms", delay_ms},
                             {"drain_timeout_ms", config_.drain_timeout.count()}});
   proxy_.CloseAfterCurrentResponse();
@@ -202,10 +237,59 @@ void DrainController::StartDrain(Trigger trigger) {
 void DrainController::EndAcceptGrace() {
   if (state_ != State::kDraining || phase_ != DrainPhase::kAcceptGrace) return;
   CloseListeners();
-  summary_.idle_closed = proxy_.CloseIdleConnections();
-  log_.Info("idle.closed", {{"count", summary_.idle_closed}});
   phase_ = DrainPhase::kInFlight;
+  // The spread ends by half the time left before the deadline: what it tells to end must have
+  // time to finish its message and its closing handshake.
+  uint64_t elapsed = ElapsedMs();
+  uint64_t timeout = config_.drain_timeout.count();
+  uint64_t left = timeout > elapsed ? timeout - elapsed : 0;
+  summary_.spread_ms = std::min<uint64_t>(config_.drain_spread.count(), left / 2);
+  spread_steps_ = std::clamp<size_t>(summary_.spread_ms / kSpreadStepMs, 1, kMaxSpreadSteps);
+  spread_step_ = 0;
+  SpreadStep();
+  if (spread_steps_ > 1 && state_ == State::kDraining) {
+    uint64_t interval = summary_.spread_ms / spread_steps_;
+    uv_timer_start(
+        spread_timer_.get(),
+        [](uv_timer_t* timer) {
+          if (auto* self = static_cast<DrainController*>(timer->data)) self->SpreadStep();
+        },
+        interval, interval);
+  }
   CheckDone();
+}
+
+void DrainController::SpreadStep() {
+  if (state_ != State::kDraining || spread_step_ >= spread_steps_) return;
+  ++spread_step_;
+  // A close reports at once, and the report may end the drain: not before this step is counted.
+  in_spread_step_ = true;
+  proxy::SpreadStep done = proxy_.CloseSpread(spread_step_, spread_steps_);
+  in_spread_step_ = false;
+  summary_.idle_closed += done.idle_closed;
+  for (size_t i = 0; i < proxy::kLongLivedKinds; ++i) {
+    summary_.long_lived[i].ending += done.long_lived_ending[i];
+  }
+  if (spread_step_ == spread_steps_) {
+    uv_timer_stop(spread_timer_.get());
+    LogSpreadDone();
+  }
+  CheckDone();
+}
+
+void DrainController::LogSpreadDone() {
+  if (spread_logged_) return;
+  spread_logged_ = true;
+  log_.Info("idle.closed", {{"count", summary_.idle_closed}, {"spread_ms", summary_.spread_ms}});
+}
+
+void DrainController::OnLongLivedEnded(proxy::LongLivedKind kind, proxy::LongLivedEnd how) {
+  if (state_ != State::kDraining) return;
+  LongLivedSummary& summary = summary_.long_lived[static_cast<size_t>(kind)];
+  if (how == proxy::LongLivedEnd::kClean) ++summary.clean;
+  if (how == proxy::LongLivedEnd::kByPeer) ++summary.by_peer;
+  // Forced ones are taken from the counts at the deadline: another worker's reports of them
+  // arrive after the drain's summary is written.
 }
 
 // The end of the accept grace, on time or cut short by the deadline.
@@ -219,6 +303,10 @@ void DrainController::CloseListeners() {
 void DrainController::OnDeadline() {
   if (state_ != State::kDraining) return;
   if (phase_ == DrainPhase::kAcceptGrace) CloseListeners();
+  proxy::ProxyCounts counts = proxy_.counts();
+  for (size_t i = 0; i < proxy::kLongLivedKinds; ++i) {
+    summary_.long_lived[i].forced = counts.long_lived[i];
+  }
   size_t forced = proxy_.ForceCloseAll();
   phase_ = DrainPhase::kForced;
   log_.Warn("drain.forced", {{"count", forced}, {"after_ms", ElapsedMs()}});
@@ -227,7 +315,7 @@ void DrainController::OnDeadline() {
 
 void DrainController::CheckDone() {
   // Never sleeps longer than it must: the drain ends the moment the last connection closes.
-  if (state_ == State::kDraining && phase_ == DrainPhase::kInFlight &&
+  if (state_ == State::kDraining && phase_ == DrainPhase::kInFlight && !in_spread_step_ &&
       proxy_.counts().connections == 0) {
     Finish(0);
   }
@@ -243,13 +331,16 @@ void DrainController::LogProgress() {
                                {"idle", counts.idle},
                                {"upgraded", counts.upgraded},
                                {"http2_connections", counts.http2_connections},
-                               {"http2_streams", counts.http2_streams}});
+                               {"http2_streams", counts.http2_streams},
+                               {"long_lived", LongLivedJson(counts)}});
 }
 
 void DrainController::Finish(uint64_t forced) {
   uv_timer_stop(delay_timer_.get());
   uv_timer_stop(deadline_timer_.get());
   uv_timer_stop(progress_timer_.get());
+  uv_timer_stop(spread_timer_.get());
+  if (listeners_closed_ms_ != 0) LogSpreadDone();
   if (phase_ != DrainPhase::kForced) phase_ = DrainPhase::kComplete;
   uint64_t now = NowMs();
   summary_.duration_ms = now - drain_start_ms_;
@@ -314,6 +405,7 @@ void DrainController::Exit() {
   delay_timer_.Close();
   deadline_timer_.Close();
   progress_timer_.Close();
+  spread_timer_.Close();
   log_.Info("exit", {{"status", exit_status_}});
   if (on_exit_) on_exit_(exit_status_);
 }

@@ -57,6 +57,18 @@ enum class Trigger { kSigterm, kSigint, kAdminPost, kAdminWait, kCommand, kAppEx
 std::string_view ToString(State state);
 std::string_view ToString(DrainPhase phase);
 std::string_view ToString(Trigger trigger);
+// The long-lived exchanges open, by kind: {"websocket": 2, "sse": 0, ...}.
+nlohmann::json LongLivedJson(const proxy::ProxyCounts& counts);
+
+// What a drain did with the long-lived exchanges of one kind (WebSocket, SSE, ...).
+struct LongLivedSummary {
+  uint64_t at_start = 0;  // open when the drain began
+  uint64_t ending = 0;    // told by the drain to end at their next message boundary
+  uint64_t clean = 0;     // ended at a boundary by lameduck
+  uint64_t by_peer = 0;   // ended by the client or the app during the drain
+  uint64_t forced = 0;    // still open at --drain-timeout (also counted in `forced`)
+  bool empty() const { return at_start + ending + clean + by_peer + forced == 0; }
+};
 
 // What a drain did; the body of /drain?wait=1 and of the drain.complete event.
 struct DrainSummary {
@@ -72,6 +84,8 @@ struct DrainSummary {
   uint64_t http2_connections_at_start = 0;  // of those, HTTP/2 ones
   uint64_t http2_streams_at_start = 0;      // open streams: requests in flight too
   uint64_t idle_closed = 0;                 // idle keep-alive connections the drain closed
+  uint64_t spread_ms = 0;                   // the closes were spread over this
+  LongLivedSummary long_lived[proxy::kLongLivedKinds];
   uint64_t awaiting_fin = 0;  // at the end: served in full, waiting for the client's FIN
   uint64_t forced = 0;
   int exit_status = 0;
@@ -92,6 +106,7 @@ class DrainController {
   // only the client's FIN is awaited): the drain may be over. O(1): counts() is kept current.
   void OnConnectionClosed() { CheckDone(); }
   void OnConnectionFinished() { CheckDone(); }
+  void OnLongLivedEnded(proxy::LongLivedKind kind, proxy::LongLivedEnd how);
   // The launched app exited (on its own, or after being told).
   void OnAppExit(const AppExit& exit);
 
@@ -112,6 +127,8 @@ class DrainController {
  private:
   void StartDrain(Trigger trigger);
   void EndAcceptGrace();
+  void SpreadStep();  // one step of the closes spread over --drain-spread
+  void LogSpreadDone();
   void CloseListeners();
   void OnDeadline();
   void CheckDone();
@@ -136,6 +153,7 @@ class DrainController {
   proxy::UvHandle<uv_timer_t> delay_timer_;
   proxy::UvHandle<uv_timer_t> deadline_timer_;
   proxy::UvHandle<uv_timer_t> progress_timer_;
+  proxy::UvHandle<uv_timer_t> spread_timer_;
 
   State state_ = State::kStarting;
   DrainPhase phase_ = DrainPhase::kNone;
@@ -147,6 +165,10 @@ class DrainController {
   uint64_t drain_start_ms_ = 0;
   uint64_t listeners_closed_ms_ = 0;
   uint64_t responses_at_start_ = 0;
+  size_t spread_step_ = 0;  // of spread_steps_; 0 before the spread
+  size_t spread_steps_ = 0;
+  bool spread_logged_ = false;
+  bool in_spread_step_ = false;
   DrainSummary summary_;
   std::optional<DrainSummary> last_drain_;
   uint64_t drains_total_ = 0;

@@ -92,6 +92,29 @@ std::string Metrics::Render(const Gauges& gauges) const {
   Gauge(out, "lameduck_http2_streams_open",
         "HTTP/2 streams open now (counted in lameduck_requests_in_flight too).",
         static_cast<double>(gauges.counts.http2_streams));
+  constexpr proxy::LongLivedKind kKinds[] = {
+      proxy::LongLivedKind::kWebSocket, proxy::LongLivedKind::kSse,
+      proxy::LongLivedKind::kGrpcStream, proxy::LongLivedKind::kOtherUpgrade};
+  constexpr proxy::LongLivedEnd kEnds[] = {
+      proxy::LongLivedEnd::kClean, proxy::LongLivedEnd::kByPeer, proxy::LongLivedEnd::kForced};
+  Family(out, "lameduck_long_lived_open", "gauge",
+         "Long-lived exchanges open now: WebSockets, SSE responses, gRPC streams, other tunnels.");
+  for (proxy::LongLivedKind kind : kKinds) {
+    Sample(out, "lameduck_long_lived_open", "kind=\"" + std::string(ToString(kind)) + "\"",
+           static_cast<double>(gauges.counts.long_lived[static_cast<size_t>(kind)]));
+  }
+  Family(out, "lameduck_long_lived_ended_total", "counter",
+         "Long-lived exchanges ended, by kind and how: clean (lameduck ended it at a message "
+         "boundary), by_peer (the client or the app did), forced (at --drain-timeout).");
+  for (proxy::LongLivedKind kind : kKinds) {
+    for (proxy::LongLivedEnd how : kEnds) {
+      Sample(
+          out, "lameduck_long_lived_ended_total",
+          "kind=\"" + std::string(ToString(kind)) + "\",how=\"" + std::string(ToString(how)) + "\"",
+          static_cast<double>(
+              long_lived_ended_[static_cast<size_t>(kind)][static_cast<size_t>(how)]));
+    }
+  }
   Family(out, "lameduck_requests_total", "counter",
          "Responses sent in full to clients, by the protocol the client spoke.");
   Sample(out, "lameduck_requests_total", "protocol=\"http1\"",

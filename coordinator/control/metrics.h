@@ -19,6 +19,9 @@ class Metrics {
   void OnConnectionOpened() { ++connections_total_; }
   void OnResponseComplete(int status, proxy::Protocol protocol = proxy::Protocol::kHttp1);
   void OnProxyError(proxy::ProxyError error);
+  void OnLongLivedEnded(proxy::LongLivedKind kind, proxy::LongLivedEnd how) {
+    ++long_lived_ended_[static_cast<size_t>(kind)][static_cast<size_t>(how)];
+  }
 
   uint64_t responses_total() const { return responses_total_; }
 
@@ -44,6 +47,8 @@ class Metrics {
   std::array<uint64_t, 6> by_class_{};     // index 1..5 for 1xx..5xx
   std::array<uint64_t, 2> by_protocol_{};  // by proxy::Protocol
   std::array<uint64_t, kErrorKinds> errors_{};
+  std::array<std::array<uint64_t, proxy::kLongLivedEnds>, proxy::kLongLivedKinds>
+      long_lived_ended_{};
 };
 
 }  // namespace lameduck::coordinator

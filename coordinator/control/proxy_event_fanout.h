@@ -23,6 +23,10 @@ class ProxyEventFanout final : public proxy::ProxyEvents {
     metrics_.OnResponseComplete(status, protocol);
   }
   void OnProxyError(proxy::ProxyError error) override { metrics_.OnProxyError(error); }
+  void OnLongLivedEnded(proxy::LongLivedKind kind, proxy::LongLivedEnd how) override {
+    metrics_.OnLongLivedEnded(kind, how);
+    controller_.OnLongLivedEnded(kind, how);
+  }
 
  private:
   Metrics& metrics_;

@@ -47,7 +47,7 @@ class IdleTarget : public lameduck::proxy::DrainTarget {
  public:
   void StopAccepting() override {}
   void CloseAfterCurrentResponse() override {}
-  size_t CloseIdleConnections() override { return 0; }
+  lameduck::proxy::SpreadStep CloseSpread(size_t, size_t) override { return {}; }
   size_t ForceCloseAll() override { return 0; }
   lameduck::proxy::ProxyCounts counts() const override { return {}; }
 };

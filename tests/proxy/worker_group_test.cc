@@ -66,7 +66,7 @@ TEST(WorkerGroupTest, TwoWorkersShareThePortAndTheirCountsEventsAndDrainStepsAdd
     EXPECT_GT(second.connections, 0u) << "the second worker got no connection";
 
     // A drain step reaches both workers, and answers for both.
-    EXPECT_EQ(group.CloseIdleConnections(), static_cast<size_t>(kClients));
+    EXPECT_EQ(group.CloseSpread(1, 1).idle_closed, static_cast<size_t>(kClients));
     ASSERT_TRUE(
         runner.RunUntil([&] { return group.counts().finishing == static_cast<size_t>(kClients); },
                         5s, "every connection's FIN sent"));

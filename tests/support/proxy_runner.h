@@ -33,6 +33,15 @@ class RecordingEvents : public proxy::ProxyEvents {
     std::lock_guard lock(mu_);
     ++errors_[error];
   }
+  void OnLongLivedEnded(proxy::LongLivedKind kind, proxy::LongLivedEnd how) override {
+    std::lock_guard lock(mu_);
+    ++long_lived_[{kind, how}];
+  }
+  int long_lived_count(proxy::LongLivedKind kind, proxy::LongLivedEnd how) const {
+    std::lock_guard lock(mu_);
+    auto it = long_lived_.find({kind, how});
+    return it == long_lived_.end() ? 0 : it->second;
+  }
   int status_count(int status) const {
     std::lock_guard lock(mu_);
     auto it = statuses_.find(status);
@@ -50,6 +59,7 @@ class RecordingEvents : public proxy::ProxyEvents {
   mutable std::mutex mu_;
   std::map<int, int> statuses_;
   std::map<proxy::ProxyError, int> errors_;
+  std::map<std::pair<proxy::LongLivedKind, proxy::LongLivedEnd>, int> long_lived_;
 };
 
 class ProxyRunner {

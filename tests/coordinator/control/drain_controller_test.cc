@@ -24,6 +24,7 @@ class DrainControllerTest : public ::testing::Test {
     uv_loop_init(&loop_);
     config_.drain_delay = 50ms;
     config_.drain_timeout = 2s;
+    config_.drain_spread = 0ms;  // the spread has a test of its own
     log_file_ = std::tmpfile();
   }
   ~DrainControllerTest() override {
@@ -93,6 +94,49 @@ TEST_F(DrainControllerTest, RunsTheStepsInOrderAndEndsWhenTheLastConnectionClose
   EXPECT_EQ(controller.state(), State::kExited);  // no sleep between the last close and the end
   EXPECT_EQ(exit_status_, 0);
   ASSERT_TRUE(controller.last_drain());
+  EXPECT_EQ(controller.last_drain()->idle_closed, 2u);
+  EXPECT_EQ(controller.last_drain()->forced, 0u);
+}
+
+// The closes at the end of the accept grace are spread over --drain-spread: a share of the idle
+// connections at each step of 10 ms, the last step taking what is left.
+TEST_F(DrainControllerTest, SpreadsTheClosesOverTheDrainSpread) {
+  config_.drain_spread = 300ms;
+  DrainController& controller = Make();
+  controller.OnUpstreamCheck(true);
+  target_.open = {.connections = 101, .in_flight = 1, .idle = 100};
+  controller.OnTrigger(Trigger::kSigterm);
+  ASSERT_TRUE(RunUntil([&] { return controller.phase() == DrainPhase::kInFlight; }));
+  EXPECT_LT(target_.open.idle, 100u);  // the first step closed a share, not all
+  EXPECT_GT(target_.open.idle, 50u);
+  ASSERT_TRUE(RunUntil([&] { return target_.open.idle == 0; }));
+  const auto& steps = target_.spread_steps;
+  ASSERT_EQ(steps.size(), 30u);
+  EXPECT_EQ(steps.front().step, 1u);
+  EXPECT_EQ(steps.back().step, 30u);
+  EXPECT_EQ(steps.back().steps, 30u);
+  EXPECT_GE(steps.back().at - steps.front().at, 250ms);  // spread out, not in one burst
+  EXPECT_EQ(controller.state(), State::kDraining);       // the request in flight
+  target_.open = {};
+  controller.OnConnectionClosed();
+  ASSERT_TRUE(controller.last_drain());
+  EXPECT_EQ(controller.last_drain()->idle_closed, 100u);
+  EXPECT_EQ(controller.last_drain()->spread_ms, 300u);
+}
+
+// What the spread tells to end needs time to end: the spread is over by half the time left
+// before the deadline, whatever --drain-spread says.
+TEST_F(DrainControllerTest, TheSpreadEndsByHalfTheTimeLeftBeforeTheDeadline) {
+  config_.drain_spread = 10s;
+  config_.drain_timeout = 1s;
+  DrainController& controller = Make();
+  controller.OnUpstreamCheck(true);
+  target_.open = {.connections = 2, .idle = 2};
+  controller.OnTrigger(Trigger::kSigterm);
+  ASSERT_TRUE(RunUntil([&] { return controller.state() == State::kExited; }));
+  ASSERT_TRUE(controller.last_drain());
+  EXPECT_LE(controller.last_drain()->spread_ms, 500u);
+  EXPECT_GE(controller.last_drain()->spread_ms, 300u);
   EXPECT_EQ(controller.last_drain()->idle_closed, 2u);
   EXPECT_EQ(controller.last_drain()->forced, 0u);
 }
