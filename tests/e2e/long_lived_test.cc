@@ -1,0 +1,136 @@
+// Long-lived connections at a drain, with real clients through the real lameduck binary and a
+// real SIGTERM (DESIGN.md, "The drain", step 5): WebSocket clients (Debian's python3-websockets)
+// get Close 1001 after whole messages, and their apps see the closing handshake; an
+// EventSource-like client gets whole events, then the stream's end, and resumes on another
+// lameduck with Last-Event-ID, losing nothing.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <chrono>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "tests/support/child_process.h"
+#include "tests/support/lameduck_process.h"
+
+namespace lameduck::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr const char* kPython = "/usr/bin/python3";
+
+bool HavePythonModule(const std::string& module) {
+  return RunToCompletion({kPython, "-c", "import " + module}, "", 30s).status == 0;
+}
+
+std::string Script(const std::string& name) {
+  return std::string(LONG_LIVED_SCRIPTS_DIR) + "/" + name;
+}
+
+// Starts a script that prints "listening PORT" first; returns the port, or 0.
+int StartApp(ChildProcess& app, const std::string& script) {
+  if (!app.Start({kPython, Script(script), "--port", "0"})) return 0;
+  auto line = app.ReadLine(10s);
+  if (!line || !line->starts_with("listening ")) return 0;
+  return std::stoi(line->substr(10));
+}
+
+// The last JSON line a client printed.
+std::optional<nlohmann::json> Result(ChildProcess& client) {
+  while (auto line = client.ReadLine(15s)) {
+    if (line->starts_with("{")) return nlohmann::json::parse(*line);
+  }
+  return std::nullopt;
+}
+
+TEST(LongLivedTest, WebSocketClientsGetClose1001AfterWholeMessagesAndTheAppSeesTheirClose) {
+  if (!HavePythonModule("websockets")) {
+    GTEST_SKIP() << "python3-websockets is not installed (scripts/setup installs it)";
+  }
+  ChildProcess app;
+  int app_port = StartApp(app, "ws_app.py");
+  ASSERT_GT(app_port, 0);
+  LameduckProcess lameduck;
+  ASSERT_TRUE(
+      lameduck.Start({"--upstream", "127.0.0.1:" + std::to_string(app_port), "--drain-delay",
+                      "200ms", "--drain-spread", "400ms", "--drain-timeout", "10s"}));
+  constexpr int kClients = 4;
+  std::vector<std::unique_ptr<ChildProcess>> clients;
+  for (int i = 0; i < kClients; ++i) {
+    auto client = std::make_unique<ChildProcess>();
+    ASSERT_TRUE(client->Start({kPython, Script("ws_client.py"),
+                               "ws://127.0.0.1:" + std::to_string(lameduck.port()) + "/"}));
+    clients.push_back(std::move(client));
+  }
+  for (auto& client : clients) {
+    auto line = client->ReadLine(15s);
+    ASSERT_EQ(line.value_or("(none)"), "receiving");  // messages large and small are through
+  }
+  ASSERT_TRUE(lameduck.Signal(SIGTERM));
+  for (auto& client : clients) {
+    auto result = Result(*client);
+    ASSERT_TRUE(result);
+    EXPECT_EQ((*result)["code"], 1001) << *result;
+    EXPECT_EQ((*result)["reason"], "server shutting down");
+    EXPECT_TRUE((*result)["abnormal"].is_null()) << *result;
+    EXPECT_TRUE((*result)["errors"].empty()) << *result;  // no gap, no truncated message
+    EXPECT_GE((*result)["received"].get<int>(), 20);
+    EXPECT_EQ(client->Wait(10s), 0);
+  }
+  auto complete = lameduck.WaitForEvent("drain.complete", 15s);
+  ASSERT_TRUE(complete);
+  EXPECT_EQ((*complete)["forced"], 0) << *complete;
+  const auto& websocket = (*complete)["long_lived"]["websocket"];
+  EXPECT_EQ(websocket["at_start"], kClients) << *complete;
+  EXPECT_EQ(websocket["ending"], kClients) << *complete;
+  EXPECT_EQ(websocket["clean"], kClients) << *complete;
+  EXPECT_EQ(websocket["forced"], 0) << *complete;
+  EXPECT_EQ(lameduck.Wait(10s), 0);
+  // The app saw each client's Close (the 1001 it echoed): an ordinary closing handshake.
+  for (int i = 0; i < kClients; ++i) {
+    auto line = app.ReadLine(5s);
+    ASSERT_TRUE(line);
+    auto closed = nlohmann::json::parse(*line);
+    EXPECT_EQ(closed["code"], 1001) << closed;
+  }
+  app.Signal(SIGKILL);
+}
+
+TEST(LongLivedTest, AnEventStreamEndsAfterAWholeEventAndResumesElsewhereLosingNothing) {
+  ChildProcess app;
+  int app_port = StartApp(app, "sse_app.py");
+  ASSERT_GT(app_port, 0);
+  std::vector<std::string> args = {"--upstream",      "127.0.0.1:" + std::to_string(app_port),
+                                   "--drain-delay",   "100ms",
+                                   "--drain-spread",  "200ms",
+                                   "--drain-timeout", "10s"};
+  LameduckProcess draining, other;
+  ASSERT_TRUE(draining.Start(args));
+  ASSERT_TRUE(other.Start(args));
+  ChildProcess client;
+  ASSERT_TRUE(client.Start({kPython, Script("sse_client.py"),
+                            "127.0.0.1:" + std::to_string(draining.port()),
+                            "127.0.0.1:" + std::to_string(other.port())}));
+  ASSERT_EQ(client.ReadLine(15s).value_or("(none)"), "receiving");
+  ASSERT_TRUE(draining.Signal(SIGTERM));
+  auto result = Result(client);
+  ASSERT_TRUE(result);
+  EXPECT_TRUE((*result)["errors"].empty()) << *result;  // no lost event, no partial one
+  EXPECT_FALSE((*result)["partial_at_end"].get<bool>()) << *result;
+  EXPECT_TRUE((*result)["body_whole"].get<bool>()) << *result;  // its last chunk came
+  EXPECT_EQ((*result)["second"], 10) << *result;                // resumed on the other
+  EXPECT_EQ(client.Wait(10s), 0);
+  auto complete = draining.WaitForEvent("drain.complete", 15s);
+  ASSERT_TRUE(complete);
+  EXPECT_EQ((*complete)["forced"], 0) << *complete;
+  EXPECT_EQ((*complete)["long_lived"]["sse"]["clean"], 1) << *complete;
+  EXPECT_EQ(draining.Wait(10s), 0);
+  other.Signal(SIGKILL);
+  app.Signal(SIGKILL);
+}
+
+}  // namespace
+}  // namespace lameduck::testing
