@@ -583,6 +583,32 @@ bool Http2ClientSession::idle() const {
   return state_ != State::kNoticeSent;
 }
 
+size_t Http2ClientSession::long_lived_awaiting() {
+  if (!session_) return 0;
+  size_t count = 0;
+  for (auto& stream : streams_) {
+    if (StreamOf(session_.get(), stream->id()) == stream.get() && stream->AwaitsDrainClose()) {
+      ++count;
+    }
+  }
+  return count;
+}
+
+size_t Http2ClientSession::EndLongLived(size_t max, SpreadStep& done) {
+  if (!session_) return 0;
+  size_t asked = 0;
+  for (auto& stream : streams_) {
+    if (asked >= max) break;
+    if (StreamOf(session_.get(), stream->id()) != stream.get() || !stream->AwaitsDrainClose()) {
+      continue;
+    }
+    ++done.long_lived_ending[static_cast<size_t>(stream->long_lived_kind())];
+    stream->EndLongLived();
+    ++asked;
+  }
+  return asked;
+}
+
 bool Http2ClientSession::CloseIfIdle() {
   if (!idle()) return false;
   SendFinalGoaway();

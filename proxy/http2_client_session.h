@@ -66,6 +66,10 @@ class Http2ClientSession final : public Socket::Owner {
   // the final GOAWAY and closes (true).
   bool idle() const;
   bool CloseIfIdle();
+  // The drain's spread: long-lived streams (SSE, gRPC streams) not yet asked to end, and asking
+  // up to `max` of them (each ends at its next boundary); returns how many it asked.
+  size_t long_lived_awaiting();
+  size_t EndLongLived(size_t max, SpreadStep& done);
   size_t ForceClose();  // streams cut short
   void Close(CloseMode mode = CloseMode::kFin);
 

@@ -17,6 +17,15 @@ constexpr size_t kHighWaterBytes = 256 * 1024;
 constexpr size_t kLowWaterBytes = 64 * 1024;
 // A refused stream is sent again only if its body so far fits here (a gRPC call's usually does).
 constexpr size_t kReplayBytes = 64 * 1024;
+// gRPC's UNAVAILABLE: "the service is currently unavailable", which clients treat as retryable.
+constexpr std::string_view kGrpcUnavailable = "14";
+constexpr std::string_view kGrpcShuttingDown = "lameduck: the server is shutting down";
+
+bool IsEventStream(std::string_view content_type) {
+  content_type = content_type.substr(0, content_type.find(';'));
+  while (!content_type.empty() && content_type.back() == ' ') content_type.remove_suffix(1);
+  return EqualsIgnoreCase(content_type, "text/event-stream");
+}
 
 }  // namespace
 
@@ -48,6 +57,12 @@ void Http2Stream::Begin(int32_t id) {
   response_sent_ = false;
   deferred_ = false;
   upstream_paused_ = false;
+  follow_ = Follow::kNone;
+  events_ = SseEvents();
+  messages_ = GrpcMessages();
+  long_lived_ = false;
+  ending_ = false;
+  ended_ = false;
   exchange_.Begin(/*http10=*/false, /*upgrade=*/false, /*close_after=*/false);
 }
 
@@ -253,6 +268,15 @@ Exchange::Owner::HeadVerdict Http2Stream::OnHead(Exchange&, const ResponseHead& 
   exchange_.status = head.status;
   bool has_body = method_ != "HEAD" && head.status != 204 && head.status != 304 && !head.end_stream;
   SubmitResponse(fields.data(), fields.size(), has_body);
+  if (has_body && head.status >= 200 && head.status < 300 && head.fields != nullptr) {
+    if (grpc_) {
+      follow_ = Follow::kGrpc;  // long-lived once a second message shows it is a stream
+    } else if (IsEventStream(head.fields->Find("content-type")) &&
+               session_.proxy().options().drain_sse == LongLivedDrain::kClose) {
+      follow_ = Follow::kSse;
+      StartLongLived(LongLivedKind::kSse);
+    }
+  }
   return HeadVerdict::kDataOnly;  // HTTP/2 frames the body itself
 }
 
@@ -273,7 +297,26 @@ Exchange::Owner::Verdict Http2Stream::OnBody(Exchange&, const uv_buf_t* bufs, si
                                              const BlockRef& block) {
   session_.NoteActivity();
   for (size_t i = 0; i < count; ++i) {
-    response_body_.Push(block, static_cast<size_t>(bufs[i].base - block.data()), bufs[i].len);
+    size_t length = bufs[i].len;
+    bool at_end = false;
+    if (follow_ != Follow::kNone) {
+      auto mode = ending_ ? SseEvents::Mode::kStopAtBoundary : SseEvents::Mode::kAll;
+      if (follow_ == Follow::kSse) {
+        length = events_.Follow(bufs[i].base, length, mode);
+        at_end = ending_ && events_.at_boundary();
+      } else {
+        length = messages_.Follow(bufs[i].base, length, mode);
+        if (!long_lived_ && messages_.messages() >= 2) StartLongLived(LongLivedKind::kGrpcStream);
+        at_end = ending_ && messages_.at_boundary();
+      }
+    }
+    if (length > 0) {
+      response_body_.Push(block, static_cast<size_t>(bufs[i].base - block.data()), length);
+    }
+    if (at_end) {
+      EndAtBoundary();
+      return Verdict::kStop;
+    }
   }
   if (response_body_.bytes() > kHighWaterBytes && !upstream_paused_) {
     upstream_paused_ = true;
@@ -294,6 +337,7 @@ void Http2Stream::ResumeData() {
 void Http2Stream::OnReadDone(Exchange&) {}
 
 void Http2Stream::OnEnd(Exchange&) {
+  FinishLongLived(LongLivedEnd::kByPeer);  // the app ended it
   response_eof_ = true;
   ResumeData();
 }
@@ -341,6 +385,7 @@ void Http2Stream::OnResponseSent() {
 }
 
 void Http2Stream::OnClosed(uint32_t) {
+  FinishLongLived(LongLivedEnd::kByPeer);  // the client reset it
   // A reset from the client, or the end: an upstream still attached is out of step (it would
   // go on reporting into a recycled stream), so it goes.
   exchange_.DropUpstream();
@@ -354,6 +399,7 @@ void Http2Stream::OnClosed(uint32_t) {
 
 bool Http2Stream::Reset() {
   if (response_sent_) return false;
+  FinishLongLived(LongLivedEnd::kForced);
   exchange_.DropUpstream();
   nghttp2_submit_rst_stream(session_.nghttp2(), NGHTTP2_FLAG_NONE, id_, NGHTTP2_INTERNAL_ERROR);
   return true;
@@ -380,6 +426,55 @@ void Http2Stream::OnUpstreamError(Exchange&, ProxyError error, bool response_sta
     return;
   }
   SendError(error);
+}
+
+void Http2Stream::StartLongLived(LongLivedKind kind) {
+  long_lived_ = true;
+  kind_ = kind;
+  session_.proxy().NoteLongLived(kind, +1);
+  // Begun after the drain's spread acted on every one: it ends at its first boundary.
+  if (session_.proxy().end_long_lived_at_once()) EndLongLived();
+}
+
+bool Http2Stream::Endable() const {
+  if (!long_lived_ || ended_ || response_eof_) return false;
+  if (kind_ == LongLivedKind::kSse) {
+    return session_.proxy().options().drain_sse == LongLivedDrain::kClose;
+  }
+  return kind_ == LongLivedKind::kGrpcStream;
+}
+
+bool Http2Stream::AwaitsDrainClose() const { return Endable() && !ending_; }
+
+void Http2Stream::EndLongLived() {
+  if (!Endable() || ending_) return;
+  ending_ = true;
+  bool at_boundary = follow_ == Follow::kSse ? events_.at_boundary() : messages_.at_boundary();
+  if (at_boundary) {
+    EndAtBoundary();
+    session_.ScheduleFlush();
+  }
+}
+
+void Http2Stream::EndAtBoundary() {
+  ended_ = true;
+  ending_ = false;
+  FinishLongLived(LongLivedEnd::kClean);
+  exchange_.DropUpstream();  // an h2c app's stream is cancelled; an HTTP/1 app's connection goes
+  if (follow_ == Follow::kGrpc) {
+    response_trailers_.Clear();
+    response_trailers_.Add("grpc-status", kGrpcUnavailable);
+    response_trailers_.Add("grpc-message", kGrpcShuttingDown);
+  }
+  response_eof_ = true;  // after what is queued: END_STREAM, or the trailers with it
+  ResumeData();
+}
+
+void Http2Stream::FinishLongLived(LongLivedEnd how) {
+  if (!long_lived_) return;
+  long_lived_ = false;
+  session_.proxy().NoteLongLived(kind_, -1);
+  session_.proxy().events().OnLongLivedEnded(kind_, how);
 }
 
 void Http2Stream::OnTrailers(Exchange&, const HeadCollector& trailers) {

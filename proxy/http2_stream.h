@@ -22,6 +22,7 @@
 
 #include "proxy/exchange.h"
 #include "proxy/http2/fields.h"
+#include "proxy/long_lived.h"
 #include "proxy/message_head.h"
 #include "proxy/span_queue.h"
 
@@ -55,6 +56,13 @@ class Http2Stream final : public Exchange::Owner {
 
   bool response_done() const { return response_sent_; }
 
+  // The drain: a long-lived response (an SSE stream; a gRPC response with two messages or more,
+  // which a unary call's never has) ends at its next boundary. AwaitsDrainClose: one the drain
+  // has not asked yet.
+  bool AwaitsDrainClose() const;
+  void EndLongLived();
+  LongLivedKind long_lived_kind() const { return kind_; }
+
   Http2Stream* next_free = nullptr;
 
   // Exchange::Owner
@@ -86,6 +94,12 @@ class Http2Stream final : public Exchange::Owner {
   void SubmitResponse(const nghttp2_nv* fields, size_t count, bool with_body);
   void ResumeData();
   bool Idempotent() const;
+  void StartLongLived(LongLivedKind kind);
+  bool Endable() const;
+  // The body has come to the boundary the drain waited for: it ends here, with grpc-status 14
+  // (UNAVAILABLE) for gRPC, and the app's side is let go.
+  void EndAtBoundary();
+  void FinishLongLived(LongLivedEnd how);  // reports how it ended (once)
 
   Http2ClientSession& session_;
   Exchange exchange_{*this};
@@ -121,6 +135,16 @@ class Http2Stream final : public Exchange::Owner {
   bool response_sent_ = false;  // END_STREAM went out
   bool deferred_ = false;       // the data provider waits for bytes
   bool upstream_paused_ = false;
+
+  // A long-lived response, followed so that the drain can end it between two messages.
+  enum class Follow : uint8_t { kNone, kSse, kGrpc };
+  Follow follow_ = Follow::kNone;
+  SseEvents events_;
+  GrpcMessages messages_;
+  bool long_lived_ = false;  // counted as one (NoteLongLived), until FinishLongLived
+  LongLivedKind kind_ = LongLivedKind::kSse;
+  bool ending_ = false;  // the drain asked: end at the next boundary
+  bool ended_ = false;   // lameduck ended it
 };
 
 }  // namespace lameduck::proxy

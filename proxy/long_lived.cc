@@ -114,6 +114,27 @@ std::string WebSocketFrames::CloseFrame(uint16_t code, std::string_view reason) 
   return frame;
 }
 
+size_t GrpcMessages::Follow(const char* data, size_t length, Mode mode) {
+  size_t i = 0;
+  while (i < length) {
+    if (mode == Mode::kStopAtBoundary && at_boundary()) return i;
+    if (payload_ > 0) {
+      uint64_t take = std::min<uint64_t>(payload_, length - i);
+      payload_ -= take;
+      i += take;
+      continue;
+    }
+    prefix_[have_++] = static_cast<uint8_t>(data[i++]);
+    if (have_ == sizeof(prefix_)) {
+      payload_ = (uint64_t{prefix_[1]} << 24) | (uint64_t{prefix_[2]} << 16) |
+                 (uint64_t{prefix_[3]} << 8) | prefix_[4];
+      have_ = 0;
+      ++messages_;
+    }
+  }
+  return i;
+}
+
 size_t SseEvents::Follow(const char* data, size_t length, Mode mode) {
   for (size_t i = 0; i < length; ++i) {
     char c = data[i];

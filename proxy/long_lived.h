@@ -62,6 +62,22 @@ class WebSocketFrames {
   bool broken_ = false;
 };
 
+// Follows the messages of a gRPC body (gRPC over HTTP/2, "Length-Prefixed-Message"): a compressed
+// flag byte, a 4-byte big-endian length, then the message. A boundary is between two messages.
+class GrpcMessages {
+ public:
+  using Mode = WebSocketFrames::Mode;
+  size_t Follow(const char* data, size_t length, Mode mode = Mode::kAll);
+  bool at_boundary() const { return have_ == 0 && payload_ == 0; }
+  uint64_t messages() const { return messages_; }  // begun so far
+
+ private:
+  uint8_t prefix_[5] = {};
+  size_t have_ = 0;       // prefix bytes gathered
+  uint64_t payload_ = 0;  // message bytes still to come
+  uint64_t messages_ = 0;
+};
+
 // Follows a text/event-stream body (the HTML standard, "Server-sent events"): lines end with
 // CRLF, LF or CR, and an empty line dispatches the event. A boundary is right after an empty
 // line (or before the first byte): a stream ended there loses no event, and the client resumes

@@ -283,7 +283,9 @@ SpreadStep Proxy::CloseSpread(size_t step, size_t steps) {
     clients_.ForEach([&](ClientConnection& connection) {
       spread_total_ += connection.AwaitsDrainClose() ? 1 : 0;
     });
-    for (auto& [raw, session] : sessions_) spread_total_ += session->idle() ? 1 : 0;
+    for (auto& [raw, session] : sessions_) {
+      spread_total_ += (session->idle() ? 1 : 0) + session->long_lived_awaiting();
+    }
     pool_.CloseAll();
     // h2c connections to the app: GOAWAY once their last stream is done (now, if none).
     for (auto& [raw, session] : h2_upstreams_) session->Retire();
@@ -303,7 +305,8 @@ SpreadStep Proxy::CloseSpread(size_t step, size_t steps) {
   });
   for (auto& [raw, session] : sessions_) {
     if (spread_done_ >= target) break;
-    if (session->idle() && session->CloseIfIdle()) {
+    spread_done_ += session->EndLongLived(target - spread_done_, done);
+    if (spread_done_ < target && session->idle() && session->CloseIfIdle()) {
       ++spread_done_;
       ++done.idle_closed;
     }

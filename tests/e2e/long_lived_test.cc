@@ -132,5 +132,38 @@ TEST(LongLivedTest, AnEventStreamEndsAfterAWholeEventAndResumesElsewhereLosingNo
   app.Signal(SIGKILL);
 }
 
+// A gRPC server stream at a drain: whole messages, then UNAVAILABLE (retryable), never a reset
+// or a cut message.
+TEST(LongLivedTest, AGrpcServerStreamEndsAfterAWholeMessageWithUnavailable) {
+  if (!HavePythonModule("grpc")) {
+    GTEST_SKIP() << "python3-grpcio is not installed (scripts/setup installs it)";
+  }
+  ChildProcess app;
+  ASSERT_TRUE(app.Start({kPython, std::string(GRPC_SCRIPTS_DIR) + "/grpc_app.py", "--port", "0"}));
+  auto listening = app.ReadLine(10s);
+  ASSERT_TRUE(listening && listening->starts_with("listening ")) << listening.value_or("(none)");
+  LameduckProcess lameduck;
+  ASSERT_TRUE(lameduck.Start({"--upstream", "127.0.0.1:" + listening->substr(10), "--drain-delay",
+                              "100ms", "--drain-spread", "200ms", "--drain-timeout", "10s"}));
+  ChildProcess client;
+  ASSERT_TRUE(client.Start(
+      {kPython, Script("grpc_stream_client.py"), "127.0.0.1:" + std::to_string(lameduck.port())}));
+  ASSERT_EQ(client.ReadLine(20s).value_or("(none)"), "receiving");
+  ASSERT_TRUE(lameduck.Signal(SIGTERM));
+  auto result = Result(client);
+  ASSERT_TRUE(result);
+  EXPECT_EQ((*result)["code"], "UNAVAILABLE") << *result;
+  EXPECT_EQ((*result)["details"], "lameduck: the server is shutting down") << *result;
+  EXPECT_TRUE((*result)["errors"].empty()) << *result;  // whole messages, in order
+  EXPECT_GE((*result)["received"].get<int>(), 5);
+  EXPECT_EQ(client.Wait(10s), 0);
+  auto complete = lameduck.WaitForEvent("drain.complete", 15s);
+  ASSERT_TRUE(complete);
+  EXPECT_EQ((*complete)["forced"], 0) << *complete;
+  EXPECT_EQ((*complete)["long_lived"]["grpc_stream"]["clean"], 1) << *complete;
+  EXPECT_EQ(lameduck.Wait(10s), 0);
+  app.Signal(SIGKILL);
+}
+
 }  // namespace
 }  // namespace lameduck::testing

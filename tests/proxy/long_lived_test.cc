@@ -127,6 +127,42 @@ TEST(WebSocketFramesTest, CloseFrameCarriesTheCodeAndAShortReason) {
   EXPECT_LE(WebSocketFrames::CloseFrame(1001, std::string(300, 'r')).size(), 127u);
 }
 
+std::string GrpcMessage(const std::string& payload) {
+  std::string message(1, '\0');
+  uint32_t n = static_cast<uint32_t>(payload.size());
+  for (int shift = 24; shift >= 0; shift -= 8) message.push_back(static_cast<char>(n >> shift));
+  return message + payload;
+}
+
+TEST(GrpcMessagesTest, FollowsLengthPrefixedMessagesAcrossReads) {
+  std::string stream = GrpcMessage("one") + GrpcMessage("") + GrpcMessage(std::string(70000, 'x'));
+  for (size_t step : {1u, 4u, 5u, 1000u}) {
+    GrpcMessages messages;
+    std::vector<size_t> boundaries;
+    for (size_t i = 0; i < stream.size(); i += step) {
+      size_t n = std::min(step, stream.size() - i);
+      for (size_t j = 0; j < n; ++j) {
+        messages.Follow(stream.data() + i + j, 1);
+        if (messages.at_boundary()) boundaries.push_back(i + j + 1);
+      }
+    }
+    EXPECT_EQ(boundaries, (std::vector<size_t>{8, 13, stream.size()})) << step;
+    EXPECT_EQ(messages.messages(), 3u);
+  }
+}
+
+TEST(GrpcMessagesTest, StopsAfterTheMessageInProgress) {
+  std::string first = GrpcMessage("first");
+  std::string stream = first + GrpcMessage("second");
+  GrpcMessages messages;
+  messages.Follow(stream.data(), 2);
+  EXPECT_FALSE(messages.at_boundary());
+  EXPECT_EQ(messages.Follow(stream.data() + 2, stream.size() - 2, Mode::kStopAtBoundary),
+            first.size() - 2);
+  EXPECT_TRUE(messages.at_boundary());
+  EXPECT_EQ(messages.messages(), 1u);
+}
+
 TEST(SseEventsTest, ABoundaryIsAfterAnEmptyLineWhateverTheLineEndings) {
   for (std::string eol : {"\n", "\r\n", "\r"}) {
     std::string event = "id: 1" + eol + "data: a" + eol + eol;
