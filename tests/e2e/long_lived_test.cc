@@ -2,11 +2,14 @@
 // real SIGTERM (DESIGN.md, "The drain", step 5): WebSocket clients (Debian's python3-websockets)
 // get Close 1001 after whole messages, and their apps see the closing handshake; an
 // EventSource-like client gets whole events, then the stream's end, and resumes on another
-// lameduck with Last-Event-ID, losing nothing.
+// lameduck with Last-Event-ID, losing nothing; a gRPC server stream ends after a whole message
+// with UNAVAILABLE; and the rollout of three pods under WebSocket and SSE clients (kube.py).
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -163,6 +166,64 @@ TEST(LongLivedTest, AGrpcServerStreamEndsAfterAWholeMessageWithUnavailable) {
   EXPECT_EQ((*complete)["long_lived"]["grpc_stream"]["clean"], 1) << *complete;
   EXPECT_EQ(lameduck.Wait(10s), 0);
   app.Signal(SIGKILL);
+}
+
+nlohmann::json Rollout(const std::string& mode) {
+  CompletedProcess run = RunToCompletion(
+      {kPython, Script("long_lived_rollout.py"), "--lameduck", LameduckBinary(), "--mode", mode},
+      "", 150s);
+  EXPECT_EQ(run.status, 0) << run.err;
+  if (run.status != 0) return nullptr;
+  std::printf("long-lived rollout (%s): %s\n", mode.c_str(), run.out.c_str());
+  return nlohmann::json::parse(run.out);
+}
+
+// Three pods rolled while WebSocket and SSE clients stay connected through kube-proxy and
+// reconnect whenever their connection ends: every WebSocket ends with Close 1001, every event
+// stream with its last chunk after a whole event, no message or event is cut or lost, nothing
+// is forced, and the reconnections are spread out rather than all at once.
+TEST(LongLivedRolloutTest, WebSocketAndSseClientsSeeOnlyCleanEnds) {
+  if (!HavePythonModule("aiohttp")) {
+    GTEST_SKIP() << "python3-aiohttp is not installed (scripts/setup installs it)";
+  }
+  nlohmann::json result = Rollout("drain");
+  ASSERT_TRUE(result.is_object());
+  const auto& websocket = result["websocket"];
+  const auto& sse = result["sse"];
+  EXPECT_TRUE(websocket["errors"].empty()) << websocket;
+  EXPECT_TRUE(sse["errors"].empty()) << sse;
+  EXPECT_EQ(sse["cuts"], 0) << sse;
+  ASSERT_EQ(websocket["closes"].size(), 1u) << websocket;  // only 1001, never 1006
+  EXPECT_GT(websocket["closes"]["1001"].get<int>(), 0) << websocket;
+  EXPECT_GT(sse["clean_ends"].get<int>(), 0) << sse;
+  ASSERT_EQ(result["terminations"].size(), 3u);
+  int largest_drain = 0;
+  for (const auto& termination : result["terminations"]) {
+    EXPECT_EQ(termination["pre_stop"], 0);
+    EXPECT_EQ(termination["lameduck_exit"], 0);
+    ASSERT_TRUE(termination.contains("drain")) << termination;
+    const auto& drain = termination["drain"];
+    EXPECT_EQ(drain["forced"], 0) << drain;
+    int ended = 0;
+    for (const char* kind : {"websocket", "sse"}) {
+      const auto& counts = drain["long_lived"][kind];
+      EXPECT_EQ(counts["clean"], counts["at_start"]) << drain;
+      ended += counts["clean"].get<int>();
+    }
+    largest_drain = std::max(largest_drain, ended);
+  }
+  // Spread over --drain-spread (1 s): never all of one drain's reconnections in 100 ms.
+  EXPECT_LE(result["largest_burst_100ms"].get<int>() * 2, largest_drain) << result;
+}
+
+TEST(LongLivedRolloutTest, WithoutTheDrainConnectionsAreCut) {
+  if (!HavePythonModule("aiohttp")) {
+    GTEST_SKIP() << "python3-aiohttp is not installed (scripts/setup installs it)";
+  }
+  nlohmann::json result = Rollout("nodrain");
+  ASSERT_TRUE(result.is_object());
+  EXPECT_GT(result["websocket"]["closes"].value("1006", 0) + result["sse"]["cuts"].get<int>(), 0)
+      << "a naive app killed under open connections must cut them, or the test proves nothing";
 }
 
 }  // namespace

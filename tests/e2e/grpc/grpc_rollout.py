@@ -16,115 +16,24 @@ import argparse
 import json
 import os
 import random
-import signal
-import socket
-import subprocess
 import sys
 import threading
 import time
-import urllib.request
 
 import grpc
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+import kube  # noqa: E402 - tests/e2e/kube.py: the pod, kubelet and kube-proxy
+
+FLAGS = ["--drain-delay", "3500ms", "--drain-timeout", "20s"]
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Pod:
-    def __init__(self, lameduck):
-        self.lameduck_binary = lameduck
-        # The app picks its own port (0: gRPC binds with SO_REUSEPORT, so a port chosen here
-        # and bound later could be shared with another test's app without an error).
-        self.app = subprocess.Popen([sys.executable, os.path.join(HERE, "grpc_app.py"), "--port",
-                                     "0"], stdout=subprocess.PIPE, text=True)
-        app_port = int(self.app.stdout.readline().split()[1])  # "listening PORT"
-        if app_port == 0:
-            raise RuntimeError("the gRPC app could not listen")
-        self.port, self.admin = free_port(), free_port()
-        self.lameduck = subprocess.Popen(
-            [lameduck, "--listen", "127.0.0.1:%d" % self.port, "--admin",
-             "127.0.0.1:%d" % self.admin, "--upstream", "127.0.0.1:%d" % app_port,
-             "--drain-delay", "3500ms", "--drain-timeout", "20s"],
-            stdout=subprocess.PIPE, text=True)
-        deadline = time.time() + 10
-        while time.time() < deadline:
-            try:
-                with urllib.request.urlopen("http://127.0.0.1:%d/ready" % self.admin, timeout=1):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("pod did not become ready")
-
-    def terminate(self, drain, clock):
-        result = {"pre_stop": None, "at": {"terminate": clock()}}
-        if drain:
-            result["pre_stop"] = subprocess.run(
-                [self.lameduck_binary, "drain", "--wait", "--admin", "127.0.0.1:%d" % self.admin],
-                stdout=subprocess.DEVNULL, timeout=30).returncode
-        result["at"]["app_sigterm"] = clock()
-        self.app.send_signal(signal.SIGTERM)  # the naive app dies at once
-        self.app.wait(30)
-        self.lameduck.send_signal(signal.SIGTERM)  # sidecars stop after the main containers
-        result["lameduck_exit"] = self.lameduck.wait(30)
-        for line in self.lameduck.stdout.read().splitlines():
-            event = json.loads(line)
-            if event.get("event") == "drain.complete":
-                result["drain"] = event
-        return result
-
-
-class Balancer:
-    """kube-proxy: a new connection goes to the next current endpoint and stays there."""
-
-    def __init__(self):
-        self.listener = socket.socket()
-        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.listener.bind(("127.0.0.1", 0))
-        self.listener.listen(128)
-        self.port = self.listener.getsockname()[1]
-        self.lock = threading.Lock()
-        self.endpoints = []
-        self.turn = 0
-        threading.Thread(target=self.accept_loop, daemon=True).start()
-
-    def set_endpoints(self, ports):
-        with self.lock:
-            self.endpoints = list(ports)
-
-    def accept_loop(self):
-        while True:
-            client, _ = self.listener.accept()
-            with self.lock:
-                port = self.endpoints[self.turn % len(self.endpoints)]
-                self.turn += 1
-            try:
-                server = socket.create_connection(("127.0.0.1", port))
-            except OSError:
-                client.close()  # as a connection to a pod that is gone
-                continue
-            for a, b in ((client, server), (server, client)):
-                threading.Thread(target=self.pipe, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def pipe(source, sink):
-        try:
-            while True:
-                data = source.recv(65536)
-                if not data:
-                    sink.shutdown(socket.SHUT_WR)
-                    return
-                sink.sendall(data)
-        except OSError:
-            for s in (source, sink):
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
+def make_pod(lameduck):
+    # The app picks its own port (0: gRPC binds with SO_REUSEPORT, so a port chosen here and
+    # bound later could be shared with another test's app without an error).
+    return kube.Pod(lameduck, [sys.executable, os.path.join(HERE, "grpc_app.py"), "--port", "0"],
+                    FLAGS)
 
 
 class Load:
@@ -192,36 +101,19 @@ def main():
     parser.add_argument("--channels", type=int, default=8)
     args = parser.parse_args()
     started = time.time()
-    pods = [Pod(args.lameduck) for _ in range(3)]
-    balancer = Balancer()
+    pods = [make_pod(args.lameduck) for _ in range(3)]
+    balancer = kube.Balancer()
     balancer.set_endpoints(p.port for p in pods)
     load = Load("127.0.0.1:%d" % balancer.port, args.channels)
     load.start()
     clock = lambda: round(time.time() - load.started, 2)  # noqa: E731 - seconds into the load
     time.sleep(1)
-    terminations = []
-    for i, lag in enumerate((1.0, 2.0, 3.0)):
-        fresh = Pod(args.lameduck)  # maxSurge 1: ready before the old one goes
-        old, pods[i] = pods[i], fresh
-        balancer.set_endpoints([p.port for p in pods] + [old.port])
-
-        removed = []
-
-        def remove_endpoint(lag=lag):
-            time.sleep(lag)
-            balancer.set_endpoints(p.port for p in pods)
-            removed.append(clock())
-
-        controller = threading.Thread(target=remove_endpoint)
-        controller.start()
-        terminations.append(old.terminate(args.mode == "drain", clock))
-        controller.join()
-        terminations[-1]["at"]["endpoint_removed"] = removed[0]
+    terminations = kube.roll(pods, balancer, lambda: make_pod(args.lameduck),
+                             args.mode == "drain", clock)
     time.sleep(0.5)
     load.finish()
     for pod in pods:
-        pod.app.kill()
-        pod.lameduck.kill()
+        pod.kill()
     print(json.dumps({"counts": load.counts, "errors": load.errors, "details": load.details,
                       "terminations": terminations,
                       "seconds": round(time.time() - started, 1)}), flush=True)
