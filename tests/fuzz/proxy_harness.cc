@@ -106,7 +106,7 @@ std::vector<std::string_view> SplitInput(const uint8_t* data, size_t size, int c
   return pieces;
 }
 
-ProxyHarness::ProxyHarness(proxy::UpstreamProtocol protocol) {
+ProxyHarness::ProxyHarness(proxy::UpstreamProtocol protocol) : protocol_(protocol) {
   signal(SIGPIPE, SIG_IGN);  // as lameduck's main: a peer gone away is an EPIPE
   char dir[] = "/tmp/lameduck-fuzz-XXXXXX";
   if (mkdtemp(dir) == nullptr) {
@@ -130,6 +130,11 @@ ProxyHarness::ProxyHarness(proxy::UpstreamProtocol protocol) {
     std::abort();
   }
 
+  StartProxy();
+}
+
+void ProxyHarness::StartProxy() {
+  unlink(proxy_path_.c_str());  // a drained proxy's, closed
   proxy::ProxyOptions options;
   options.listen.push_back(*proxy::ParseAddress("unix:" + proxy_path_));
   options.upstream = *proxy::ParseAddress("unix:" + upstream_path_);
@@ -138,7 +143,7 @@ ProxyHarness::ProxyHarness(proxy::UpstreamProtocol protocol) {
   options.connect_timeout = 1s;
   options.upstream_timeout = 2s;
   options.max_header_bytes = 2048;  // reachable within libFuzzer's default -max_len of 4096
-  options.upstream_protocol = protocol;
+  options.upstream_protocol = protocol_;
   proxy_ = std::make_unique<proxy::Proxy>(&loop_, std::move(options), events_);
   if (Result<void> started = proxy_->Start(); !started.ok()) {
     std::fprintf(stderr, "fuzz: proxy did not start: %s\n", started.error().c_str());
@@ -260,7 +265,9 @@ void ProxyHarness::Run(const Exchange& exchange) {
       }
     }
     if (stub != nullptr) {
+      int written = 0;
       for (std::string_view piece : exchange.upstream) {
+        if (written++ == exchange.drain_after_pieces) Drain();
         while (!piece.empty() && !stub->closing && Clock::now() < deadline) {
           uv_buf_t buf =
               uv_buf_init(const_cast<char*>(piece.data()), static_cast<unsigned>(piece.size()));
@@ -274,6 +281,7 @@ void ProxyHarness::Run(const Exchange& exchange) {
         }
         Pump(2);
       }
+      if (exchange.drain_after_pieces >= written) Drain();
       if (exchange.upstream_end == UpstreamEnd::kClose && !stub->closing) {
         stub->closing = true;
         uv_close(reinterpret_cast<uv_handle_t*>(&stub->pipe), &OnStubClosed);
@@ -331,6 +339,22 @@ void ProxyHarness::Cleanup() {
     stubs_.clear();
   }
   uv_run(&loop_, UV_RUN_NOWAIT);  // the last close callbacks
+  if (drained_) {
+    // A drain is for good (every response says close from then on): the next input gets a
+    // fresh proxy, so that each input means the same whatever ran before it.
+    drained_ = false;
+    proxy_->StopAccepting();
+    proxy_.reset();
+    uv_run(&loop_, UV_RUN_NOWAIT);  // its handles' close callbacks
+    StartProxy();
+  }
+}
+
+void ProxyHarness::Drain() {
+  drained_ = true;
+  proxy_->CloseAfterCurrentResponse();
+  proxy_->CloseSpread(1, 1);
+  Pump(2);
 }
 
 }  // namespace lameduck::fuzz

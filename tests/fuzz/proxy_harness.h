@@ -36,6 +36,10 @@ struct Exchange {
   UpstreamMode upstream_mode = UpstreamMode::kAnswerEach;
   std::vector<std::string_view> upstream;  // kScript: the upstream's response bytes, in pieces
   UpstreamEnd upstream_end = UpstreamEnd::kClose;
+  // kScript: once this many upstream pieces are written (0: before the first), the drain acts
+  // (every response says close; idle connections close and long-lived ones end, in one step).
+  // A proxy that drained is replaced by a fresh one after the exchange. -1: no drain.
+  int drain_after_pieces = -1;
 };
 
 class ProxyHarness {
@@ -56,13 +60,17 @@ class ProxyHarness {
   void Pump(int turns);  // turns the loop without blocking, and reads what the client got
   bool ReadClient();     // false once the proxy closed the client connection
   void Cleanup();
+  void StartProxy();
+  void Drain();
 
   uv_loop_t loop_;
   std::string dir_;
   std::string proxy_path_;
   std::string upstream_path_;
   proxy::ProxyEvents events_;
+  proxy::UpstreamProtocol protocol_;
   std::unique_ptr<proxy::Proxy> proxy_;
+  bool drained_ = false;
   uv_pipe_t stub_server_;
   std::vector<StubConnection*> stubs_;  // open ones; freed in their close callbacks
   int client_fd_ = -1;
