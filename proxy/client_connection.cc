@@ -717,10 +717,6 @@ void ClientConnection::FinishExchange() {
 void ClientConnection::StartTunnel() {
   ReleaseWork();  // raw bytes from here on
   SetState(State::kTunnel);
-  if (long_lived_ != nullptr && long_lived_->ending && !long_lived_->ended &&
-      long_lived_->frames.at_boundary()) {
-    SendGoingAway();  // it began after the drain's spread: it ends as it begins
-  }
   SetResponseState(Exchange::ResponseState::kComplete);
   proxy_.events().OnResponseComplete(101, Protocol::kHttp1);
   if (client_eof_) {
@@ -732,6 +728,10 @@ void ClientConnection::StartTunnel() {
   ArmTimer(proxy_.options().idle_timeout.count());
   ProcessPending();  // bytes the client sent after its upgrade request belong to the tunnel
   UpdateReading();
+  if (state_ == State::kTunnel && long_lived_ != nullptr && long_lived_->ending &&
+      long_lived_->frames.at_boundary()) {
+    SendGoingAway();  // asked to end before the 101 was out (or after the spread): now
+  }
 }
 
 void ClientConnection::OnTunnelData(Exchange&, const BlockRef& block, size_t offset,
@@ -888,8 +888,8 @@ void ClientConnection::FinishLongLived(LongLivedEnd how) {
 bool ClientConnection::ClientPromisedNoMore() const {
   // Not when lameduck chose to close (a drain, say): the client may have sent its next request
   // already, and unread input turns a close into a reset that can destroy the response.
-  return !work_->parser.keep_alive() && !exchange_.upgrade && pending_length_ == 0 &&
-         socket_.writes_pending() == 0 && socket_.write_queue_bytes() == 0;
+  return work_ != nullptr && !work_->parser.keep_alive() && !exchange_.upgrade &&
+         pending_length_ == 0 && socket_.writes_pending() == 0 && socket_.write_queue_bytes() == 0;
 }
 
 void ClientConnection::Linger() {

@@ -334,7 +334,11 @@ void Http2Stream::ResumeData() {
   session_.ScheduleFlush();
 }
 
-void Http2Stream::OnReadDone(Exchange&) {}
+void Http2Stream::OnReadDone(Exchange&) {
+  // Marked to end before any event came (StartLongLived): the app's read is over, so now.
+  bool at_boundary = follow_ == Follow::kSse ? events_.at_boundary() : messages_.at_boundary();
+  if (ending_ && at_boundary) EndAtBoundary();
+}
 
 void Http2Stream::OnEnd(Exchange&) {
   FinishLongLived(LongLivedEnd::kByPeer);  // the app ended it
@@ -432,8 +436,10 @@ void Http2Stream::StartLongLived(LongLivedKind kind) {
   long_lived_ = true;
   kind_ = kind;
   session_.proxy().NoteLongLived(kind, +1);
-  // Begun after the drain's spread acted on every one: it ends at its first boundary.
-  if (session_.proxy().end_long_lived_at_once()) EndLongLived();
+  // Begun after the drain's spread acted on every one: it ends at its first boundary. Only
+  // marked here (this runs inside the upstream's report, which must not lose its upstream):
+  // OnBody or OnReadDone ends it.
+  if (session_.proxy().end_long_lived_at_once() && Endable()) ending_ = true;
 }
 
 bool Http2Stream::Endable() const {

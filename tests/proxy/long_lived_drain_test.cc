@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "proxy/long_lived.h"
+#include "tests/support/h2_test_client.h"
 #include "tests/support/proxy_runner.h"
 #include "tests/support/test_client.h"
 #include "tests/support/test_upstream.h"
@@ -21,6 +22,7 @@ namespace {
 using namespace std::chrono_literals;
 using proxy::LongLivedEnd;
 using proxy::LongLivedKind;
+using testing::H2TestClient;
 using testing::ProxyRunner;
 using testing::TestClient;
 using testing::TestUpstream;
@@ -28,6 +30,15 @@ using testing::UpstreamConn;
 
 constexpr size_t kWebSocket = static_cast<size_t>(LongLivedKind::kWebSocket);
 constexpr size_t kSse = static_cast<size_t>(LongLivedKind::kSse);
+constexpr size_t kGrpcStream = static_cast<size_t>(LongLivedKind::kGrpcStream);
+
+// A gRPC length-prefixed message.
+std::string GrpcMessage(std::string_view payload) {
+  std::string message(1, '\0');
+  uint32_t n = static_cast<uint32_t>(payload.size());
+  for (int shift = 24; shift >= 0; shift -= 8) message.push_back(static_cast<char>(n >> shift));
+  return message.append(payload);
+}
 
 constexpr std::string_view kUpgradeRequest =
     "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
@@ -317,12 +328,13 @@ TEST_F(LongLivedDrainTest, WaitModeLeavesWebSocketsToTheApp) {
   }));
 }
 
-// A WebSocket that opens after the spread acted on every connection gets its Close at once.
+// A WebSocket that opens after the spread acted on every connection gets its Close at once;
+// unanswered (and the app silent), the closing handshake still ends within 5 s.
 TEST_F(LongLivedDrainTest, AWebSocketThatOpensAfterTheSpreadIsClosedAsItOpens) {
   upstream_.SetRawConnHandler([&](UpstreamConn& conn) {
     if (!ReadHead(conn)) return;
     conn.Send(kSwitching);
-    conn.WaitForClose(3s);
+    conn.WaitForClose(10s);
   });
   StartProxy();
   auto client = TestClient::Connect(runner_->port());
@@ -335,6 +347,9 @@ TEST_F(LongLivedDrainTest, AWebSocketThatOpensAfterTheSpreadIsClosedAsItOpens) {
   auto close = ReadFrame(*client);
   ASSERT_TRUE(close);
   EXPECT_EQ(close->close_code(), 1001);
+  auto start = std::chrono::steady_clock::now();
+  EXPECT_TRUE(client->WaitForClose(8s));  // not --idle-timeout's 60 s
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 8s);
 }
 
 // An event stream: the drain comes in the middle of an event; the client gets that event whole,
@@ -436,6 +451,82 @@ TEST_F(LongLivedDrainTest, WaitModeLeavesEventStreamsAsTheyAre) {
   auto response = client->ReadResponse();
   ASSERT_TRUE(response) << client->last_error();
   EXPECT_EQ(response->body, "data: one\n\ndata: two\n\n");
+}
+
+proxy::ProxyOptions Http1App() {
+  proxy::ProxyOptions options;
+  options.upstream_protocol = proxy::UpstreamProtocol::kHttp1;  // HTTP/2 clients, an HTTP/1 app
+  return options;
+}
+
+// Over HTTP/2 the same: the stream ends (END_STREAM, no reset) after a whole event.
+TEST_F(LongLivedDrainTest, AnHttp2EventStreamEndsAfterAWholeEvent) {
+  upstream_.SetHandler([&](const testing::HttpRequest&, UpstreamConn& conn) {
+    conn.SendHead(200, {{"Content-Type", "text/event-stream"}, {"Transfer-Encoding", "chunked"}});
+    conn.SendChunk("data: one\n\ndata: tw");
+    if (!conn.WaitForGate("rest")) return;
+    conn.SendChunk("o\n\ndata: three\n\n");
+    conn.WaitForClose(3s);
+  });
+  auto& runner = StartProxy(Http1App());
+  auto client = H2TestClient::Connect(runner.port());
+  ASSERT_TRUE(client);
+  int32_t id = client->Submit("GET", "/events");
+  ASSERT_TRUE(Eventually([&] {
+    client->Pump(10ms);
+    return client->response(id).body.find("data: tw") != std::string::npos;
+  }));
+  EXPECT_EQ(runner.counts().long_lived[kSse], 1u);
+  EXPECT_EQ(Drain().long_lived_ending[kSse], 1u);
+  upstream_.OpenGate("rest");
+  ASSERT_TRUE(client->WaitFor(id));
+  const auto& response = client->response(id);
+  EXPECT_EQ(response.body, "data: one\n\ndata: two\n\n");
+  EXPECT_FALSE(response.reset_received);
+  EXPECT_EQ(runner.events().long_lived_count(LongLivedKind::kSse, LongLivedEnd::kClean), 1);
+}
+
+// A gRPC response of one message (a unary call's) is never cut, however long its trailers take;
+// one of two messages or more is a stream, and ends after a whole message with UNAVAILABLE.
+TEST_F(LongLivedDrainTest, AGrpcStreamEndsAfterAWholeMessageButAUnaryCallIsNeverCut) {
+  std::string big(40000, 'm');  // many DATA frames
+  upstream_.SetHandler([&](const testing::HttpRequest& request, UpstreamConn& conn) {
+    conn.SendHead(200, {{"Content-Type", "application/grpc"}, {"Transfer-Encoding", "chunked"}});
+    conn.SendChunk(GrpcMessage("first"));
+    if (request.target == "/test.Echo/ServerStream") {
+      conn.SendChunk(GrpcMessage(big).substr(0, 1000));
+      if (!conn.WaitForGate("stream")) return;
+      conn.SendChunk(GrpcMessage(big).substr(1000) + GrpcMessage("after"));
+      conn.WaitForClose(3s);
+      return;
+    }
+    if (!conn.WaitForGate("unary")) return;
+    conn.SendLastChunk();
+  });
+  auto& runner = StartProxy(Http1App());
+  auto client = H2TestClient::Connect(runner.port());
+  ASSERT_TRUE(client);
+  testing::HeaderList grpc = {{"content-type", "application/grpc"}, {"te", "trailers"}};
+  int32_t unary = client->Submit("POST", "/test.Echo/Unary", grpc);
+  int32_t stream = client->Submit("POST", "/test.Echo/ServerStream", grpc);
+  ASSERT_TRUE(Eventually([&] {
+    client->Pump(10ms);
+    return client->response(unary).body.size() == 10 &&
+           client->response(stream).body.size() >= 10 + 1000;
+  }));
+  EXPECT_EQ(runner.counts().long_lived[kGrpcStream], 1u);  // the stream; the unary is not one
+  EXPECT_EQ(Drain().long_lived_ending[kGrpcStream], 1u);
+  upstream_.OpenGate("stream");
+  ASSERT_TRUE(client->WaitFor(stream));
+  EXPECT_EQ(client->response(stream).body, GrpcMessage("first") + GrpcMessage(big));
+  EXPECT_EQ(client->response(stream).Trailer("grpc-status"), "14");
+  EXPECT_FALSE(client->response(stream).reset_received);
+  EXPECT_FALSE(client->response(unary).closed);  // still waiting for its end
+  upstream_.OpenGate("unary");
+  ASSERT_TRUE(client->WaitFor(unary));
+  EXPECT_EQ(client->response(unary).body, GrpcMessage("first"));
+  EXPECT_EQ(client->response(unary).Trailer("grpc-status"), "");  // not lameduck's 14
+  EXPECT_FALSE(client->response(unary).reset_received);
 }
 
 // The spread acts on its share of the idle connections at each step, and on the rest at the
