@@ -447,7 +447,8 @@ bool Http2Stream::Endable() const {
   if (kind_ == LongLivedKind::kSse) {
     return session_.proxy().options().drain_sse == LongLivedDrain::kClose;
   }
-  return kind_ == LongLivedKind::kGrpcStream;
+  return kind_ == LongLivedKind::kGrpcStream &&
+         session_.proxy().options().drain_grpc == LongLivedDrain::kClose;
 }
 
 bool Http2Stream::AwaitsDrainClose() const { return Endable() && !ending_; }

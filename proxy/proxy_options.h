@@ -31,6 +31,7 @@ struct ProxyOptions {
   bool reuse_port = false;
   LongLivedDrain drain_websocket = LongLivedDrain::kClose;  // Close 1001 after a whole message
   LongLivedDrain drain_sse = LongLivedDrain::kClose;        // the body ends after a whole event
+  LongLivedDrain drain_grpc = LongLivedDrain::kClose;       // UNAVAILABLE after a whole message
 };
 
 }  // namespace lameduck::proxy

@@ -378,6 +378,9 @@ const std::vector<Option>& Options() {
       {"drain-sse", "MODE", Choice(&P::drain_sse, "SSE drain", kLongLivedDrains),
        "close: a drain ends each Server-Sent Events response after a whole event (the client "
        "reconnects with Last-Event-ID); wait: leave them to the app"},
+      {"drain-grpc", "MODE", Choice(&P::drain_grpc, "gRPC drain", kLongLivedDrains),
+       "close: a drain ends each gRPC stream (a response of two messages or more) after a whole "
+       "message with UNAVAILABLE, which clients retry; wait: leave them to the app"},
       {"app-pid", "PID", Pid(&C::app_pid), "once drained, signal this process"},
       {"app-pidfile", "PATH", Text(&C::app_pidfile, CheckNonEmpty),
        "once drained, signal the process whose pid is in this file"},

@@ -529,6 +529,35 @@ TEST_F(LongLivedDrainTest, AGrpcStreamEndsAfterAWholeMessageButAUnaryCallIsNever
   EXPECT_FALSE(client->response(unary).reset_received);
 }
 
+// --drain-grpc wait: a gRPC stream goes on as the app sends it.
+TEST_F(LongLivedDrainTest, WaitModeLeavesGrpcStreamsToTheApp) {
+  upstream_.SetHandler([&](const testing::HttpRequest&, UpstreamConn& conn) {
+    conn.SendHead(200, {{"Content-Type", "application/grpc"}, {"Transfer-Encoding", "chunked"}});
+    conn.SendChunk(GrpcMessage("one") + GrpcMessage("two"));
+    if (!conn.WaitForGate("rest")) return;
+    conn.SendChunk(GrpcMessage("three"));
+    conn.SendLastChunk();
+  });
+  proxy::ProxyOptions options = Http1App();
+  options.drain_grpc = proxy::LongLivedDrain::kWait;
+  auto& runner = StartProxy(options);
+  auto client = H2TestClient::Connect(runner.port());
+  ASSERT_TRUE(client);
+  int32_t id = client->Submit("POST", "/test.Echo/ServerStream",
+                              {{"content-type", "application/grpc"}, {"te", "trailers"}});
+  ASSERT_TRUE(Eventually([&] {
+    client->Pump(10ms);
+    return client->response(id).body.size() == 16;
+  }));
+  EXPECT_EQ(runner.counts().long_lived[kGrpcStream], 1u);
+  EXPECT_EQ(Drain().long_lived_ending[kGrpcStream], 0u);
+  upstream_.OpenGate("rest");
+  ASSERT_TRUE(client->WaitFor(id));
+  EXPECT_EQ(client->response(id).body,
+            GrpcMessage("one") + GrpcMessage("two") + GrpcMessage("three"));
+  EXPECT_EQ(client->response(id).Trailer("grpc-status"), "");
+}
+
 // The spread acts on its share of the idle connections at each step, and on the rest at the
 // last.
 TEST_F(LongLivedDrainTest, TheSpreadClosesItsShareOfIdleConnectionsAtEachStep) {

@@ -67,6 +67,10 @@ TEST(ParseConfigTest, UsesTheDocumentedDefaultsWhenNothingIsGiven) {
   EXPECT_FALSE(config.upstream_ready);
   EXPECT_EQ(config.drain_delay, milliseconds(5'000));
   EXPECT_EQ(config.drain_timeout, milliseconds(25'000));
+  EXPECT_EQ(config.drain_spread, milliseconds(1'000));
+  EXPECT_EQ(config.proxy.drain_websocket, proxy::LongLivedDrain::kClose);
+  EXPECT_EQ(config.proxy.drain_sse, proxy::LongLivedDrain::kClose);
+  EXPECT_EQ(config.proxy.drain_grpc, proxy::LongLivedDrain::kClose);
   EXPECT_FALSE(config.app_pid);
   EXPECT_FALSE(config.app_pidfile);
   EXPECT_FALSE(config.app_process);
@@ -254,6 +258,24 @@ TEST(ParseConfigErrorTest, NamesTheOptionAndValueOfABadDuration) {
   EXPECT_EQ(ErrorOf({"--drain-delay", "5x"}),
             "--drain-delay: invalid duration \"5x\" (use a number with ms, s, m or h, e.g. 250ms, "
             "5s)");
+}
+
+TEST(ParseConfigTest, SetsTheLongLivedDrainOptions) {
+  Config config = ParseConfig(
+      {"--drain-spread=0s", "--drain-websocket=wait", "--drain-sse=WAIT", "--drain-grpc=close"},
+      {});
+  EXPECT_EQ(config.drain_spread, milliseconds(0));
+  EXPECT_EQ(config.proxy.drain_websocket, proxy::LongLivedDrain::kWait);
+  EXPECT_EQ(config.proxy.drain_sse, proxy::LongLivedDrain::kWait);
+  EXPECT_EQ(config.proxy.drain_grpc, proxy::LongLivedDrain::kClose);
+  nlohmann::json shown = ToJson(config);
+  EXPECT_EQ(shown["drain_spread_ms"], 0);
+  EXPECT_EQ(shown["drain_websocket"], "wait");
+}
+
+TEST(ParseConfigErrorTest, NamesTheOptionAndTheChoicesOfABadLongLivedMode) {
+  EXPECT_TRUE(Contains(ErrorOf({"--drain-websocket", "later"}), "--drain-websocket"));
+  EXPECT_TRUE(Contains(ErrorOf({"--drain-websocket", "later"}), "close or wait"));
 }
 
 TEST(ParseConfigErrorTest, NamesTheOptionOfABadPort) {
