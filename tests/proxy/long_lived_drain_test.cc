@@ -15,6 +15,7 @@
 #include "tests/support/proxy_runner.h"
 #include "tests/support/test_client.h"
 #include "tests/support/test_upstream.h"
+#include "tests/support/wire_frames.h"
 
 namespace lameduck {
 namespace {
@@ -22,8 +23,10 @@ namespace {
 using namespace std::chrono_literals;
 using proxy::LongLivedEnd;
 using proxy::LongLivedKind;
+using testing::GrpcMessage;
 using testing::H2TestClient;
 using testing::ProxyRunner;
+using testing::ServerFrame;
 using testing::TestClient;
 using testing::TestUpstream;
 using testing::UpstreamConn;
@@ -32,37 +35,12 @@ constexpr size_t kWebSocket = static_cast<size_t>(LongLivedKind::kWebSocket);
 constexpr size_t kSse = static_cast<size_t>(LongLivedKind::kSse);
 constexpr size_t kGrpcStream = static_cast<size_t>(LongLivedKind::kGrpcStream);
 
-// A gRPC length-prefixed message.
-std::string GrpcMessage(std::string_view payload) {
-  std::string message(1, '\0');
-  uint32_t n = static_cast<uint32_t>(payload.size());
-  for (int shift = 24; shift >= 0; shift -= 8) message.push_back(static_cast<char>(n >> shift));
-  return message.append(payload);
-}
-
 constexpr std::string_view kUpgradeRequest =
     "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
     "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
 constexpr std::string_view kSwitching =
     "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
     "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
-
-// A frame as a server sends it (unmasked), with the shortest length encoding.
-std::string ServerFrame(uint8_t first, std::string_view payload) {
-  std::string frame(1, static_cast<char>(first));
-  size_t n = payload.size();
-  if (n < 126) {
-    frame.push_back(static_cast<char>(n));
-  } else if (n < 65536) {
-    frame.push_back(126);
-    frame.push_back(static_cast<char>(n >> 8));
-    frame.push_back(static_cast<char>(n & 0xFF));
-  } else {
-    frame.push_back(127);
-    for (int shift = 56; shift >= 0; shift -= 8) frame.push_back(static_cast<char>(n >> shift));
-  }
-  return frame.append(payload);
-}
 
 // A frame as a client sends it: masked (payloads under 126 bytes here).
 std::string ClientFrame(uint8_t first, std::string_view payload) {

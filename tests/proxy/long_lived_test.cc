@@ -4,26 +4,15 @@
 
 #include <string>
 
+#include "tests/support/wire_frames.h"
+
 namespace lameduck::proxy {
 namespace {
 
 using Mode = WebSocketFrames::Mode;
 
-// A server's frame: FIN and opcode, then the payload, with the shortest length encoding.
 std::string Frame(uint8_t first, const std::string& payload) {
-  std::string frame(1, static_cast<char>(first));
-  size_t n = payload.size();
-  if (n < 126) {
-    frame.push_back(static_cast<char>(n));
-  } else if (n < 65536) {
-    frame.push_back(126);
-    frame.push_back(static_cast<char>(n >> 8));
-    frame.push_back(static_cast<char>(n & 0xFF));
-  } else {
-    frame.push_back(127);
-    for (int shift = 56; shift >= 0; shift -= 8) frame.push_back(static_cast<char>(n >> shift));
-  }
-  return frame + payload;
+  return testing::ServerFrame(first, payload);
 }
 
 TEST(WebSocketFramesTest, FollowsWholeFramesOfEveryLengthEncoding) {
@@ -127,12 +116,7 @@ TEST(WebSocketFramesTest, CloseFrameCarriesTheCodeAndAShortReason) {
   EXPECT_LE(WebSocketFrames::CloseFrame(1001, std::string(300, 'r')).size(), 127u);
 }
 
-std::string GrpcMessage(const std::string& payload) {
-  std::string message(1, '\0');
-  uint32_t n = static_cast<uint32_t>(payload.size());
-  for (int shift = 24; shift >= 0; shift -= 8) message.push_back(static_cast<char>(n >> shift));
-  return message + payload;
-}
+using testing::GrpcMessage;
 
 TEST(GrpcMessagesTest, FollowsLengthPrefixedMessagesAcrossReads) {
   std::string stream = GrpcMessage("one") + GrpcMessage("") + GrpcMessage(std::string(70000, 'x'));
