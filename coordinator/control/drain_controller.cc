@@ -340,7 +340,7 @@ void DrainController::Finish(uint64_t forced) {
   uv_timer_stop(deadline_timer_.get());
   uv_timer_stop(progress_timer_.get());
   uv_timer_stop(spread_timer_.get());
-  if (listeners_closed_ms_ != 0) LogSpreadDone();
+  if (spread_steps_ > 0) LogSpreadDone();  // a spread the drain's end cut short
   if (phase_ != DrainPhase::kForced) phase_ = DrainPhase::kComplete;
   uint64_t now = NowMs();
   summary_.duration_ms = now - drain_start_ms_;

@@ -124,6 +124,42 @@ TEST_F(DrainControllerTest, SpreadsTheClosesOverTheDrainSpread) {
   EXPECT_EQ(controller.last_drain()->spread_ms, 300u);
 }
 
+// Long-lived exchanges are counted by kind: open at the start, how each ended during the drain,
+// and those still open at the deadline as forced; only the kinds the drain met are reported.
+TEST_F(DrainControllerTest, CountsLongLivedExchangesByKindAndHowTheyEnded) {
+  using proxy::LongLivedEnd;
+  using proxy::LongLivedKind;
+  constexpr size_t kWebSocket = static_cast<size_t>(LongLivedKind::kWebSocket);
+  constexpr size_t kSse = static_cast<size_t>(LongLivedKind::kSse);
+  config_.drain_timeout = 300ms;
+  DrainController& controller = Make();
+  controller.OnUpstreamCheck(true);
+  target_.open = {.connections = 3, .in_flight = 1, .upgraded = 2};
+  target_.open.long_lived[kWebSocket] = 2;
+  target_.open.long_lived[kSse] = 1;
+  controller.OnLongLivedEnded(LongLivedKind::kWebSocket, LongLivedEnd::kByPeer);  // before: not
+  controller.OnTrigger(Trigger::kSigterm);
+  ASSERT_TRUE(RunUntil([&] { return controller.phase() == DrainPhase::kInFlight; }));
+  controller.OnLongLivedEnded(LongLivedKind::kWebSocket, LongLivedEnd::kClean);
+  controller.OnLongLivedEnded(LongLivedKind::kSse, LongLivedEnd::kByPeer);
+  target_.open = {.connections = 1, .upgraded = 1};
+  target_.open.long_lived[kWebSocket] = 1;  // cut at the deadline
+  ASSERT_TRUE(RunUntil([&] { return exit_status_.has_value(); }));
+  EXPECT_EQ(exit_status_, 3);
+  ASSERT_TRUE(controller.last_drain());
+  const DrainSummary& summary = *controller.last_drain();
+  EXPECT_EQ(summary.long_lived[kWebSocket].at_start, 2u);
+  EXPECT_EQ(summary.long_lived[kWebSocket].clean, 1u);
+  EXPECT_EQ(summary.long_lived[kWebSocket].by_peer, 0u);
+  EXPECT_EQ(summary.long_lived[kWebSocket].forced, 1u);
+  EXPECT_EQ(summary.long_lived[kSse].at_start, 1u);
+  EXPECT_EQ(summary.long_lived[kSse].by_peer, 1u);
+  nlohmann::json json = summary.ToJson();
+  EXPECT_EQ(json["long_lived"]["websocket"]["clean"], 1);
+  EXPECT_EQ(json["long_lived"]["sse"]["by_peer"], 1);
+  EXPECT_FALSE(json["long_lived"].contains("grpc_stream"));
+}
+
 // What the spread tells to end needs time to end: the spread is over by half the time left
 // before the deadline, whatever --drain-spread says.
 TEST_F(DrainControllerTest, TheSpreadEndsByHalfTheTimeLeftBeforeTheDeadline) {

@@ -77,6 +77,24 @@ TEST(MetricsTest, GaugesComeFromWhatTheCoordinatorPassesIn) {
   EXPECT_TRUE(HasLine(text, "lameduck_last_drain_forced_connections 4"));
 }
 
+TEST(MetricsTest, LongLivedExchangesAppearByKindAndByHowTheyEnded) {
+  Metrics metrics;
+  metrics.OnLongLivedEnded(proxy::LongLivedKind::kWebSocket, proxy::LongLivedEnd::kClean);
+  metrics.OnLongLivedEnded(proxy::LongLivedKind::kWebSocket, proxy::LongLivedEnd::kClean);
+  metrics.OnLongLivedEnded(proxy::LongLivedKind::kGrpcStream, proxy::LongLivedEnd::kForced);
+  Metrics::Gauges gauges;
+  gauges.counts.long_lived[static_cast<size_t>(proxy::LongLivedKind::kSse)] = 3;
+  std::string text = metrics.Render(gauges);
+  EXPECT_TRUE(HasLine(text, "# TYPE lameduck_long_lived_open gauge"));
+  EXPECT_TRUE(HasLine(text, "lameduck_long_lived_open{kind=\"sse\"} 3"));
+  EXPECT_TRUE(HasLine(text, "lameduck_long_lived_open{kind=\"websocket\"} 0"));
+  EXPECT_TRUE(HasLine(text, "# TYPE lameduck_long_lived_ended_total counter"));
+  EXPECT_TRUE(HasLine(text, "lameduck_long_lived_ended_total{kind=\"websocket\",how=\"clean\"} 2"));
+  EXPECT_TRUE(
+      HasLine(text, "lameduck_long_lived_ended_total{kind=\"grpc_stream\",how=\"forced\"} 1"));
+  EXPECT_TRUE(HasLine(text, "lameduck_long_lived_ended_total{kind=\"upgrade\",how=\"by_peer\"} 0"));
+}
+
 TEST(AllStatesTest, ListsEveryStateOnceInOrder) {
   std::set<std::string_view> names;
   for (size_t i = 0; i < std::size(kAllStates); ++i) {
