@@ -189,6 +189,7 @@ class ClientConnection final : public Socket::Owner,
   Socket socket_;
   // From a request's first byte until the connection is idle again (or a tunnel); see Http1Work.
   std::unique_ptr<Http1Work> work_;
+  std::unique_ptr<LongLived> long_lived_;  // a WebSocket or an event stream; else null
   // An h2c app (--upstream-protocol h2c): the request's body goes as its data only (spans the
   // parser reports, chunk framing left out), and a response without a length is chunked here.
   bool h2c_ = false;
@@ -206,10 +207,9 @@ class ClientConnection final : public Socket::Owner,
 
   bool drain_close_ = false;  // the drain chose this connection: close after what it serves
   bool forced_ = false;       // closed at --drain-timeout
-  std::unique_ptr<LongLived> long_lived_;
-  bool fresh_ = true;      // accepted, and not a byte read yet
-  bool sniffing_ = true;   // HTTP/1 or HTTP/2 is not decided yet
-  char preface_[24] = {};  // the bytes of a preface that came in pieces
+  bool fresh_ = true;         // accepted, and not a byte read yet
+  bool sniffing_ = true;      // HTTP/1 or HTTP/2 is not decided yet
+  char preface_[24] = {};     // the bytes of a preface that came in pieces
   size_t preface_length_ = 0;
   uint64_t accepted_ms_ = 0;
   bool client_eof_ = false;              // the client finished sending (half-close)
