@@ -24,6 +24,7 @@
 #include "coordinator/control/metrics.h"
 #include "coordinator/control/proxy_event_fanout.h"
 #include "coordinator/control/readiness_checker.h"
+#include "coordinator/control/termination_message.h"
 #include "proxy/uv_handle.h"
 #include "proxy/worker_group.h"
 
@@ -123,6 +124,12 @@ int Run(const Config& config) {
       runtime.app.set_on_app_exit([&](const AppExit& exit) { runtime.controller.OnAppExit(exit); });
       runtime.controller.set_on_exit([&](int status) {
         exit_status = status;
+        if (std::optional<std::string> path = TerminationLogPath(config)) {
+          std::string message = TerminationMessage(runtime.controller.last_drain(), status);
+          if (Result<void> written = WriteTerminationMessage(*path, message); !written.ok()) {
+            log.Warn("termination_log.error", {{"path", *path}, {"error", written.error()}});
+          }
+        }
         uv_stop(&loop);
       });
       runtime.sigterm.Init(&loop, uv_signal_init, &runtime);

@@ -404,6 +404,9 @@ const std::vector<Option>& Options() {
        "request head limit, 1KiB to 1MiB, else 431"},
       {"max-connections", "N", Count(&P::max_connections, 1),
        "client connections at once; more wait in the listen backlog"},
+      {"termination-log", "PATH", Text(&C::termination_log, CheckNonEmpty),
+       "at exit, write how the last drain went (one paragraph) here, for kubectl describe pod "
+       "(default: /dev/termination-log when it exists and is writable, as in a pod)"},
       {"workers", "N", Count(&C::workers, 1, kMaxWorkers),
        "event loops (threads) serving the listeners, 1 to 64; one per core the pod may use"},
       {"log-format", "FORMAT", Choice(&C::log_format, "log format", kLogFormats),

@@ -63,6 +63,9 @@ struct Config {
   std::optional<std::string> app_exit_url;  // starts with http://
   int app_signal = SIGTERM;
   std::chrono::milliseconds app_exit_timeout = kDefaults.app_exit_timeout;
+  // --termination-log: where the exit's one-paragraph drain summary goes (see
+  // control/termination_message.h); unset: /dev/termination-log when it is writable.
+  std::optional<std::string> termination_log;
   size_t workers = 1;  // --workers: data-plane loops, each in its own thread (SO_REUSEPORT)
   LogFormat log_format = LogFormat::kJson;
   LogLevel log_level = LogLevel::kInfo;

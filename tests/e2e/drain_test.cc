@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <fstream>
 #include <string>
 #include <thread>
@@ -182,6 +183,25 @@ TEST_P(DrainTest, ARequestLongerThanTheDrainTimeoutIsForceClosedAndLameduckExits
   auto complete = lameduck_.WaitForEvent("drain.complete", 1s);
   ASSERT_TRUE(complete);
   EXPECT_EQ((*complete)["forced"], 1);
+}
+
+// At exit, the drain's summary goes to the termination message file (kubectl describe pod).
+TEST_P(DrainTest, ExitWritesHowTheDrainWentToTheTerminationLog) {
+  std::string path =
+      ::testing::TempDir() + "lameduck-termination-log-" + std::to_string(GetParam());
+  std::remove(path.c_str());
+  StartLameduck({"--drain-delay", "0s", "--drain-spread", "0s", "--termination-log", path});
+  ASSERT_TRUE(lameduck_.Signal(SIGTERM));
+  EXPECT_EQ(lameduck_.Wait(10s), 0);
+  std::FILE* file = std::fopen(path.c_str(), "r");
+  ASSERT_NE(file, nullptr) << path;
+  char text[4097] = {};
+  size_t n = std::fread(text, 1, sizeof(text) - 1, file);
+  std::fclose(file);
+  std::remove(path.c_str());
+  std::string message(text, n);
+  EXPECT_TRUE(message.starts_with("lameduck exited 0 after a drain (SIGTERM) of ")) << message;
+  EXPECT_NE(message.find("0 connections forced at --drain-timeout."), std::string::npos) << message;
 }
 
 TEST_P(DrainTest, ASecondSigtermDuringTheDrainIsIgnored) {
