@@ -55,6 +55,9 @@ class DrainTarget {
   virtual ~DrainTarget() = default;
   virtual void StopAccepting() = 0;              // close the listeners
   virtual void CloseAfterCurrentResponse() = 0;  // every connection, from now on
+  // Undoes CloseAfterCurrentResponse (a drain cancelled in its accept grace): responses keep
+  // connections alive again. HTTP/2 sessions told GOAWAY still end; their clients reconnect.
+  virtual void ResumeKeepAlive() = 0;
   // The closes at the end of the accept grace, spread out (--drain-spread): idle keep-alive
   // connections close (lingering: FIN, then read until the client's; one that turns out to hold
   // request bytes serves them first and is not counted), and long-lived exchanges end at their

@@ -53,6 +53,7 @@ class Proxy final : public DrainTarget, public Listener::Owner {
   // DrainTarget
   void StopAccepting() override;
   void CloseAfterCurrentResponse() override;
+  void ResumeKeepAlive() override { close_after_each_response_ = false; }
   SpreadStep CloseSpread(size_t step, size_t steps) override;
   size_t ForceCloseAll() override;
   ProxyCounts counts() const override { return counts_; }  // kept current: O(1)

@@ -228,6 +228,13 @@ void WorkerGroup::CloseAfterCurrentResponse() {
   });
 }
 
+void WorkerGroup::ResumeKeepAlive() {
+  OnEveryWorker([](Proxy& proxy) {
+    proxy.ResumeKeepAlive();
+    return size_t{0};
+  });
+}
+
 SpreadStep WorkerGroup::CloseSpread(size_t step, size_t steps) {
   // Each worker spreads its own: together, the same fraction of all of them by each step.
   return OnEveryWorker([=](Proxy& proxy) { return proxy.CloseSpread(step, steps); });

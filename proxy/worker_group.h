@@ -49,6 +49,7 @@ class WorkerGroup final : public DrainTarget {
   // DrainTarget: each reaches every worker.
   void StopAccepting() override;
   void CloseAfterCurrentResponse() override;
+  void ResumeKeepAlive() override;
   SpreadStep CloseSpread(size_t step, size_t steps) override;
   size_t ForceCloseAll() override;
   ProxyCounts counts() const override;

@@ -29,6 +29,13 @@ bool QueryHas(std::string_view query, std::string_view pair) {
   return false;
 }
 
+// Who asked, for the log: "kube-lifecycle/1.30 from 10.244.1.1" (kubelet's hooks).
+std::string Caller(const AdminRequest& request) {
+  std::string agent =
+      request.user_agent.empty() ? "no User-Agent" : std::string(request.user_agent);
+  return agent + " from " + std::string(request.peer);
+}
+
 }  // namespace
 
 bool TokenMatches(std::string_view presented, std::string_view expected) {
@@ -59,8 +66,7 @@ AdminResponse AdminApi::Handle(const AdminRequest& request, uint64_t now_ms) {
   bool get = request.method == "GET" || request.method == "HEAD";
   if (path == "/ready") {
     if (!get) return MethodNotAllowed("GET");
-    std::string_view readiness = controller_.readiness();
-    return Json(readiness == "ready" ? 200 : 503, {{"status", readiness}});
+    return Ready(now_ms);
   }
   if (path == "/live") {
     if (!get) return MethodNotAllowed("GET");
@@ -78,8 +84,66 @@ AdminResponse AdminApi::Handle(const AdminRequest& request, uint64_t now_ms) {
     return response;
   }
   if (path == "/drain") return Drain(request, query);
+  if (path == "/undrain") return Undrain(request);
   return Json(404, {{"error", "not found"},
-                    {"paths", {"/ready", "/live", "/status", "/metrics", "/drain"}}});
+                    {"paths", {"/ready", "/live", "/status", "/metrics", "/drain", "/undrain"}}});
+}
+
+// 503s say why: a probe's body shows in kubectl describe pod's events.
+AdminResponse AdminApi::Ready(uint64_t now_ms) {
+  std::string_view readiness = controller_.readiness();
+  nlohmann::json body = {{"status", readiness}};
+  if (readiness == "draining") {
+    uint64_t start = controller_.drain_start_ms();
+    body["since_ms"] = now_ms > start ? now_ms - start : 0;
+    body["trigger"] = ToString(controller_.trigger());
+    body["phase"] = ToString(controller_.phase());
+  } else if (readiness != "ready") {
+    body["upstream"] = config_.proxy.upstream.text;
+  }
+  return Json(readiness == "ready" ? 200 : 503, body);
+}
+
+std::optional<AdminResponse> AdminApi::Refuse(const AdminRequest& request, std::string_view path) {
+  if (request.trusted_peer) return std::nullopt;
+  const std::optional<std::string>& token = config_.admin_token;
+  if (!token) {
+    log_.Warn("admin.denied", {{"peer", request.peer},
+                               {"path", path},
+                               {"error",
+                                "drain from a non-loopback address and no "
+                                "--admin-token is configured"}});
+    return Json(403, {{"error",
+                       "the drain is accepted from loopback only; configure "
+                       "--admin-token to allow it from elsewhere"}});
+  }
+  constexpr std::string_view kBearer = "Bearer ";
+  std::string_view presented = request.authorization;
+  if (presented.starts_with(kBearer) && TokenMatches(presented.substr(kBearer.size()), *token)) {
+    return std::nullopt;
+  }
+  log_.Warn("admin.denied", {{"peer", request.peer},
+                             {"path", path},
+                             {"error", "missing or wrong Authorization: Bearer token"}});
+  return Json(401, {{"error", "missing or wrong Authorization: Bearer token"}});
+}
+
+AdminResponse AdminApi::Undrain(const AdminRequest& request) {
+  if (request.method != "POST") return MethodNotAllowed("POST");
+  if (auto refused = Refuse(request, "/undrain")) return *refused;
+  switch (controller_.CancelDrain(Caller(request))) {
+    case coordinator::Undrain::kCancelled:
+      return Json(200, {{"status", controller_.readiness()}, {"cancelled", true}});
+    case coordinator::Undrain::kNotDraining:
+      return Json(200, {{"status", controller_.readiness()}, {"cancelled", false}});
+    case coordinator::Undrain::kTooLate:
+      break;
+  }
+  return Json(409, {{"error",
+                     "too late to undrain: the listeners are closed (a drain can be cancelled "
+                     "only in its accept grace)"},
+                    {"state", ToString(controller_.state())},
+                    {"phase", ToString(controller_.phase())}});
 }
 
 AdminResponse AdminApi::Drain(const AdminRequest& request, std::string_view query) {
@@ -88,32 +152,10 @@ AdminResponse AdminApi::Drain(const AdminRequest& request, std::string_view quer
   if (request.method != "POST" && !(request.method == "GET" && wait)) {
     return MethodNotAllowed(wait ? "GET, POST" : "POST");
   }
-  if (!request.trusted_peer) {
-    const std::optional<std::string>& token = config_.admin_token;
-    if (!token) {
-      log_.Warn("admin.denied", {{"peer", request.peer},
-                                 {"path", "/drain"},
-                                 {"error",
-                                  "drain from a non-loopback address and no "
-                                  "--admin-token is configured"}});
-      return Json(403, {{"error",
-                         "the drain is accepted from loopback only; configure "
-                         "--admin-token to allow it from elsewhere"}});
-    }
-    constexpr std::string_view kBearer = "Bearer ";
-    std::string_view presented = request.authorization;
-    bool ok =
-        presented.starts_with(kBearer) && TokenMatches(presented.substr(kBearer.size()), *token);
-    if (!ok) {
-      log_.Warn("admin.denied", {{"peer", request.peer},
-                                 {"path", "/drain"},
-                                 {"error", "missing or wrong Authorization: Bearer token"}});
-      return Json(401, {{"error", "missing or wrong Authorization: Bearer token"}});
-    }
-  }
+  if (auto refused = Refuse(request, "/drain")) return *refused;
   Trigger trigger = wait ? Trigger::kAdminWait : Trigger::kAdminPost;
   if (request.user_agent.starts_with("lameduck")) trigger = Trigger::kCommand;
-  controller_.OnTrigger(trigger);
+  controller_.OnTrigger(trigger, Caller(request));
   if (wait) {
     AdminResponse response;
     response.wait_for_drain = true;

@@ -48,6 +48,10 @@ class AdminApi {
 
  private:
   AdminResponse Drain(const AdminRequest& request, std::string_view query);
+  AdminResponse Undrain(const AdminRequest& request);
+  AdminResponse Ready(uint64_t now_ms);
+  // The drain forms' access rules: nullopt when the request may go on, else the 401 or 403.
+  std::optional<AdminResponse> Refuse(const AdminRequest& request, std::string_view path);
   AdminResponse Status(uint64_t now_ms);
   std::string MetricsText(uint64_t now_ms);
 

@@ -96,7 +96,12 @@ class AdminServer::Connection final : private proxy::Socket::Owner {
 
   // The drain this connection waits for is done.
   void AnswerDrained(const DrainSummary& summary) {
-    if (state_ == State::kWaiting) Answer(200, AdminApi::SummaryBody(summary));
+    if (state_ != State::kWaiting) return;
+    if (summary.cancelled) {
+      Answer(409, "{\"error\":\"the drain was cancelled by POST /undrain before it completed\"}\n");
+      return;
+    }
+    Answer(200, AdminApi::SummaryBody(summary));
   }
 
   AdminConnectionFacts facts() const {

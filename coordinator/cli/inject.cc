@@ -975,6 +975,10 @@ Json SidecarContainer(const Plan& plan) {
       "--admin-socket=" + std::string(kAdminSocket),
       "--drain-delay=" + FormatDuration(options.drain_delay),
       "--drain-timeout=" + FormatDuration(options.drain_timeout),
+      // The pod's grace period, which lameduck cannot read from inside: it checks at start-up
+      // that the drain fits and never lets the drain's deadline pass it.
+      "--app-exit-timeout=" + FormatDuration(options.app_exit_timeout),
+      "--termination-grace=" + std::to_string(plan.grace) + "s",
   });
   if (!plan.h2c.empty()) {
     // A gRPC (h2c) app: lameduck speaks h2c to it, whatever the client spoke.

@@ -156,6 +156,41 @@ Binding Duration(milliseconds Owner::*member, Zero zero) {
       member, parse, FormatDuration, [](milliseconds d) { return Json(d.count()); }, "_ms");
 }
 
+Binding OptionalDuration(std::optional<milliseconds> Config::*member) {
+  auto parse = [](std::string_view text) -> Result<std::optional<milliseconds>> {
+    auto duration = ParseDuration(text);
+    if (!duration) return Error{duration.error()};
+    if (duration->count() == 0) return InvalidValue("duration", text, "must be more than 0");
+    return std::optional<milliseconds>(*duration);
+  };
+  return Single(
+      member, parse,
+      [](const std::optional<milliseconds>& d) { return d ? FormatDuration(*d) : ""; },
+      [](const std::optional<milliseconds>& d) { return d ? Json(d->count()) : Json(); }, "_ms");
+}
+
+std::string FormatFraction(double value) {
+  char text[32];
+  auto [end, ec] = std::to_chars(text, text + sizeof(text), value);
+  return ec == std::errc() ? std::string(text, end) : std::to_string(value);
+}
+
+// A number strictly between 0 and 1, as "0.05" or "5e-2".
+Binding Fraction(double Config::*member) {
+  auto parse = [](std::string_view text) -> Result<double> {
+    double value = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (text.empty() || ec != std::errc() || end != text.data() + text.size()) {
+      return InvalidValue("number", text, "use a decimal number, e.g. 0.05");
+    }
+    if (!(value > 0 && value < 1)) {
+      return InvalidValue("number", text, "must be between 0 and 1, e.g. 0.05");
+    }
+    return value;
+  };
+  return Single(member, parse, FormatFraction, [](double value) { return Json(value); });
+}
+
 // A byte count with bounds, such as "64KiB".
 template <typename Owner>
 Binding Size(size_t Owner::*member, size_t min, size_t max) {
@@ -369,6 +404,18 @@ const std::vector<Option>& Options() {
        "endpoint removal propagates; may be 0"},
       {"drain-timeout", "DUR", Duration(&C::drain_timeout, Zero::kRejected),
        "from drain start to force-closing whatever is still open"},
+      {"drain-delay-max", "DUR", OptionalDuration(&C::drain_delay_max),
+       "end the accept grace on evidence instead of at --drain-delay: once no new connection has "
+       "come for long enough that a router with --drain-min-share of the traffic would have sent "
+       "one (but never before --drain-delay nor after this); a quiet pod waits all of it"},
+      {"drain-quiet-risk", "P", Fraction(&C::drain_quiet_risk),
+       "with --drain-delay-max: the accepted chance that such a router was silent by luck"},
+      {"drain-min-share", "S", Fraction(&C::drain_min_share),
+       "with --drain-delay-max: the smallest share of the pre-drain arrival rate that one router "
+       "may carry and still be waited for (0.05: a twentieth)"},
+      {"termination-grace", "DUR", OptionalDuration(&C::termination_grace),
+       "the pod's terminationGracePeriodSeconds: start-up refuses settings that do not fit in it "
+       "with 2s to spare, and the drain's deadline never passes what it leaves"},
       {"drain-spread", "DUR", Duration(&C::drain_spread, Zero::kAllowed),
        "when the accept grace ends, close idle connections and end long-lived ones evenly over "
        "this, so that their clients do not all reconnect at once; 0 closes them all at once"},
@@ -687,6 +734,28 @@ std::string BuildUsage() {
   return usage;
 }
 
+// Settings that are fine one by one but not together.
+void CheckTogether(const Config& config, const Gathered& gathered) {
+  if (config.drain_delay_max && *config.drain_delay_max < config.drain_delay) {
+    throw ConfigError(gathered.ByName("drain-delay-max")->label + ": " +
+                      FormatDuration(*config.drain_delay_max) + " is shorter than --drain-delay " +
+                      FormatDuration(config.drain_delay) + ", the accept grace's minimum");
+  }
+  if (!config.termination_grace) return;
+  milliseconds grace = MaxAcceptGrace(config);
+  milliseconds needed =
+      grace + config.drain_timeout + config.app_exit_timeout + kDefaults.budget_spare;
+  if (needed <= *config.termination_grace) return;
+  throw ConfigError(
+      gathered.ByName("termination-grace")->label + ": " +
+      FormatDuration(*config.termination_grace) + " is too short: accept grace up to " +
+      FormatDuration(grace) + " + drain timeout " + FormatDuration(config.drain_timeout) +
+      " + app exit timeout " + FormatDuration(config.app_exit_timeout) + " + " +
+      FormatDuration(kDefaults.budget_spare) + " to spare = " + FormatDuration(needed) +
+      "; raise terminationGracePeriodSeconds to " + std::to_string((needed.count() + 999) / 1000) +
+      " or shorten these");
+}
+
 }  // namespace
 
 std::string_view ToString(LogFormat format) {
@@ -761,7 +830,12 @@ Config ParseConfig(const std::vector<std::string>& args,
       throw ConfigError(given->label + ": " + applied.error());
     }
   }
+  CheckTogether(config, gathered);
   return config;
+}
+
+milliseconds MaxAcceptGrace(const Config& config) {
+  return config.drain_delay_max.value_or(config.drain_delay);
 }
 
 std::string_view UsageText() {

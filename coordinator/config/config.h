@@ -52,6 +52,14 @@ struct Config {
   std::optional<std::string> upstream_ready;  // a path on the app, starts with '/'
   std::chrono::milliseconds drain_delay = kDefaults.drain_delay;
   std::chrono::milliseconds drain_timeout = kDefaults.drain_timeout;
+  // Set: the accept grace ends on evidence (control/accept_grace.h), at the earliest at
+  // drain_delay and at the latest at this.
+  std::optional<std::chrono::milliseconds> drain_delay_max;
+  double drain_quiet_risk = kDefaults.drain_quiet_risk;
+  double drain_min_share = kDefaults.drain_min_share;
+  // The pod's terminationGracePeriodSeconds: the drain's settings must fit in it (checked at
+  // start-up) and the drain's deadline never passes it.
+  std::optional<std::chrono::milliseconds> termination_grace;
   // The closes at the end of the accept grace (idle connections, long-lived exchanges) are
   // spread over this, so that their clients do not all reconnect to the other pods at once.
   std::chrono::milliseconds drain_spread = kDefaults.drain_spread;
@@ -80,6 +88,9 @@ struct Config {
 // Throws ConfigError.
 Config ParseConfig(const std::vector<std::string>& args,
                    const std::map<std::string, std::string>& env);
+
+// The longest the accept grace can last: --drain-delay-max when set, else --drain-delay.
+std::chrono::milliseconds MaxAcceptGrace(const Config& config);
 
 // `lameduck --help`: usage and every option with its default.
 std::string_view UsageText();

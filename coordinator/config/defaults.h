@@ -16,6 +16,12 @@ struct Defaults {
   std::chrono::milliseconds drain_timeout{25'000};
   std::chrono::milliseconds drain_spread{1'000};
   std::chrono::milliseconds app_exit_timeout{10'000};
+  // The evidence-based accept grace (--drain-delay-max): the chance a router with
+  // drain_min_share of the traffic stays silent that long by luck, and that share.
+  double drain_quiet_risk = 0.001;
+  double drain_min_share = 0.05;
+  // --termination-grace: what the drain and the app's exit must leave before kubelet's SIGKILL.
+  std::chrono::milliseconds budget_spare{2'000};
 };
 
 inline constexpr Defaults kDefaults{};

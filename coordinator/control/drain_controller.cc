@@ -1,6 +1,7 @@
 #include "coordinator/control/drain_controller.h"
 
 #include <algorithm>
+#include <cmath>
 
 namespace lameduck::coordinator {
 namespace {
@@ -94,26 +95,45 @@ nlohmann::json DrainSummary::ToJson() const {
         {"by_peer", kind.by_peer},
         {"forced", kind.forced}};
   }
-  return {{"trigger", ToString(trigger)},
-          {"duration_ms", duration_ms},
-          {"accept_grace_ms", accept_grace_ms},
-          {"in_flight_wait_ms", in_flight_wait_ms},
-          {"connections_at_start", connections_at_start},
-          {"in_flight_at_start", in_flight_at_start},
-          {"http2_connections_at_start", http2_connections_at_start},
-          {"http2_streams_at_start", http2_streams_at_start},
-          {"served_during_drain", served_during_drain},
-          {"idle_closed", idle_closed},
-          {"spread_ms", spread_ms},
-          {"long_lived", kinds},
-          {"awaiting_fin", awaiting_fin},
-          {"forced", forced},
-          {"exit_status", exit_status}};
+  nlohmann::json summary = {
+      {"trigger", ToString(trigger)},
+      {"duration_ms", duration_ms},
+      {"accept_grace_ms", accept_grace_ms},
+      {"accept_grace",
+       {{"ended", ToString(grace_end)},
+        {"arrival_rate", std::round(arrival_rate * 1000) / 1000},
+        {"quiet_needed_ms", quiet_needed_ms ? nlohmann::json(*quiet_needed_ms) : nullptr},
+        {"arrivals", grace_arrivals}}},
+      {"in_flight_wait_ms", in_flight_wait_ms},
+      {"connections_at_start", connections_at_start},
+      {"in_flight_at_start", in_flight_at_start},
+      {"http2_connections_at_start", http2_connections_at_start},
+      {"http2_streams_at_start", http2_streams_at_start},
+      {"served_during_drain", served_during_drain},
+      {"idle_closed", idle_closed},
+      {"spread_ms", spread_ms},
+      {"long_lived", kinds},
+      {"awaiting_fin", awaiting_fin},
+      {"forced", forced},
+      {"deadline_ms", deadline_ms},
+      {"exit_status", exit_status}};
+  if (cancelled) summary["cancelled"] = true;
+  if (budget_ms) {
+    summary["budget_ms"] = *budget_ms;
+    summary["slack_ms"] = slack_ms.value_or(0);
+  }
+  return summary;
 }
 
 DrainController::DrainController(uv_loop_t* loop, const Config& config, proxy::DrainTarget& proxy,
                                  Metrics& metrics, EventLog& log, AppSupervisor& app)
-    : loop_(loop), config_(config), proxy_(proxy), metrics_(metrics), log_(log), app_(app) {
+    : loop_(loop),
+      config_(config),
+      proxy_(proxy),
+      metrics_(metrics),
+      log_(log),
+      app_(app),
+      arrivals_(uv_now(loop)) {
   delay_timer_.Init(loop, uv_timer_init, this);
   deadline_timer_.Init(loop, uv_timer_init, this);
   progress_timer_.Init(loop, uv_timer_init, this);
@@ -149,26 +169,27 @@ void DrainController::OnUpstreamCheck(bool healthy) {
   }
 }
 
-void DrainController::OnTrigger(Trigger trigger) {
+void DrainController::OnTrigger(Trigger trigger, std::string_view caller) {
   bool signal = ExitsWhenDone(trigger);
   switch (state_) {
     case State::kStarting:
     case State::kReady:
       exit_when_done_ = signal;
-      StartDrain(trigger);
+      StartDrain(trigger, caller);
       return;
     case State::kDraining:
-    case State::kAppExiting:
-      if (signal && !exit_when_done_) {
-        exit_when_done_ = true;  // lameduck exits when this drain is done
-        log_.Info("drain.join", {{"trigger", ToString(trigger)}, {"running", ToString(trigger_)}});
-      } else if (signal) {
+    case State::kAppExiting: {
+      if (signal && exit_when_done_) {
         log_.Info("signal.ignored",
                   {{"signal", ToString(trigger)}, {"reason", "a drain is already running"}});
-      } else {
-        log_.Info("drain.join", {{"trigger", ToString(trigger)}, {"running", ToString(trigger_)}});
+        return;
       }
+      if (signal) exit_when_done_ = true;  // lameduck exits when this drain is done
+      nlohmann::json fields = {{"trigger", ToString(trigger)}, {"running", ToString(trigger_)}};
+      if (!caller.empty()) fields["caller"] = caller;
+      log_.Info("drain.join", fields);
       return;
+    }
     case State::kDrained:
       // Drained by the admin API and waiting for kubelet's SIGTERM: that ends lameduck now.
       if (signal) Exit();
@@ -178,7 +199,8 @@ void DrainController::OnTrigger(Trigger trigger) {
   }
 }
 
-void DrainController::StartDrain(Trigger trigger) {
+void DrainController::StartDrain(Trigger trigger, std::string_view caller) {
+  before_drain_ = state_;
   state_ = State::kDraining;
   trigger_ = trigger;
   drain_start_ms_ = NowMs();
@@ -197,17 +219,48 @@ void DrainController::StartDrain(Trigger trigger) {
   spread_step_ = 0;
   spread_steps_ = 0;
   spread_logged_ = false;
-  // The app is gone already: no straggler can be served, so no accept grace.
-  uint64_t delay_ms = trigger == Trigger::kAppExit ? 0 : config_.drain_delay.count();
-  log_.Info("drain.start", {{"trigger", ToString(trigger)},
-                            {"connections", counts.connections},
-                            {"in_flight", counts.in_flight},
-                            {"idle", counts.idle},
-                            {"http2_connections", counts.http2_connections},
-                            {"http2_streams", counts.http2_streams},
-                            {"long_lived", LongLivedJson(counts)},
-                            {"drain_delay_ms", delay_ms},
-                            {"drain_timeout_ms", config_.drain_timeout.count()}});
+  // The deadline: --drain-timeout, or sooner what the pod's termination grace leaves once the
+  // app has had its exit timeout and the spare (the budget's clock starts with the drain).
+  summary_.deadline_ms = config_.drain_timeout.count();
+  if (config_.termination_grace) {
+    summary_.budget_ms = config_.termination_grace->count();
+    int64_t left = config_.termination_grace->count() - config_.app_exit_timeout.count() -
+                   kDefaults.budget_spare.count();
+    summary_.deadline_ms = std::clamp<int64_t>(left, 1, static_cast<int64_t>(summary_.deadline_ms));
+  }
+  // The accept grace: --drain-delay, or on evidence up to --drain-delay-max; none when the app
+  // is gone already (no straggler can be served).
+  uint64_t delay_ms = config_.drain_delay.count();
+  summary_.grace_end = GraceEnd::kDelay;
+  if (trigger == Trigger::kAppExit) {
+    delay_ms = 0;
+    summary_.grace_end = GraceEnd::kAppExit;
+  } else if (config_.drain_delay_max) {
+    summary_.arrival_rate = arrivals_.PerSecond(drain_start_ms_);
+    summary_.quiet_needed_ms =
+        QuietNeededMs(summary_.arrival_rate, config_.drain_min_share, config_.drain_quiet_risk);
+  }
+  last_arrival_ms_ = drain_start_ms_;
+  grace_first_look_ = true;
+  nlohmann::json fields = {{"trigger", ToString(trigger)},
+                           {"connections", counts.connections},
+                           {"in_flight", counts.in_flight},
+                           {"idle", counts.idle},
+                           {"http2_connections", counts.http2_connections},
+                           {"http2_streams", counts.http2_streams},
+                           {"long_lived", LongLivedJson(counts)},
+                           {"drain_delay_ms", delay_ms},
+                           {"drain_timeout_ms", config_.drain_timeout.count()},
+                           {"deadline_ms", summary_.deadline_ms}};
+  if (!caller.empty()) fields["caller"] = caller;
+  if (summary_.budget_ms) fields["budget_ms"] = *summary_.budget_ms;
+  if (config_.drain_delay_max && delay_ms > 0) {
+    fields["drain_delay_max_ms"] = config_.drain_delay_max->count();
+    fields["arrival_rate"] = std::round(summary_.arrival_rate * 1000) / 1000;
+    fields["quiet_needed_ms"] =
+        summary_.quiet_needed_ms ? nlohmann::json(*summary_.quiet_needed_ms) : nullptr;
+  }
+  log_.Info("drain.start", fields);
   proxy_.CloseAfterCurrentResponse();
   phase_ = DrainPhase::kAcceptGrace;
   uv_timer_start(
@@ -215,7 +268,7 @@ void DrainController::StartDrain(Trigger trigger) {
       [](uv_timer_t* timer) {
         if (auto* self = static_cast<DrainController*>(timer->data)) self->OnDeadline();
       },
-      config_.drain_timeout.count(), 0);
+      summary_.deadline_ms, 0);
   uv_timer_start(
       progress_timer_.get(),
       [](uv_timer_t* timer) {
@@ -223,25 +276,63 @@ void DrainController::StartDrain(Trigger trigger) {
       },
       kProgressIntervalMs, kProgressIntervalMs);
   if (delay_ms == 0) {
-    EndAcceptGrace();
+    EndAcceptGrace(summary_.grace_end);
     return;
   }
   uv_timer_start(
       delay_timer_.get(),
       [](uv_timer_t* timer) {
-        if (auto* self = static_cast<DrainController*>(timer->data)) self->EndAcceptGrace();
+        if (auto* self = static_cast<DrainController*>(timer->data)) self->OnGraceTimer();
       },
       delay_ms, 0);
 }
 
-void DrainController::EndAcceptGrace() {
+void DrainController::OnConnectionOpened() {
+  uint64_t now = NowMs();
+  arrivals_.Record(now);
+  if (state_ == State::kDraining && phase_ == DrainPhase::kAcceptGrace) {
+    ++summary_.grace_arrivals;
+    last_arrival_ms_ = now;  // OnGraceTimer looks at it when it next fires: no timer per arrival
+  }
+}
+
+void DrainController::OnGraceTimer() {
   if (state_ != State::kDraining || phase_ != DrainPhase::kAcceptGrace) return;
+  if (!config_.drain_delay_max) {
+    EndAcceptGrace(GraceEnd::kDelay);
+    return;
+  }
+  uint64_t now = NowMs();
+  uint64_t max_end = drain_start_ms_ + config_.drain_delay_max->count();
+  const std::optional<uint64_t>& quiet = summary_.quiet_needed_ms;
+  if (quiet && now - last_arrival_ms_ >= *quiet) {
+    EndAcceptGrace(grace_first_look_ ? GraceEnd::kMin : GraceEnd::kQuiet);
+    return;
+  }
+  if (now >= max_end) {
+    EndAcceptGrace(GraceEnd::kMax);
+    return;
+  }
+  grace_first_look_ = false;
+  // Look again when the silence since the last arrival would be long enough, or at the maximum.
+  uint64_t next = quiet ? std::min(last_arrival_ms_ + *quiet, max_end) : max_end;
+  uv_timer_start(
+      delay_timer_.get(),
+      [](uv_timer_t* timer) {
+        if (auto* self = static_cast<DrainController*>(timer->data)) self->OnGraceTimer();
+      },
+      next > now ? next - now : 1, 0);
+}
+
+void DrainController::EndAcceptGrace(GraceEnd why) {
+  if (state_ != State::kDraining || phase_ != DrainPhase::kAcceptGrace) return;
+  summary_.grace_end = why;
   CloseListeners();
   phase_ = DrainPhase::kInFlight;
   // The spread ends by half the time left before the deadline: what it tells to end must have
   // time to finish its message and its closing handshake.
   uint64_t elapsed = ElapsedMs();
-  uint64_t timeout = config_.drain_timeout.count();
+  uint64_t timeout = summary_.deadline_ms;
   uint64_t left = timeout > elapsed ? timeout - elapsed : 0;
   summary_.spread_ms = std::min<uint64_t>(config_.drain_spread.count(), left / 2);
   spread_steps_ = std::clamp<size_t>(summary_.spread_ms / kSpreadStepMs, 1, kMaxSpreadSteps);
@@ -297,12 +388,24 @@ void DrainController::CloseListeners() {
   proxy_.StopAccepting();
   listeners_closed_ms_ = NowMs();
   summary_.accept_grace_ms = ElapsedMs();
-  log_.Info("listener.closed", {{"after_ms", summary_.accept_grace_ms}});
+  nlohmann::json fields = {{"after_ms", summary_.accept_grace_ms},
+                           {"reason", ToString(summary_.grace_end)},
+                           {"arrivals", summary_.grace_arrivals}};
+  if (config_.drain_delay_max) {
+    fields["arrival_rate"] = std::round(summary_.arrival_rate * 1000) / 1000;
+    fields["quiet_needed_ms"] =
+        summary_.quiet_needed_ms ? nlohmann::json(*summary_.quiet_needed_ms) : nullptr;
+    fields["quiet_ms"] = listeners_closed_ms_ - last_arrival_ms_;
+  }
+  log_.Info("listener.closed", fields);
 }
 
 void DrainController::OnDeadline() {
   if (state_ != State::kDraining) return;
-  if (phase_ == DrainPhase::kAcceptGrace) CloseListeners();
+  if (phase_ == DrainPhase::kAcceptGrace) {
+    summary_.grace_end = GraceEnd::kDeadline;
+    CloseListeners();
+  }
   proxy::ProxyCounts counts = proxy_.counts();
   for (size_t i = 0; i < proxy::kLongLivedKinds; ++i) {
     summary_.long_lived[i].forced = counts.long_lived[i];
@@ -335,11 +438,43 @@ void DrainController::LogProgress() {
                                {"long_lived", LongLivedJson(counts)}});
 }
 
-void DrainController::Finish(uint64_t forced) {
+void DrainController::StopDrainTimers() {
   uv_timer_stop(delay_timer_.get());
   uv_timer_stop(deadline_timer_.get());
   uv_timer_stop(progress_timer_.get());
   uv_timer_stop(spread_timer_.get());
+}
+
+Undrain DrainController::CancelDrain(std::string_view caller) {
+  if (state_ == State::kStarting || state_ == State::kReady) return Undrain::kNotDraining;
+  if (state_ != State::kDraining || phase_ != DrainPhase::kAcceptGrace) return Undrain::kTooLate;
+  StopDrainTimers();
+  proxy_.ResumeKeepAlive();
+  state_ = before_drain_;
+  phase_ = DrainPhase::kNone;
+  exit_when_done_ = false;
+  summary_.cancelled = true;
+  summary_.duration_ms = ElapsedMs();
+  summary_.accept_grace_ms = summary_.duration_ms;
+  summary_.served_during_drain = metrics_.responses_total() - responses_at_start_;
+  nlohmann::json fields = {{"trigger", ToString(trigger_)},
+                           {"after_ms", summary_.duration_ms},
+                           {"arrivals", summary_.grace_arrivals},
+                           {"readiness", readiness()}};
+  if (!caller.empty()) fields["caller"] = caller;
+  log_.Info("drain.cancelled", fields);
+  AnswerWaiters();
+  return Undrain::kCancelled;
+}
+
+void DrainController::AnswerWaiters() {
+  auto waiters = std::move(waiters_);
+  waiters_.clear();
+  for (auto& waiter : waiters) waiter(summary_);
+}
+
+void DrainController::Finish(uint64_t forced) {
+  StopDrainTimers();
   if (spread_steps_ > 0) LogSpreadDone();  // a spread the drain's end cut short
   if (phase_ != DrainPhase::kForced) phase_ = DrainPhase::kComplete;
   uint64_t now = NowMs();
@@ -348,6 +483,11 @@ void DrainController::Finish(uint64_t forced) {
   summary_.served_during_drain = metrics_.responses_total() - responses_at_start_;
   summary_.forced = forced;
   summary_.awaiting_fin = forced > 0 ? 0 : proxy_.counts().finishing;
+  if (summary_.budget_ms) {
+    summary_.slack_ms = static_cast<int64_t>(*summary_.budget_ms) -
+                        static_cast<int64_t>(summary_.duration_ms) -
+                        config_.app_exit_timeout.count();
+  }
   ++drains_total_;
   forced_total_ += forced;
   exit_status_ = forced > 0 ? kExitForced : kExitOk;
@@ -375,9 +515,7 @@ void DrainController::OnAppTold(const AppSupervisor::Outcome& outcome) {
   summary_.exit_status = exit_status_;
   last_drain_ = summary_;
   state_ = State::kDrained;
-  auto waiters = std::move(waiters_);
-  waiters_.clear();
-  for (auto& waiter : waiters) waiter(summary_);
+  AnswerWaiters();
   if (exit_when_done_ || launched) Exit();
 }
 

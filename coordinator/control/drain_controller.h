@@ -15,6 +15,7 @@
 
 #include "coordinator/app/app_supervisor.h"
 #include "coordinator/config/config.h"
+#include "coordinator/control/accept_grace.h"
 #include "coordinator/control/event_log.h"
 #include "coordinator/control/metrics.h"
 #include "proxy/drain_target.h"
@@ -53,6 +54,12 @@ enum class DrainPhase {
   kComplete,     // everything finished on its own
 };
 enum class Trigger { kSigterm, kSigint, kAdminPost, kAdminWait, kCommand, kAppExit };
+// What POST /undrain did.
+enum class Undrain {
+  kCancelled,    // a drain in its accept grace was cancelled: ready again
+  kNotDraining,  // nothing to cancel
+  kTooLate,      // the listeners are closed (or the app is gone): the drain goes on
+};
 
 std::string_view ToString(State state);
 std::string_view ToString(DrainPhase phase);
@@ -76,7 +83,17 @@ struct DrainSummary {
   // Drain start to the moment no connection owed anything any more (each closed, or served in
   // full and awaiting the client's FIN: awaiting_fin), or to the forcing.
   uint64_t duration_ms = 0;
-  uint64_t accept_grace_ms = 0;      // phase durations
+  uint64_t accept_grace_ms = 0;  // phase durations
+  // The accept grace's end and its evidence (control/accept_grace.h).
+  GraceEnd grace_end = GraceEnd::kDelay;
+  double arrival_rate = 0;                  // new connections/s before the drain
+  std::optional<uint64_t> quiet_needed_ms;  // the silence that ends it; none at rate 0
+  uint64_t grace_arrivals = 0;              // new connections during the grace
+  // --termination-grace: the budget, the deadline it left (the earlier of it and
+  // --drain-timeout), and at the end what was left of it beyond --app-exit-timeout.
+  std::optional<uint64_t> budget_ms;
+  uint64_t deadline_ms = 0;
+  std::optional<int64_t> slack_ms;
   uint64_t in_flight_wait_ms = 0;    // listeners closed to the end of duration_ms
   uint64_t served_during_drain = 0;  // responses completed from drain start to its end
   uint64_t in_flight_at_start = 0;
@@ -89,6 +106,7 @@ struct DrainSummary {
   uint64_t awaiting_fin = 0;  // at the end: served in full, waiting for the client's FIN
   uint64_t forced = 0;
   int exit_status = 0;
+  bool cancelled = false;  // by POST /undrain, in its accept grace: the rest never happened
   nlohmann::json ToJson() const;
 };
 
@@ -100,10 +118,16 @@ class DrainController {
   // Readiness of the upstream, from the ReadinessChecker.
   void OnUpstreamCheck(bool healthy);
   // A drain trigger. A drain already running is joined, never restarted. A signal while the
-  // admin API's drain is done (kDrained, waiting for kubelet) ends lameduck at once.
-  void OnTrigger(Trigger trigger);
+  // admin API's drain is done (kDrained, waiting for kubelet) ends lameduck at once. caller:
+  // who asked, for the log (an admin request's User-Agent: kubelet's hooks send
+  // "kube-lifecycle/1.30").
+  void OnTrigger(Trigger trigger, std::string_view caller = {});
+  // POST /undrain: cancels a drain still in its accept grace (listeners open), back to the
+  // state before it; its waiters get the summary so far, marked cancelled.
+  Undrain CancelDrain(std::string_view caller = {});
   // The proxy closed a client connection, or one finished (its last response is written and
   // only the client's FIN is awaited): the drain may be over. O(1): counts() is kept current.
+  void OnConnectionOpened();
   void OnConnectionClosed() { CheckDone(); }
   void OnConnectionFinished() { CheckDone(); }
   void OnLongLivedEnded(proxy::LongLivedKind kind, proxy::LongLivedEnd how);
@@ -118,6 +142,9 @@ class DrainController {
   State state() const { return state_; }
   DrainPhase phase() const { return phase_; }
   std::string_view readiness() const;  // "ready", "starting", "upstream_unready", "draining"
+  // The drain that runs or ran: what triggered it and when (loop time, ms).
+  Trigger trigger() const { return trigger_; }
+  uint64_t drain_start_ms() const { return drain_start_ms_; }
   bool ready() const { return readiness() == "ready"; }
   const std::optional<DrainSummary>& last_drain() const { return last_drain_; }
   uint64_t drains_total() const { return drains_total_; }
@@ -125,8 +152,9 @@ class DrainController {
   int exit_status() const { return exit_status_; }
 
  private:
-  void StartDrain(Trigger trigger);
-  void EndAcceptGrace();
+  void StartDrain(Trigger trigger, std::string_view caller = {});
+  void OnGraceTimer();  // --drain-delay, and then whenever the silence may be long enough
+  void EndAcceptGrace(GraceEnd why);
   void SpreadStep();  // one step of the closes spread over --drain-spread
   void LogSpreadDone();
   void CloseListeners();
@@ -135,6 +163,8 @@ class DrainController {
   void Finish(uint64_t forced);
   void OnAppTold(const AppSupervisor::Outcome& outcome);
   void Exit();
+  void StopDrainTimers();
+  void AnswerWaiters();
   void LogProgress();
   // The loop's clock, brought up to date: one turn of the loop can close thousands of
   // connections, and the drain's durations must include that work, not the turn's start.
@@ -154,8 +184,10 @@ class DrainController {
   proxy::UvHandle<uv_timer_t> deadline_timer_;
   proxy::UvHandle<uv_timer_t> progress_timer_;
   proxy::UvHandle<uv_timer_t> spread_timer_;
+  ArrivalRate arrivals_;
 
   State state_ = State::kStarting;
+  State before_drain_ = State::kStarting;  // where a cancelled drain goes back to
   DrainPhase phase_ = DrainPhase::kNone;
   bool upstream_healthy_ = false;
   // A signal or the app's exit asked for the drain, or came during it: exit when it is done.
@@ -164,6 +196,8 @@ class DrainController {
   Trigger trigger_ = Trigger::kSigterm;
   uint64_t drain_start_ms_ = 0;
   uint64_t listeners_closed_ms_ = 0;
+  uint64_t last_arrival_ms_ = 0;   // the last new connection in the grace (or its start)
+  bool grace_first_look_ = false;  // OnGraceTimer's first call, at --drain-delay
   uint64_t responses_at_start_ = 0;
   size_t spread_step_ = 0;  // of spread_steps_; 0 before the spread
   size_t spread_steps_ = 0;

@@ -16,7 +16,10 @@ class ProxyEventFanout final : public proxy::ProxyEvents {
   ProxyEventFanout(Metrics& metrics, DrainController& controller)
       : metrics_(metrics), controller_(controller) {}
 
-  void OnConnectionOpened() override { metrics_.OnConnectionOpened(); }
+  void OnConnectionOpened() override {
+    metrics_.OnConnectionOpened();
+    controller_.OnConnectionOpened();
+  }
   void OnConnectionClosed() override { controller_.OnConnectionClosed(); }
   void OnConnectionFinished() override { controller_.OnConnectionFinished(); }
   void OnResponseComplete(int status, proxy::Protocol protocol) override {

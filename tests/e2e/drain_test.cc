@@ -204,6 +204,41 @@ TEST_P(DrainTest, ExitWritesHowTheDrainWentToTheTerminationLog) {
   EXPECT_NE(message.find("0 connections forced at --drain-timeout."), std::string::npos) << message;
 }
 
+// --drain-delay-max, with real connections: a pod that was busy until its routers let go ends its
+// grace on the silence that follows, long before the maximum; a pod that had no traffic keeps
+// the whole maximum (its silence proves nothing).
+TEST_P(DrainTest, ABusyPodsGraceEndsEarlyAndAQuietPodsDoesNot) {
+  StartLameduck({"--drain-delay", "100ms", "--drain-delay-max", "8s", "--drain-min-share", "0.2",
+                 "--drain-quiet-risk", "0.01", "--drain-timeout", "20s"});
+  auto until = std::chrono::steady_clock::now() + 1s;
+  int served = 0;
+  while (std::chrono::steady_clock::now() < until) {  // a new connection per request
+    auto response = Get(lameduck_.port(), "/");
+    ASSERT_TRUE(response);
+    ++served;
+  }
+  ASSERT_TRUE(lameduck_.Signal(SIGTERM));  // and the routers stop sending at once
+  auto closed = lameduck_.WaitForEvent("listener.closed", 10s);
+  ASSERT_TRUE(closed);
+  EXPECT_TRUE((*closed)["reason"] == "min" || (*closed)["reason"] == "quiet") << *closed;
+  EXPECT_LT((*closed)["after_ms"].get<int>(), 4'000) << *closed;
+  EXPECT_GT((*closed)["arrival_rate"].get<double>(), 5.0) << *closed << " served " << served;
+  EXPECT_EQ(lameduck_.Wait(10s), 0);
+
+  LameduckProcess quiet;
+  ASSERT_TRUE(quiet.Start({"--drain-delay", "100ms", "--drain-delay-max", "1500ms", "--upstream",
+                           "127.0.0.1:" + std::to_string(upstream_.port()), "--workers",
+                           std::to_string(GetParam())}));
+  ASSERT_TRUE(quiet.WaitForReady(200));
+  ASSERT_TRUE(quiet.Signal(SIGTERM));
+  closed = quiet.WaitForEvent("listener.closed", 10s);
+  ASSERT_TRUE(closed);
+  EXPECT_EQ((*closed)["reason"], "max") << *closed;
+  EXPECT_GE((*closed)["after_ms"].get<int>(), 1'500) << *closed;
+  EXPECT_TRUE((*closed)["quiet_needed_ms"].is_null()) << *closed;
+  EXPECT_EQ(quiet.Wait(10s), 0);
+}
+
 TEST_P(DrainTest, ASecondSigtermDuringTheDrainIsIgnored) {
   StartLameduck({"--drain-delay", "200ms", "--drain-timeout", "10s"});
   auto client = TestClient::Connect(lameduck_.port());
@@ -241,6 +276,50 @@ TEST_P(DrainTest, PostDrainStartsItAndLameduckStaysUpDrainedUntilSigterm) {
   EXPECT_EQ(body["last_drain"]["trigger"], "admin_post");
   ASSERT_TRUE(lameduck_.Signal(SIGTERM));
   EXPECT_EQ(lameduck_.Wait(2s), 0);
+}
+
+// POST /undrain in the accept grace: back in rotation, connections kept alive again, the
+// waiter of the cancelled drain told so (409); a later SIGTERM drains as usual.
+TEST_P(DrainTest, UndrainInTheAcceptGracePutsThePodBackInRotation) {
+  StartLameduck({"--drain-delay", "3s", "--drain-timeout", "10s"});
+  std::optional<HttpResponse> waited;
+  std::thread waiter([&] {
+    waited = lameduck_.Admin("GET", "/drain?wait=1", "User-Agent: kube-lifecycle/1.30\r\n");
+  });
+  auto start = lameduck_.WaitForEvent("drain.start", 3s);
+  ASSERT_TRUE(start);
+  EXPECT_EQ((*start)["caller"], "kube-lifecycle/1.30 from 127.0.0.1");
+  auto ready = lameduck_.Admin("GET", "/ready");
+  ASSERT_TRUE(ready);
+  EXPECT_EQ(ready->status, 503);
+  EXPECT_EQ(nlohmann::json::parse(ready->body)["trigger"], "admin_wait");
+  EXPECT_TRUE(nlohmann::json::parse(ready->body).contains("since_ms"));
+  auto undrain = lameduck_.Admin("POST", "/undrain", "Content-Length: 0\r\n");
+  ASSERT_TRUE(undrain);
+  EXPECT_EQ(undrain->status, 200) << undrain->body;
+  waiter.join();
+  ASSERT_TRUE(waited);
+  EXPECT_EQ(waited->status, 409);
+  EXPECT_TRUE(lameduck_.WaitForReady(200, 2s));
+  ASSERT_TRUE(lameduck_.WaitForEvent("drain.cancelled", 2s));
+  // Keep-alive again, and the listener never closed.
+  auto client = TestClient::Connect(lameduck_.port());
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_TRUE(client->Send("GET /again HTTP/1.1\r\nHost: x\r\n\r\n"));
+    auto response = client->ReadResponse();
+    ASSERT_TRUE(response);
+    EXPECT_EQ(response->status, 200);
+    EXPECT_EQ(response->Header("Connection"), "");
+  }
+  client->Close();
+  for (const auto& event : lameduck_.Events()) EXPECT_NE(event["event"], "listener.closed");
+  ASSERT_TRUE(lameduck_.Signal(SIGTERM));
+  ASSERT_TRUE(lameduck_.WaitForEvent("listener.closed", 6s));
+  auto late = lameduck_.Admin("POST", "/undrain", "Content-Length: 0\r\n");
+  if (late) {  // unless lameduck already exited
+    EXPECT_EQ(late->status, 409);
+  }
+  EXPECT_EQ(lameduck_.Wait(10s), 0);
 }
 
 TEST_P(DrainTest, GetDrainWaitBlocksUntilDoneAndEveryWaiterGetsTheSameSummary) {
@@ -601,6 +680,16 @@ TEST_F(LaunchTest, BadConfigurationExits2WithOneLineBeforeBindingAnything) {
   ASSERT_TRUE(line);
   EXPECT_NE(line->find("--drain-delay"), std::string::npos) << *line;
   EXPECT_FALSE(bad.ReadLine(200ms));  // one line only
+  // Settings that overrun the pod's termination grace: 2, with the arithmetic.
+  ChildProcess overrun;
+  ASSERT_TRUE(overrun.Start({LameduckBinary(), "--termination-grace", "20s"}, true));
+  EXPECT_EQ(overrun.Wait(5s), 2);
+  auto overrun_line = overrun.ReadLine(1s);
+  ASSERT_TRUE(overrun_line);
+  EXPECT_EQ(*overrun_line,
+            "lameduck: --termination-grace: 20s is too short: accept grace up to 5s + drain "
+            "timeout 25s + app exit timeout 10s + 2s to spare = 42s; raise "
+            "terminationGracePeriodSeconds to 42 or shorten these");
   // A port in use: 2, naming the option.
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in sa{};

@@ -18,6 +18,7 @@ class FakeDrainTarget : public proxy::DrainTarget {
  public:
   void StopAccepting() override { calls.push_back("stop_accepting"); }
   void CloseAfterCurrentResponse() override { calls.push_back("close_after_response"); }
+  void ResumeKeepAlive() override { calls.push_back("resume_keep_alive"); }
   proxy::SpreadStep CloseSpread(size_t step, size_t steps) override {
     if (step == 1) {
       calls.push_back("close_idle");

@@ -84,6 +84,57 @@ TEST_F(AdminApiTest, ReadyIs503DrainingOnceADrainStarts) {
   EXPECT_EQ(json::parse(response.body)["status"], "draining");
 }
 
+// A 503 says why: since when and what triggered the drain; or which upstream is not answering.
+TEST_F(AdminApiTest, ReadyBodiesSayWhy) {
+  Make();
+  json starting = json::parse(Ask("GET", "/ready").body);
+  EXPECT_EQ(starting["status"], "starting");
+  EXPECT_EQ(starting["upstream"], "127.0.0.1:3000");
+  controller_->OnUpstreamCheck(true);
+  EXPECT_EQ(Ask("GET", "/ready").body, "{\"status\":\"ready\"}\n");
+  Ask("POST", "/drain", "127.0.0.1", {}, "kube-lifecycle/1.30");
+  uint64_t start = controller_->drain_start_ms();
+  AdminRequest request;
+  request.method = "GET";
+  request.target = "/ready";
+  AdminResponse later = api_->Handle(request, start + 1234);
+  EXPECT_EQ(later.status, 503);
+  json draining = json::parse(later.body);
+  EXPECT_EQ(draining["status"], "draining");
+  EXPECT_EQ(draining["since_ms"], 1234);
+  EXPECT_EQ(draining["trigger"], "admin_post");
+  EXPECT_EQ(draining["phase"], "accept_grace");
+}
+
+// POST /undrain: a drain in its accept grace is cancelled (ready again, keep-alive again); once
+// the listeners are closed it is too late (409). Same access rules as /drain.
+TEST_F(AdminApiTest, UndrainCancelsADrainInItsAcceptGraceAndIs409Later) {
+  config_.drain_delay = 10s;
+  Make();
+  controller_->OnUpstreamCheck(true);
+  AdminResponse nothing = Ask("POST", "/undrain");
+  EXPECT_EQ(nothing.status, 200);
+  EXPECT_EQ(json::parse(nothing.body)["cancelled"], false);
+  EXPECT_EQ(Ask("POST", "/drain").status, 202);
+  EXPECT_EQ(Ask("GET", "/ready").status, 503);
+  EXPECT_EQ(Ask("GET", "/undrain").status, 405);
+  EXPECT_EQ(Ask("POST", "/undrain", "10.0.0.8").status, 403);
+  EXPECT_TRUE(draining());
+  AdminResponse cancelled = Ask("POST", "/undrain");
+  EXPECT_EQ(cancelled.status, 200);
+  EXPECT_EQ(json::parse(cancelled.body)["status"], "ready");
+  EXPECT_EQ(json::parse(cancelled.body)["cancelled"], true);
+  EXPECT_EQ(Ask("GET", "/ready").status, 200);
+  EXPECT_EQ(target_.calls.back(), "resume_keep_alive");
+  // Drained again, this time past the grace: too late.
+  config_.drain_delay = 0ms;
+  EXPECT_EQ(Ask("POST", "/drain").status, 202);
+  AdminResponse late = Ask("POST", "/undrain");
+  EXPECT_EQ(late.status, 409);
+  EXPECT_NE(json::parse(late.body)["error"].get<std::string>().find("too late"), std::string::npos);
+  EXPECT_EQ(Ask("GET", "/ready").status, 503);
+}
+
 TEST_F(AdminApiTest, LiveIs200AlsoWhileDraining) {
   Make();
   controller_->OnTrigger(Trigger::kSigterm);

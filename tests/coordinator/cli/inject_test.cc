@@ -275,6 +275,10 @@ TEST(InjectCasesTest, EachCaseIsWiredAsItsExpectationsSay) {
           }
           EXPECT_EQ(ArgValue(sidecar, "upstream-protocol"), protocol) << id;
           EXPECT_EQ(std::string(mode) == "native", sidecar.contains("restartPolicy")) << id;
+          // lameduck is told the pod's grace period, which it checks its drain against.
+          EXPECT_EQ(ArgValue(sidecar, "termination-grace"),
+                    std::to_string(pod["spec"]["terminationGracePeriodSeconds"].get<int>()) + "s")
+              << id;
           std::string listen = ArgValue(sidecar, "listen");
           EXPECT_EQ("0.0.0.0:" + std::to_string(sidecar["ports"][0]["containerPort"].get<int>()),
                     listen);
@@ -599,6 +603,9 @@ TEST(InjectTest, WhatAPersonChangedAfterInjectionIsTheirs) {
   Outcome again = Inject(edited);
   ASSERT_EQ(again.status, 0) << again.err;
   EXPECT_TRUE(Contains(again.err, "terminationGracePeriodSeconds 300 kept"));
+  EXPECT_EQ(ArgValue(Sidecar(Parse(again.out).documents[0].value["spec"]["template"]),
+                     "termination-grace"),
+            "300s");
   Outcome restored = Uninject(edited);
   ASSERT_EQ(restored.status, 0) << restored.err;
   manifest::Stream back_stream = Parse(restored.out);
@@ -685,6 +692,8 @@ TEST(InjectTest, ReinjectingWithOtherAnnotationsRewiresFromTheOriginal) {
   EXPECT_EQ(ArgValue(sidecar, "drain-timeout"), "40s");
   EXPECT_EQ(pod["spec"]["initContainers"].size(), 2u) << "rewired, not wired twice";
   EXPECT_EQ(pod["spec"]["terminationGracePeriodSeconds"], 12 + 40 + 10 + 5);
+  EXPECT_EQ(ArgValue(sidecar, "termination-grace"), "67s");
+  EXPECT_EQ(ArgValue(sidecar, "app-exit-timeout"), "10s");
   // Taking it out again leaves the person's annotation and nothing of lameduck's.
   Outcome restored = Uninject(second.out);
   Json back = Parse(restored.out).documents[0].value["spec"]["template"];

@@ -273,6 +273,58 @@ TEST(ParseConfigTest, SetsTheLongLivedDrainOptions) {
   EXPECT_EQ(shown["drain_websocket"], "wait");
 }
 
+TEST(ParseConfigTest, SetsTheEvidenceBasedGraceAndTheBudget) {
+  Config config =
+      ParseConfig({"--drain-delay=1s", "--drain-delay-max=20s", "--drain-quiet-risk=1e-4",
+                   "--drain-min-share=0.1", "--termination-grace=60s"},
+                  {});
+  EXPECT_EQ(config.drain_delay_max, milliseconds(20'000));
+  EXPECT_DOUBLE_EQ(config.drain_quiet_risk, 0.0001);
+  EXPECT_DOUBLE_EQ(config.drain_min_share, 0.1);
+  EXPECT_EQ(config.termination_grace, milliseconds(60'000));
+  EXPECT_EQ(MaxAcceptGrace(config), milliseconds(20'000));
+  nlohmann::json shown = ToJson(config);
+  EXPECT_EQ(shown["drain_delay_max_ms"], 20'000);
+  EXPECT_EQ(shown["drain_min_share"], 0.1);
+  EXPECT_EQ(shown["termination_grace_ms"], 60'000);
+  Config defaults = ParseConfig({}, {});
+  EXPECT_FALSE(defaults.drain_delay_max);
+  EXPECT_FALSE(defaults.termination_grace);
+  EXPECT_DOUBLE_EQ(defaults.drain_quiet_risk, 0.001);
+  EXPECT_DOUBLE_EQ(defaults.drain_min_share, 0.05);
+  EXPECT_EQ(MaxAcceptGrace(defaults), milliseconds(5'000));
+}
+
+TEST(ParseConfigErrorTest, RejectsAShareOrRiskOutsideZeroToOne) {
+  EXPECT_EQ(ErrorOf({"--drain-min-share", "5%"}),
+            "--drain-min-share: invalid number \"5%\" (use a decimal number, e.g. 0.05)");
+  EXPECT_TRUE(Contains(ErrorOf({"--drain-quiet-risk", "1"}), "must be between 0 and 1"));
+  EXPECT_TRUE(Contains(ErrorOf({"--drain-quiet-risk", "0"}), "--drain-quiet-risk"));
+  EXPECT_TRUE(Contains(ErrorOf({"--drain-min-share", "nan"}), "--drain-min-share"));
+}
+
+TEST(ParseConfigErrorTest, RejectsAMaximumGraceShorterThanTheMinimum) {
+  EXPECT_EQ(ErrorOf({"--drain-delay", "5s", "--drain-delay-max", "2s"}),
+            "--drain-delay-max: 2s is shorter than --drain-delay 5s, the accept grace's minimum");
+}
+
+// The pod is killed at terminationGracePeriodSeconds whatever lameduck is doing: settings that
+// cannot finish inside it are refused, with the arithmetic.
+TEST(ParseConfigErrorTest, RefusesSettingsThatDoNotFitTheTerminationGrace) {
+  EXPECT_EQ(ErrorOf({"--termination-grace", "30s"}),
+            "--termination-grace: 30s is too short: accept grace up to 5s + drain timeout 25s + "
+            "app exit timeout 10s + 2s to spare = 42s; raise terminationGracePeriodSeconds to 42 "
+            "or shorten these");
+  EXPECT_TRUE(Contains(ErrorOf({"--termination-grace", "60s", "--drain-delay-max", "30s"}),
+                       "accept grace up to 30s"));
+  EXPECT_TRUE(Contains(ErrorOf({}, {{"LAMEDUCK_TERMINATION_GRACE", "10s"}}),
+                       "LAMEDUCK_TERMINATION_GRACE: 10s is too short"));
+  EXPECT_EQ(ErrorOf({"--termination-grace", "42s"}), "");  // exactly enough
+  EXPECT_EQ(ErrorOf({"--termination-grace", "30s", "--drain-timeout", "10s", "--app-exit-timeout",
+                     "5s", "--drain-delay", "3s"}),
+            "");
+}
+
 TEST(ParseConfigErrorTest, NamesTheOptionAndTheChoicesOfABadLongLivedMode) {
   EXPECT_TRUE(Contains(ErrorOf({"--drain-websocket", "later"}), "--drain-websocket"));
   EXPECT_TRUE(Contains(ErrorOf({"--drain-websocket", "later"}), "close or wait"));

@@ -271,6 +271,144 @@ TEST_F(DrainControllerTest, AnAppThatDiesSkipsTheAcceptGraceAndExitsWithItsStatu
   EXPECT_EQ(controller.last_drain()->trigger, Trigger::kAppExit);
 }
 
+// --drain-delay-max: a pod that took connections before the drain ends its grace once they
+// stop for long enough (here after one straggler in the grace), not at the maximum.
+TEST_F(DrainControllerTest, ABusyPodsGraceEndsOnceItsRoutersFallSilent) {
+  config_.drain_delay = 50ms;
+  config_.drain_delay_max = 5s;
+  config_.drain_min_share = 0.1;
+  config_.drain_quiet_risk = 0.001;
+  DrainController& controller = Make();
+  controller.OnUpstreamCheck(true);
+  for (int i = 0; i < 40; ++i) controller.OnConnectionOpened();
+  RunUntil([] { return false; }, 200ms);  // about 200/s since start
+  controller.OnTrigger(Trigger::kSigterm);
+  RunUntil([] { return false; }, 100ms);
+  controller.OnConnectionOpened();  // a router still sends one
+  ASSERT_TRUE(RunUntil([&] { return controller.state() == State::kExited; }, 6s));
+  const DrainSummary& drain = *controller.last_drain();
+  EXPECT_EQ(drain.grace_end, GraceEnd::kQuiet);
+  EXPECT_GT(drain.arrival_rate, 20.0);
+  ASSERT_TRUE(drain.quiet_needed_ms);
+  EXPECT_EQ(drain.grace_arrivals, 1u);
+  // Ended by the silence after the straggler, well before the maximum.
+  EXPECT_GE(drain.accept_grace_ms, 100 + *drain.quiet_needed_ms - 10);
+  EXPECT_LT(drain.accept_grace_ms, 4'000u);
+  nlohmann::json json = drain.ToJson();
+  EXPECT_EQ(json["accept_grace"]["ended"], "quiet");
+  EXPECT_EQ(json["accept_grace"]["arrivals"], 1);
+}
+
+// Silence proves nothing where nothing came before: a quiet pod keeps the whole maximum.
+TEST_F(DrainControllerTest, AQuietPodKeepsTheWholeMaximumGrace) {
+  config_.drain_delay = 50ms;
+  config_.drain_delay_max = 300ms;
+  DrainController& controller = Make();
+  controller.OnUpstreamCheck(true);
+  controller.OnTrigger(Trigger::kSigterm);
+  ASSERT_TRUE(RunUntil([&] { return controller.state() == State::kExited; }));
+  const DrainSummary& drain = *controller.last_drain();
+  EXPECT_EQ(drain.grace_end, GraceEnd::kMax);
+  EXPECT_FALSE(drain.quiet_needed_ms);
+  EXPECT_GE(drain.accept_grace_ms, 290u);
+  EXPECT_TRUE(drain.ToJson()["accept_grace"]["quiet_needed_ms"].is_null());
+}
+
+// Routers that keep sending keep the grace open to its maximum.
+TEST_F(DrainControllerTest, TrafficThatKeepsComingHoldsTheGraceToItsMaximum) {
+  config_.drain_delay = 50ms;
+  config_.drain_delay_max = 400ms;
+  config_.drain_min_share = 0.5;
+  DrainController& controller = Make();
+  controller.OnUpstreamCheck(true);
+  for (int i = 0; i < 20; ++i) controller.OnConnectionOpened();
+  RunUntil([] { return false; }, 100ms);
+  controller.OnTrigger(Trigger::kSigterm);
+  while (controller.phase() == DrainPhase::kAcceptGrace) {
+    controller.OnConnectionOpened();
+    RunUntil([] { return false; }, 10ms);
+  }
+  ASSERT_TRUE(RunUntil([&] { return controller.state() == State::kExited; }));
+  const DrainSummary& drain = *controller.last_drain();
+  EXPECT_EQ(drain.grace_end, GraceEnd::kMax);
+  EXPECT_GE(drain.accept_grace_ms, 390u);
+  EXPECT_GT(drain.grace_arrivals, 5u);
+}
+
+// When the silence is already long enough at --drain-delay, the grace ends there.
+TEST_F(DrainControllerTest, AVeryBusyPodEndsItsGraceAtTheMinimum) {
+  config_.drain_delay = 100ms;
+  config_.drain_delay_max = 5s;
+  config_.drain_min_share = 0.5;
+  DrainController& controller = Make();
+  controller.OnUpstreamCheck(true);
+  for (int i = 0; i < 5000; ++i) controller.OnConnectionOpened();
+  RunUntil([] { return false; }, 50ms);
+  controller.OnTrigger(Trigger::kSigterm);
+  ASSERT_TRUE(RunUntil([&] { return controller.state() == State::kExited; }));
+  const DrainSummary& drain = *controller.last_drain();
+  EXPECT_EQ(drain.grace_end, GraceEnd::kMin);
+  EXPECT_LT(drain.accept_grace_ms, 2'000u);
+}
+
+// --termination-grace: the deadline is what the budget leaves after the app's exit timeout and
+// the spare, when that is sooner than --drain-timeout; the summary carries budget and slack.
+TEST_F(DrainControllerTest, TheShutdownBudgetBoundsTheDeadlineAndReportsTheSlack) {
+  config_.drain_delay = 0ms;
+  config_.drain_timeout = 10s;
+  config_.app_exit_timeout = 1s;
+  config_.termination_grace = 3200ms;  // leaves 3.2 - 1 - 2 = 0.2 s
+  DrainController& controller = Make();
+  target_.open = {.connections = 1, .in_flight = 1};
+  controller.OnTrigger(Trigger::kSigterm);
+  ASSERT_TRUE(RunUntil([&] { return exit_status_.has_value(); }));
+  EXPECT_EQ(exit_status_, 3);
+  const DrainSummary& drain = *controller.last_drain();
+  EXPECT_EQ(drain.deadline_ms, 200u);
+  EXPECT_LT(drain.duration_ms, 2'000u);
+  ASSERT_TRUE(drain.budget_ms);
+  EXPECT_EQ(*drain.budget_ms, 3200u);
+  ASSERT_TRUE(drain.slack_ms);
+  EXPECT_EQ(*drain.slack_ms, 3200 - static_cast<int64_t>(drain.duration_ms) - 1000);
+  nlohmann::json json = drain.ToJson();
+  EXPECT_EQ(json["budget_ms"], 3200);
+  EXPECT_EQ(json["deadline_ms"], 200);
+}
+
+// A cancelled drain goes back to where it came from; its waiters hear it was cancelled, and a
+// later drain runs in full.
+TEST_F(DrainControllerTest, ACancelledDrainAnswersItsWaitersAndALaterOneRunsInFull) {
+  config_.drain_delay = 5s;
+  DrainController& controller = Make();
+  controller.OnUpstreamCheck(true);
+  controller.OnTrigger(Trigger::kAdminWait, "kube-lifecycle/1.30 from 10.1.1.1");
+  std::optional<DrainSummary> heard;
+  controller.WhenDrained([&](const DrainSummary& summary) { heard = summary; });
+  controller.OnConnectionOpened();
+  EXPECT_EQ(controller.CancelDrain("curl/8 from 127.0.0.1"), Undrain::kCancelled);
+  EXPECT_EQ(controller.state(), State::kReady);
+  EXPECT_EQ(controller.phase(), DrainPhase::kNone);
+  ASSERT_TRUE(heard);
+  EXPECT_TRUE(heard->cancelled);
+  EXPECT_EQ(heard->grace_arrivals, 1u);
+  EXPECT_EQ(heard->ToJson()["cancelled"], true);
+  EXPECT_EQ(controller.drains_total(), 0u);
+  EXPECT_EQ(controller.CancelDrain(), Undrain::kNotDraining);
+  // The cancelled drain's timers are gone: nothing happens in its 5 s.
+  EXPECT_FALSE(RunUntil([&] { return target_.calls.back() == "stop_accepting"; }, 200ms));
+  config_.drain_delay = 0ms;
+  controller.OnTrigger(Trigger::kSigterm);
+  EXPECT_EQ(controller.CancelDrain(), Undrain::kTooLate);
+  ASSERT_TRUE(RunUntil([&] { return exit_status_.has_value(); }));
+  EXPECT_EQ(exit_status_, 0);
+  EXPECT_FALSE(controller.last_drain()->cancelled);
+  std::rewind(log_file_);
+  std::string log(1 << 16, '\0');
+  log.resize(std::fread(log.data(), 1, log.size(), log_file_));
+  EXPECT_NE(log.find(R"("caller":"kube-lifecycle/1.30 from 10.1.1.1")"), std::string::npos) << log;
+  EXPECT_NE(log.find(R"("event":"drain.cancelled")"), std::string::npos) << log;
+}
+
 // Found by fuzz_config (tests/fuzz/regressions/fuzz_config/status-non-utf8-app-command): a
 // configuration string that is not UTF-8 made /status throw, which ended lameduck.
 TEST_F(DrainControllerTest, StatusSurvivesConfigurationThatIsNotUtf8) {
