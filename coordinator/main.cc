@@ -18,6 +18,7 @@
 #include "coordinator/cli/drain_command.h"
 #include "coordinator/cli/inject.h"
 #include "coordinator/cli/install.h"
+#include "coordinator/cli/report.h"
 #include "coordinator/config/config.h"
 #include "coordinator/control/drain_controller.h"
 #include "coordinator/control/event_log.h"
@@ -193,6 +194,9 @@ int main(int argc, char** argv) {
   }
   if (!args.empty() && args[0] == "uninject") {
     return RunUninject({args.begin() + 1, args.end()}, std::cin, std::cout, std::cerr);
+  }
+  if (!args.empty() && args[0] == "report") {
+    return RunReport({args.begin() + 1, args.end()}, std::cin, std::cout, std::cerr);
   }
   if (!args.empty() && args[0] == "install") {
     return RunInstall({args.begin() + 1, args.end()}, std::cerr);

@@ -703,6 +703,7 @@ std::string BuildUsage() {
       "  lameduck inject [--mode native|classic] [--port N] [--app-port N] ... < in.yaml > "
       "out.yaml\n"
       "  lameduck uninject < wired.yaml > in.yaml\n"
+      "  lameduck report [FILE|-] [--svg OUT]    a drain's timeline from the event log\n"
       "  lameduck install PATH\n"
       "  lameduck version\n\n";
   AppendWrapped(usage,

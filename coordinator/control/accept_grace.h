@@ -5,6 +5,9 @@
 // traffic the slowest router would send. A router with share s of a pod that took λ new
 // connections a second sends none for q seconds with probability e^(−λ·s·q) (arrivals taken as
 // Poisson): the grace may end once the silence is long enough for that to be below the risk.
+// λ is the larger of the pod's new-connection rate and its request rate before the drain: in
+// the grace each response closes its connection, so a keep-alive client, which opened one
+// connection for many requests before, now opens one per request.
 #pragma once
 
 #include <array>

@@ -86,7 +86,10 @@ struct DrainSummary {
   uint64_t accept_grace_ms = 0;  // phase durations
   // The accept grace's end and its evidence (control/accept_grace.h).
   GraceEnd grace_end = GraceEnd::kDelay;
-  double arrival_rate = 0;                  // new connections/s before the drain
+  // The new connections a second the grace can expect from all routers: the larger of the
+  // connection rate and the request rate over the minute before the drain (in the grace each
+  // response closes its connection, so a keep-alive client's next request comes on a new one).
+  double arrival_rate = 0;
   std::optional<uint64_t> quiet_needed_ms;  // the silence that ends it; none at rate 0
   uint64_t grace_arrivals = 0;              // new connections during the grace
   // --termination-grace: the budget, the deadline it left (the earlier of it and
@@ -128,6 +131,7 @@ class DrainController {
   // The proxy closed a client connection, or one finished (its last response is written and
   // only the client's FIN is awaited): the drain may be over. O(1): counts() is kept current.
   void OnConnectionOpened();
+  void OnResponseComplete() { responses_.Record(uv_now(loop_)); }
   void OnConnectionClosed() { CheckDone(); }
   void OnConnectionFinished() { CheckDone(); }
   void OnLongLivedEnded(proxy::LongLivedKind kind, proxy::LongLivedEnd how);
@@ -184,7 +188,8 @@ class DrainController {
   proxy::UvHandle<uv_timer_t> deadline_timer_;
   proxy::UvHandle<uv_timer_t> progress_timer_;
   proxy::UvHandle<uv_timer_t> spread_timer_;
-  ArrivalRate arrivals_;
+  ArrivalRate arrivals_;   // new connections
+  ArrivalRate responses_;  // responses, one per request
 
   State state_ = State::kStarting;
   State before_drain_ = State::kStarting;  // where a cancelled drain goes back to

@@ -239,6 +239,44 @@ TEST_P(DrainTest, ABusyPodsGraceEndsEarlyAndAQuietPodsDoesNot) {
   EXPECT_EQ(quiet.Wait(10s), 0);
 }
 
+// `lameduck report` over the log of a real drain: the timeline and the chart.
+TEST_P(DrainTest, TheReportTellsARealDrain) {
+  StartLameduck({"--drain-delay", "200ms", "--drain-timeout", "10s", "--termination-grace", "30s",
+                 "--app-exit-timeout", "5s"});
+  auto slow = TestClient::Connect(lameduck_.port());
+  ASSERT_TRUE(slow->Send("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n"));
+  ASSERT_TRUE(upstream_.WaitForRequests(1, 2s));
+  ASSERT_TRUE(lameduck_.Signal(SIGTERM));
+  ASSERT_TRUE(slow->ReadResponse());
+  slow->Close();
+  EXPECT_EQ(lameduck_.Wait(10s), 0);
+  lameduck_.Events();  // everything it logged, read
+  std::string log;
+  for (const std::string& line : lameduck_.process().output()) log += line + "\n";
+  std::string svg = ::testing::TempDir() + "lameduck-drain-" + std::to_string(GetParam()) + ".svg";
+  CompletedProcess report =
+      RunToCompletion({LameduckBinary(), "report", "-", "--svg", svg}, log, 10s);
+  ASSERT_EQ(report.status, 0) << report.err;
+  EXPECT_NE(report.out.find("drain 1: SIGTERM at "), std::string::npos) << report.out;
+  EXPECT_NE(report.out.find("   +0.000s  drain starts: 1 connection (0 idle), 1 request in flight"),
+            std::string::npos)
+      << report.out;
+  EXPECT_NE(report.out.find("listeners closed: the accept grace ended at --drain-delay"),
+            std::string::npos)
+      << report.out;
+  EXPECT_NE(report.out.find("drain complete: 1 response served during it, 0 forced"),
+            std::string::npos)
+      << report.out;
+  EXPECT_NE(report.out.find("  budget: termination grace 30s, deadline 10s; slack "),
+            std::string::npos)
+      << report.out;
+  std::ifstream chart(svg);
+  std::string text((std::istreambuf_iterator<char>(chart)), std::istreambuf_iterator<char>());
+  EXPECT_TRUE(text.starts_with("<svg")) << text;
+  EXPECT_NE(text.find(">listeners closed</text>"), std::string::npos);
+  std::remove(svg.c_str());
+}
+
 TEST_P(DrainTest, ASecondSigtermDuringTheDrainIsIgnored) {
   StartLameduck({"--drain-delay", "200ms", "--drain-timeout", "10s"});
   auto client = TestClient::Connect(lameduck_.port());

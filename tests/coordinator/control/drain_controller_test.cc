@@ -299,6 +299,23 @@ TEST_F(DrainControllerTest, ABusyPodsGraceEndsOnceItsRoutersFallSilent) {
   EXPECT_EQ(json["accept_grace"]["arrivals"], 1);
 }
 
+// Keep-alive clients open few connections but, in the grace, one per request: the rate the
+// silence is judged by is the request rate when that is higher.
+TEST_F(DrainControllerTest, AKeepAlivePodIsJudgedByItsRequestRate) {
+  config_.drain_delay = 10ms;
+  config_.drain_delay_max = 5s;
+  DrainController& controller = Make();
+  controller.OnUpstreamCheck(true);
+  controller.OnConnectionOpened();
+  for (int i = 0; i < 300; ++i) controller.OnResponseComplete();
+  RunUntil([] { return false; }, 100ms);
+  controller.OnTrigger(Trigger::kSigterm);
+  ASSERT_TRUE(RunUntil([&] { return controller.state() == State::kExited; }, 6s));
+  const DrainSummary& drain = *controller.last_drain();
+  EXPECT_GT(drain.arrival_rate, 100.0);  // 300 requests in about 0.1 s, one connection
+  EXPECT_NE(drain.grace_end, GraceEnd::kMax);
+}
+
 // Silence proves nothing where nothing came before: a quiet pod keeps the whole maximum.
 TEST_F(DrainControllerTest, AQuietPodKeepsTheWholeMaximumGrace) {
   config_.drain_delay = 50ms;
