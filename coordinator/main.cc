@@ -149,6 +149,10 @@ int Run(const Config& config) {
                                {"drain_delay_ms", config.drain_delay.count()},
                                {"drain_timeout_ms", config.drain_timeout.count()},
                                {"workers", runtime.proxy.workers()}};
+      if (config.drain_delay_max) fields["drain_delay_max_ms"] = config.drain_delay_max->count();
+      if (config.termination_grace) {
+        fields["termination_grace_ms"] = config.termination_grace->count();
+      }
       if (config.admin_socket) fields["admin_socket"] = *config.admin_socket;
       if (app_pid) fields["app_pid"] = *app_pid;
       log.Info("start", fields);

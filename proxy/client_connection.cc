@@ -33,14 +33,6 @@ constexpr uint64_t kFirstRequestGraceMs = 1000;
 constexpr uint16_t kGoingAway = 1001;
 constexpr std::string_view kGoingAwayReason = "server shutting down";
 
-// The media type of a Content-Type value, without parameters or surrounding space.
-std::string_view MediaType(std::string_view value) {
-  value = value.substr(0, value.find(';'));
-  while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
-  while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
-  return value;
-}
-
 bool Congested(size_t queued_bytes, bool reading) {
   return reading ? queued_bytes > kHighWaterBytes : queued_bytes >= kLowWaterBytes;
 }
@@ -120,8 +112,10 @@ ClientConnection::CountClass ClientConnection::Classify() const {
       return CountClass::kUpgraded;
     case State::kLingering:
       return shutdown_done_ ? CountClass::kFinishing : CountClass::kOther;
-    case State::kReadingHead:
     case State::kClosing:
+      // Served in full before: it owed nothing then, and closing does not change that.
+      return counted_as_ == CountClass::kFinishing ? CountClass::kFinishing : CountClass::kOther;
+    case State::kReadingHead:
       return CountClass::kOther;
     case State::kHandedOver:
       return CountClass::kUncounted;
@@ -132,8 +126,40 @@ ClientConnection::CountClass ClientConnection::Classify() const {
 void ClientConnection::Recount() {
   CountClass now = Classify();
   if (now == counted_as_) return;
+  if (now == CountClass::kInFlight) {
+    ++proxy_.tally().requests;
+  } else if (counted_as_ == CountClass::kInFlight) {
+    TallyRequestEnd(now);
+  }
+  // Served in full, only the client's FIN awaited: it owes nothing from here on.
+  if (now == CountClass::kFinishing && Owes(counted_as_)) ++proxy_.tally().ended_by(EndNow());
   proxy_.MoveCount(counted_as_, now);
   counted_as_ = now;
+}
+
+void ClientConnection::TallyRequestEnd(CountClass now) {
+  ProxyTally& tally = proxy_.tally();
+  if (now == CountClass::kUpgraded) {
+    ++tally.completed;  // answered with 101: the tunnel is the connection's from here
+  } else if (exchange_.response == Exchange::ResponseState::kComplete) {
+    bool closes = exchange_.close_after || drain_close_ || proxy_.close_after_each_response();
+    ++(closes ? tally.completed_close : tally.completed);
+  } else if (forced_) {
+    ++tally.requests_forced;
+  } else {
+    ++tally.aborted;
+  }
+}
+
+ConnectionEnd ClientConnection::EndNow() const {
+  if (forced_) return ConnectionEnd::kForced;
+  if (long_lived_clean_) return ConnectionEnd::kLongLived;
+  if (idle_close_) return ConnectionEnd::kIdle;
+  if (state_ == State::kLingering ||
+      (state_ == State::kProxying && exchange_.response == Exchange::ResponseState::kComplete)) {
+    return ConnectionEnd::kAfterResponse;
+  }
+  return ConnectionEnd::kByClient;
 }
 
 void ClientConnection::NoteActivity() { last_activity_ms_ = uv_now(proxy_.loop()); }
@@ -153,6 +179,7 @@ void ClientConnection::OnDeadline() {
         CloseIfIdle();
         return;
       }
+      idle_close_ = true;  // --idle-timeout (or a first request that never came)
       Close();
       return;
     case State::kReadingHead:
@@ -528,10 +555,9 @@ Exchange::Owner::HeadVerdict ClientConnection::OnHead(Exchange&, const ResponseH
   }
   // An event stream without a length is followed event by event, so that a drain can end it
   // between two: lameduck takes its data (chunked here for an HTTP/1.1 client).
-  bool event_stream =
-      has_body && status >= 200 && status < 300 && !head.content_length &&
-      proxy_.options().drain_sse == LongLivedDrain::kClose && head.fields &&
-      EqualsIgnoreCase(MediaType(head.fields->Find("content-type")), "text/event-stream");
+  bool event_stream = has_body && status >= 200 && status < 300 && !head.content_length &&
+                      proxy_.options().drain_sse == LongLivedDrain::kClose && head.fields &&
+                      IsEventStream(head.fields->Find("content-type"));
   if (event_stream) StartLongLived(LongLivedKind::kSse);
   // An h2c app's body is data without framing: without a length, an HTTP/1.1 client gets it
   // chunked (its trailers in the last chunk), an HTTP/1.0 one close-delimited.
@@ -880,6 +906,7 @@ void ClientConnection::EndEventStream() {
 void ClientConnection::FinishLongLived(LongLivedEnd how) {
   if (long_lived_ == nullptr) return;
   LongLivedKind kind = long_lived_->kind;
+  long_lived_clean_ = how == LongLivedEnd::kClean;
   long_lived_.reset();
   proxy_.NoteLongLived(kind, -1);
   proxy_.events().OnLongLivedEnded(kind, how);
@@ -942,6 +969,7 @@ void ClientConnection::Close(CloseMode mode) {
                     : long_lived_->ended ? LongLivedEnd::kClean
                                          : LongLivedEnd::kByPeer);
   }
+  end_ = EndNow();
   SetState(State::kClosing);
   pending_.Reset();
   exchange_.unsent.Reset();
@@ -975,6 +1003,7 @@ bool ClientConnection::CloseIfIdle() {
     drain_close_ = true;  // the loop delivers it next; it is served with Connection: close
     return false;
   }
+  idle_close_ = true;
   if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
     Close();  // the client already closed, or the socket failed: nothing to say
   } else {

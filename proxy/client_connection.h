@@ -15,6 +15,7 @@
 
 #include "proxy/address.h"
 #include "proxy/deadline_queue.h"
+#include "proxy/drain_target.h"
 #include "proxy/exchange.h"
 #include "proxy/http1/head_writer.h"
 #include "proxy/http1/request_parser.h"
@@ -101,8 +102,14 @@ class ClientConnection final : public Socket::Owner,
     kOther,      // open and owing something, none of the above (reading a head, closing, ...)
   };
 
+  // Still owes something: counted in ProxyCounts::connections.
+  static bool Owes(CountClass count) {
+    return count != CountClass::kUncounted && count != CountClass::kFinishing;
+  }
+
   State state() const { return state_; }
   CountClass counted_as() const { return counted_as_; }
+  ConnectionEnd end() const { return end_; }  // once closing: how (ProxyTally)
   std::optional<LongLivedKind> long_lived_kind() const {
     if (long_lived_ == nullptr) return std::nullopt;
     return long_lived_->kind;
@@ -179,6 +186,9 @@ class ClientConnection final : public Socket::Owner,
   void SetShutdownDone();
   CountClass Classify() const;
   void Recount();
+  ConnectionEnd EndNow() const;  // how it ends, if it ends now
+  // The request in flight ended, moving to class `now`: how, in the tally.
+  void TallyRequestEnd(CountClass now);
   int WriteToClient(std::string* head, const uv_buf_t* bufs, size_t count, const BlockRef& block);
   void UpdateReading();
   uint64_t QueuedBytesUnchangedForMs();
@@ -205,11 +215,14 @@ class ClientConnection final : public Socket::Owner,
   size_t pending_offset_ = 0;
   size_t pending_length_ = 0;
 
-  bool drain_close_ = false;  // the drain chose this connection: close after what it serves
-  bool forced_ = false;       // closed at --drain-timeout
-  bool fresh_ = true;         // accepted, and not a byte read yet
-  bool sniffing_ = true;      // HTTP/1 or HTTP/2 is not decided yet
-  char preface_[24] = {};     // the bytes of a preface that came in pieces
+  bool drain_close_ = false;       // the drain chose this connection: close after what it serves
+  bool forced_ = false;            // closed at --drain-timeout
+  bool idle_close_ = false;        // lameduck closed it idle (the drain, --idle-timeout)
+  bool long_lived_clean_ = false;  // its long-lived exchange ended cleanly
+  ConnectionEnd end_ = ConnectionEnd::kByClient;  // set as it closes
+  bool fresh_ = true;                             // accepted, and not a byte read yet
+  bool sniffing_ = true;                          // HTTP/1 or HTTP/2 is not decided yet
+  char preface_[24] = {};                         // the bytes of a preface that came in pieces
   size_t preface_length_ = 0;
   uint64_t accepted_ms_ = 0;
   bool client_eof_ = false;              // the client finished sending (half-close)

@@ -3,10 +3,52 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+#include <iterator>
 
 #include "proxy/long_lived.h"
 
 namespace lameduck::proxy {
+
+// How a client connection stopped owing anything (ProxyTally).
+enum class ConnectionEnd : uint8_t {
+  kAfterResponse,  // lameduck closed it (or shut its write side) after its last response
+  kIdle,           // lameduck closed it idle: the drain, --idle-timeout, no first request
+  kLongLived,      // its long-lived exchange ended cleanly (WebSocket Close 1001, SSE end)
+  kByClient,       // the client closed or reset it, or it failed
+  kForced,         // cut at --drain-timeout
+};
+
+// What became of every request and client connection since start, cumulative. Every request
+// that arrived is in exactly one ending or still in flight; every accepted connection in
+// exactly one ending or still open (ProxyCounts::connections). A drain's accounting is the
+// difference between its end and its start; the tests assert that it balances.
+struct ProxyTally {
+  uint64_t requests = 0;         // arrived: HTTP/1 request heads, HTTP/2 streams (refused too)
+  uint64_t completed = 0;        // response complete; the connection stays for more
+  uint64_t completed_close = 0;  // response complete; the connection closes after it (HTTP/2:
+                                 // the session had been told GOAWAY)
+  uint64_t refused = 0;          // HTTP/2 streams refused (REFUSED_STREAM) after the final GOAWAY
+  uint64_t aborted = 0;          // ended without a whole response: the client left, or a failure
+  uint64_t requests_forced = 0;  // cut at --drain-timeout
+  uint64_t accepted = 0;         // client connections
+  uint64_t ended[5] = {};        // connections, by ConnectionEnd
+
+  uint64_t& ended_by(ConnectionEnd how) { return ended[static_cast<size_t>(how)]; }
+  uint64_t ended_by(ConnectionEnd how) const { return ended[static_cast<size_t>(how)]; }
+  bool operator==(const ProxyTally&) const = default;
+  ProxyTally& operator+=(const ProxyTally& other) {
+    requests += other.requests;
+    completed += other.completed;
+    completed_close += other.completed_close;
+    refused += other.refused;
+    aborted += other.aborted;
+    requests_forced += other.requests_forced;
+    accepted += other.accepted;
+    for (size_t i = 0; i < std::size(ended); ++i) ended[i] += other.ended[i];
+    return *this;
+  }
+};
 
 struct ProxyCounts {
   // Open client connections that still owe something (idle and upgraded ones included); not
@@ -23,6 +65,7 @@ struct ProxyCounts {
   // Long-lived exchanges open now, by LongLivedKind (WebSockets and other tunnels are also in
   // `upgraded`; SSE responses and gRPC streams in `in_flight`).
   size_t long_lived[kLongLivedKinds] = {};
+  ProxyTally tally = {};
 
   bool operator==(const ProxyCounts&) const = default;
   ProxyCounts& operator+=(const ProxyCounts& other) {
@@ -34,6 +77,7 @@ struct ProxyCounts {
     http2_connections += other.http2_connections;
     http2_streams += other.http2_streams;
     for (size_t i = 0; i < kLongLivedKinds; ++i) long_lived[i] += other.long_lived[i];
+    tally += other.tally;
     return *this;
   }
 };
@@ -67,6 +111,9 @@ class DrainTarget {
   virtual SpreadStep CloseSpread(size_t step, size_t steps) = 0;
   virtual size_t ForceCloseAll() = 0;  // how many client connections it cut short
   virtual ProxyCounts counts() const = 0;
+  // counts() as of now on every worker, not as last reported (waits for each): for a drain's
+  // accounting, at its start and end.
+  virtual ProxyCounts counts_now() { return counts(); }
 };
 
 }  // namespace lameduck::proxy

@@ -195,7 +195,9 @@ int Http2ClientSession::Open(int fd, Address::Kind kind, std::string_view client
 
 void Http2ClientSession::Recount() {
   ProxyCounts now;
-  if (state_ == State::kClosing) {
+  if (state_ == State::kClosing && counted_.finishing > 0) {
+    now.finishing = 1;  // served in full before: closing does not make it owe anything
+  } else if (state_ == State::kClosing) {
     now.connections = 1;  // until the Proxy removes it, as a closing HTTP/1 connection
   } else {
     bool finishing = state_ == State::kLingering && shutdown_done_;
@@ -207,8 +209,28 @@ void Http2ClientSession::Recount() {
       now.idle = 1;
     }
   }
+  // Its last stream served and its FIN out: it owes nothing from here on.
+  if (counted_.connections > 0 && now.finishing > 0) ++proxy_.tally().ended_by(EndNow());
   proxy_.MoveCounts(counted_, now);
   counted_ = now;
+}
+
+ConnectionEnd Http2ClientSession::EndNow() const {
+  if (forced_) return ConnectionEnd::kForced;
+  if (idle_close_) return ConnectionEnd::kIdle;
+  if (state_ == State::kLingering) return ConnectionEnd::kAfterResponse;
+  return ConnectionEnd::kByClient;
+}
+
+void Http2ClientSession::TallyStreamEnd(const Http2Stream& stream) {
+  ProxyTally& tally = proxy_.tally();
+  if (stream.response_done()) {
+    ++(state_ == State::kActive ? tally.completed : tally.completed_close);
+  } else if (forced_) {
+    ++tally.requests_forced;
+  } else {
+    ++tally.aborted;
+  }
 }
 
 void Http2ClientSession::NoteActivity() { last_activity_ms_ = uv_now(proxy_.loop()); }
@@ -266,6 +288,7 @@ void Http2ClientSession::OnTimer(uv_timer_t* timer) {
         return;
       }
       // Idle for --idle-timeout: say goodbye properly, then close.
+      self->idle_close_ = true;
       self->SendFinalGoaway();
       return;
     }
@@ -327,6 +350,7 @@ void Http2ClientSession::DropStreams() {
     for (auto& stream : streams_) {
       if (StreamOf(session_.get(), stream->id()) == stream.get()) {
         nghttp2_session_set_stream_user_data(session_.get(), stream->id(), nullptr);
+        TallyStreamEnd(*stream);
         stream->OnClosed(NGHTTP2_CANCEL);
         stream->next_free = free_;
         free_ = stream.get();
@@ -422,6 +446,7 @@ Http2Stream* Http2ClientSession::OnBeginRequest(int32_t stream_id) {
   }
   stream->Begin(stream_id);
   ++open_streams_;
+  ++proxy_.tally().requests;
   Recount();
   if (shutdown_deferred_) StartShutdown();  // this stream is served: the GOAWAY names it
   return stream;
@@ -461,6 +486,8 @@ void Http2ClientSession::RefuseLateStreams() {
   for (int32_t id : refused_) {
     nghttp2_submit_rst_stream(session_.get(), NGHTTP2_FLAG_NONE, id, NGHTTP2_REFUSED_STREAM);
   }
+  proxy_.tally().requests += refused_.size();  // arrived, and never forwarded
+  proxy_.tally().refused += refused_.size();
   refused_.clear();
 }
 
@@ -531,6 +558,7 @@ void Http2ClientSession::OnStreamClose(int32_t stream_id, uint32_t error_code) {
   Http2Stream* stream = StreamOf(session_.get(), stream_id);
   if (stream == nullptr) return;
   nghttp2_session_set_stream_user_data(session_.get(), stream_id, nullptr);
+  TallyStreamEnd(*stream);
   stream->OnClosed(error_code);
   stream->next_free = free_;
   free_ = stream;
@@ -611,12 +639,14 @@ size_t Http2ClientSession::EndLongLived(size_t max, SpreadStep& done) {
 
 bool Http2ClientSession::CloseIfIdle() {
   if (!idle()) return false;
+  idle_close_ = true;
   SendFinalGoaway();
   return true;
 }
 
 size_t Http2ClientSession::ForceClose() {
   if (state_ == State::kClosing) return 0;
+  forced_ = true;
   size_t cut = 0;
   if (session_) {
     for (auto& stream : streams_) {
@@ -632,6 +662,7 @@ size_t Http2ClientSession::ForceClose() {
 
 void Http2ClientSession::Close(CloseMode mode) {
   if (state_ == State::kClosing) return;
+  end_ = EndNow();
   state_ = State::kClosing;
   timer_.Close();
   flush_.Close();

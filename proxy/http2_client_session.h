@@ -76,6 +76,7 @@ class Http2ClientSession final : public Socket::Owner {
   State state() const { return state_; }
   // What this session adds to the Proxy's counts.
   const ProxyCounts& counted() const { return counted_; }
+  ConnectionEnd end() const { return end_; }  // once closing: how (ProxyTally)
 
   // For its streams.
   Proxy& proxy() { return proxy_; }
@@ -98,6 +99,8 @@ class Http2ClientSession final : public Socket::Owner {
   void Append(const uint8_t* data, size_t length) { out_.append(data, data + length); }
 
  private:
+  ConnectionEnd EndNow() const;                    // how it ends, if it ends now
+  void TallyStreamEnd(const Http2Stream& stream);  // a stream that was open ended
   struct SessionDeleter {
     void operator()(nghttp2_session* session) const { nghttp2_session_del(session); }
   };
@@ -135,7 +138,10 @@ class Http2ClientSession final : public Socket::Owner {
   std::vector<int32_t> refused_;      // streams opened after it, to refuse after the read
   double reset_tokens_ = 0;           // the rapid-reset bucket
   uint64_t reset_refilled_ms_ = 0;
-  bool abusive_ = false;            // ENHANCE_YOUR_CALM sent: nothing more is served
+  bool abusive_ = false;     // ENHANCE_YOUR_CALM sent: nothing more is served
+  bool forced_ = false;      // closed at --drain-timeout
+  bool idle_close_ = false;  // lameduck ended it idle (the drain, --idle-timeout)
+  ConnectionEnd end_ = ConnectionEnd::kByClient;  // set as it closes
   bool shutdown_deferred_ = false;  // accepted during the drain: the GOAWAY waits for a stream
   bool client_eof_ = false;
   bool shutdown_done_ = false;  // our FIN went out

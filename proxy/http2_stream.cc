@@ -21,12 +21,6 @@ constexpr size_t kReplayBytes = 64 * 1024;
 constexpr std::string_view kGrpcUnavailable = "14";
 constexpr std::string_view kGrpcShuttingDown = "lameduck: the server is shutting down";
 
-bool IsEventStream(std::string_view content_type) {
-  content_type = content_type.substr(0, content_type.find(';'));
-  while (!content_type.empty() && content_type.back() == ' ') content_type.remove_suffix(1);
-  return EqualsIgnoreCase(content_type, "text/event-stream");
-}
-
 }  // namespace
 
 Http2Stream::Http2Stream(Http2ClientSession& session) : session_(session) {}
@@ -336,8 +330,7 @@ void Http2Stream::ResumeData() {
 
 void Http2Stream::OnReadDone(Exchange&) {
   // Marked to end before any event came (StartLongLived): the app's read is over, so now.
-  bool at_boundary = follow_ == Follow::kSse ? events_.at_boundary() : messages_.at_boundary();
-  if (ending_ && at_boundary) EndAtBoundary();
+  if (ending_ && AtBoundary()) EndAtBoundary();
 }
 
 void Http2Stream::OnEnd(Exchange&) {
@@ -456,8 +449,7 @@ bool Http2Stream::AwaitsDrainClose() const { return Endable() && !ending_; }
 void Http2Stream::EndLongLived() {
   if (!Endable() || ending_) return;
   ending_ = true;
-  bool at_boundary = follow_ == Follow::kSse ? events_.at_boundary() : messages_.at_boundary();
-  if (at_boundary) {
+  if (AtBoundary()) {
     EndAtBoundary();
     session_.ScheduleFlush();
   }

@@ -96,6 +96,10 @@ class Http2Stream final : public Exchange::Owner {
   bool Idempotent() const;
   void StartLongLived(LongLivedKind kind);
   bool Endable() const;
+  // Between two events (SSE) or messages (gRPC) of what it follows: where it may end.
+  bool AtBoundary() const {
+    return follow_ == Follow::kSse ? events_.at_boundary() : messages_.at_boundary();
+  }
   // The body has come to the boundary the drain waited for: it ends here, with grpc-status 14
   // (UNAVAILABLE) for gRPC, and the app's side is let go.
   void EndAtBoundary();

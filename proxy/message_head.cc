@@ -41,6 +41,13 @@ bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
   return true;
 }
 
+bool IsEventStream(std::string_view content_type) {
+  std::string_view type = content_type.substr(0, content_type.find(';'));
+  while (!type.empty() && (type.back() == ' ' || type.back() == '\t')) type.remove_suffix(1);
+  while (!type.empty() && (type.front() == ' ' || type.front() == '\t')) type.remove_prefix(1);
+  return EqualsIgnoreCase(type, "text/event-stream");
+}
+
 bool ListHasToken(std::string_view value, std::string_view token) {
   bool found = false;
   ForEachToken(value, [&](std::string_view t) { found = found || EqualsIgnoreCase(t, token); });

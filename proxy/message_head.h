@@ -76,6 +76,9 @@ bool EqualsIgnoreCase(std::string_view a, std::string_view b);
 // True if the comma-separated list `value` holds `token` (case-insensitive), as in
 // "Connection: keep-alive, Upgrade".
 bool ListHasToken(std::string_view value, std::string_view token);
+// True if a Content-Type value is text/event-stream (any case, parameters and surrounding
+// spaces or tabs ignored): a Server-Sent Events response.
+bool IsEventStream(std::string_view content_type);
 std::string_view ReasonPhrase(int status);  // for the statuses lameduck answers itself
 
 }  // namespace lameduck::proxy

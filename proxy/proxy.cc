@@ -152,6 +152,7 @@ void Proxy::Accept(Listener& listener, int fd) {
     client_slab_.Delete(connection);
     return;
   }
+  ++counts_.tally.accepted;
   events_.OnConnectionOpened();
 }
 
@@ -174,6 +175,8 @@ UpstreamConnection* Proxy::NewUpstream() {
 }
 
 void Proxy::Remove(ClientConnection& connection) {
+  // Handed over to HTTP/2, it goes on as the session: no end of a connection.
+  if (ClientConnection::Owes(connection.counted_as())) ++tally().ended_by(connection.end());
   MoveCount(connection.counted_as(), ClientConnection::CountClass::kUncounted);
   bool handed_over = connection.state() == ClientConnection::State::kHandedOver;
   clients_.Erase(connection);
@@ -190,7 +193,8 @@ void Proxy::AdoptHttp2(int fd, Address::Kind kind, std::string_view client_ip,
   sessions_.emplace(raw, std::move(session));
   if (raw->Open(fd, kind, client_ip) != 0) {
     close(fd);
-    sessions_.erase(raw);  // no handle was created: nothing to close
+    sessions_.erase(raw);                          // no handle was created: nothing to close
+    ++tally().ended_by(ConnectionEnd::kByClient);  // the connection it came from ends here
     events_.OnConnectionClosed();
     return;
   }
@@ -199,6 +203,7 @@ void Proxy::AdoptHttp2(int fd, Address::Kind kind, std::string_view client_ip,
 }
 
 void Proxy::Remove(Http2ClientSession& session) {
+  if (session.counted().connections > 0) ++tally().ended_by(session.end());
   MoveCounts(session.counted(), ProxyCounts{});
   sessions_.erase(&session);
   events_.OnConnectionClosed();

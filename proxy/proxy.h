@@ -57,6 +57,7 @@ class Proxy final : public DrainTarget, public Listener::Owner {
   SpreadStep CloseSpread(size_t step, size_t steps) override;
   size_t ForceCloseAll() override;
   ProxyCounts counts() const override { return counts_; }  // kept current: O(1)
+  ProxyTally& tally() { return counts_.tally; }
 
   // Every idle connection closed, every long-lived exchange told to end: CloseSpread in one step.
   size_t CloseIdleConnections() { return CloseSpread(1, 1).idle_closed; }

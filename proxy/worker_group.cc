@@ -249,6 +249,10 @@ ProxyCounts WorkerGroup::worker_counts(int worker) const {
   return seen_.at(static_cast<size_t>(worker) - 1);
 }
 
+ProxyCounts WorkerGroup::counts_now() {
+  return OnEveryWorker([](Proxy& proxy) { return proxy.counts(); });
+}
+
 ProxyCounts WorkerGroup::counts() const {
   ProxyCounts sum = main_.counts();
   for (const ProxyCounts& c : seen_) sum += c;

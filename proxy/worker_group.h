@@ -53,6 +53,7 @@ class WorkerGroup final : public DrainTarget {
   SpreadStep CloseSpread(size_t step, size_t steps) override;
   size_t ForceCloseAll() override;
   ProxyCounts counts() const override;
+  ProxyCounts counts_now() override;
 
   // For the end: worker 0's proxy is empty. Shutdown() first ends the other workers (each
   // closes what it holds, and its thread ends) and closes this group's own handle.

@@ -295,6 +295,27 @@ std::string FormatTimeline(const DrainRecord& drain, size_t index) {
       " in flight; served during the drain: " + Int(Number(f, "served_during_drain")) +
       "; idle closed: " + Int(Number(f, "idle_closed")) + "; forced: " + Int(Number(f, "forced")) +
       "\n";
+  if (f.contains("accounting") && f["accounting"].is_object()) {
+    const Json& requests = f["accounting"].value("requests", Json::object());
+    const Json& connections = f["accounting"].value("connections", Json::object());
+    auto verdict = [](const Json& bucket) {
+      return bucket.value("balanced", false) ? " (balanced)\n"
+                                             : " (DOES NOT BALANCE: a bug in lameduck)\n";
+    };
+    out += "  requests: " + Int(Number(requests, "in_flight_at_start")) + " in flight + " +
+           Int(Number(requests, "arrived")) + " arrived = " + Int(Number(requests, "completed")) +
+           " completed + " + Int(Number(requests, "completed_close")) +
+           " with Connection: close + " + Int(Number(requests, "refused")) + " refused + " +
+           Int(Number(requests, "aborted")) + " aborted + " + Int(Number(requests, "forced")) +
+           " forced" + verdict(requests);
+    out += "  connections: " + Int(Number(connections, "open_at_start")) + " open + " +
+           Int(Number(connections, "accepted")) +
+           " accepted = " + Int(Number(connections, "after_response")) +
+           " closed after a response + " + Int(Number(connections, "idle")) + " idle + " +
+           Int(Number(connections, "long_lived")) + " long-lived + " +
+           Int(Number(connections, "by_client")) + " by the client + " +
+           Int(Number(connections, "forced")) + " forced" + verdict(connections);
+  }
   if (f.contains("budget_ms")) {
     out += "  budget: termination grace " + Duration(Number(f, "budget_ms")) + ", deadline " +
            Duration(Number(f, "deadline_ms")) + "; slack " + Duration(Number(f, "slack_ms")) +

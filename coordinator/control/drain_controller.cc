@@ -83,6 +83,61 @@ nlohmann::json LongLivedJson(const proxy::ProxyCounts& counts) {
   return kinds;
 }
 
+DrainAccounting DrainAccounting::Between(const proxy::ProxyCounts& start,
+                                         const proxy::ProxyCounts& end) {
+  using proxy::ConnectionEnd;
+  const proxy::ProxyTally& a = start.tally;
+  const proxy::ProxyTally& b = end.tally;
+  auto ended = [&](ConnectionEnd how) { return b.ended_by(how) - a.ended_by(how); };
+  DrainAccounting account;
+  account.in_flight_at_start = start.in_flight;
+  account.arrived = b.requests - a.requests;
+  account.completed = b.completed - a.completed;
+  account.completed_close = b.completed_close - a.completed_close;
+  account.refused = b.refused - a.refused;
+  account.aborted = b.aborted - a.aborted;
+  account.requests_forced = end.in_flight + (b.requests_forced - a.requests_forced);
+  account.open_at_start = start.connections;
+  account.accepted = b.accepted - a.accepted;
+  account.after_response = ended(ConnectionEnd::kAfterResponse);
+  account.idle = ended(ConnectionEnd::kIdle);
+  account.long_lived = ended(ConnectionEnd::kLongLived);
+  account.by_client = ended(ConnectionEnd::kByClient);
+  account.connections_forced = end.connections + ended(ConnectionEnd::kForced);
+  return account;
+}
+
+bool DrainAccounting::requests_balance() const {
+  return in_flight_at_start + arrived ==
+         completed + completed_close + refused + aborted + requests_forced;
+}
+
+bool DrainAccounting::connections_balance() const {
+  return open_at_start + accepted ==
+         after_response + idle + long_lived + by_client + connections_forced;
+}
+
+nlohmann::json DrainAccounting::ToJson() const {
+  return {{"requests",
+           {{"in_flight_at_start", in_flight_at_start},
+            {"arrived", arrived},
+            {"completed", completed},
+            {"completed_close", completed_close},
+            {"refused", refused},
+            {"aborted", aborted},
+            {"forced", requests_forced},
+            {"balanced", requests_balance()}}},
+          {"connections",
+           {{"open_at_start", open_at_start},
+            {"accepted", accepted},
+            {"after_response", after_response},
+            {"idle", idle},
+            {"long_lived", long_lived},
+            {"by_client", by_client},
+            {"forced", connections_forced},
+            {"balanced", connections_balance()}}}};
+}
+
 nlohmann::json DrainSummary::ToJson() const {
   nlohmann::json kinds = nlohmann::json::object();
   for (size_t i = 0; i < proxy::kLongLivedKinds; ++i) {
@@ -118,6 +173,7 @@ nlohmann::json DrainSummary::ToJson() const {
       {"deadline_ms", deadline_ms},
       {"exit_status", exit_status}};
   if (cancelled) summary["cancelled"] = true;
+  if (accounting) summary["accounting"] = accounting->ToJson();
   if (budget_ms) {
     summary["budget_ms"] = *budget_ms;
     summary["slack_ms"] = slack_ms.value_or(0);
@@ -207,7 +263,8 @@ void DrainController::StartDrain(Trigger trigger, std::string_view caller) {
   drain_start_ms_ = NowMs();
   listeners_closed_ms_ = 0;
   responses_at_start_ = metrics_.responses_total();
-  proxy::ProxyCounts counts = proxy_.counts();
+  proxy::ProxyCounts counts = proxy_.counts_now();
+  counts_at_start_ = counts;
   summary_ = DrainSummary{};
   summary_.trigger = trigger;
   summary_.connections_at_start = counts.connections;
@@ -408,21 +465,21 @@ void DrainController::OnDeadline() {
     summary_.grace_end = GraceEnd::kDeadline;
     CloseListeners();
   }
-  proxy::ProxyCounts counts = proxy_.counts();
+  proxy::ProxyCounts counts = proxy_.counts_now();
   for (size_t i = 0; i < proxy::kLongLivedKinds; ++i) {
     summary_.long_lived[i].forced = counts.long_lived[i];
   }
   size_t forced = proxy_.ForceCloseAll();
   phase_ = DrainPhase::kForced;
   log_.Warn("drain.forced", {{"count", forced}, {"after_ms", ElapsedMs()}});
-  Finish(forced);
+  Finish(forced, counts);
 }
 
 void DrainController::CheckDone() {
   // Never sleeps longer than it must: the drain ends the moment the last connection closes.
   if (state_ == State::kDraining && phase_ == DrainPhase::kInFlight && !in_spread_step_ &&
       proxy_.counts().connections == 0) {
-    Finish(0);
+    Finish(0, proxy_.counts_now());
   }
 }
 
@@ -475,8 +532,14 @@ void DrainController::AnswerWaiters() {
   for (auto& waiter : waiters) waiter(summary_);
 }
 
-void DrainController::Finish(uint64_t forced) {
+void DrainController::Finish(uint64_t forced, const proxy::ProxyCounts& end) {
   StopDrainTimers();
+  summary_.accounting = DrainAccounting::Between(counts_at_start_, end);
+  if (!summary_.accounting->requests_balance() || !summary_.accounting->connections_balance()) {
+    log_.Warn("drain.unbalanced",
+              {{"accounting", summary_.accounting->ToJson()},
+               {"error", "a request or connection in no bucket, or in two: a bug in lameduck"}});
+  }
   if (spread_steps_ > 0) LogSpreadDone();  // a spread the drain's end cut short
   if (phase_ != DrainPhase::kForced) phase_ = DrainPhase::kComplete;
   uint64_t now = NowMs();

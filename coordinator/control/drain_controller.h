@@ -77,6 +77,34 @@ struct LongLivedSummary {
   bool empty() const { return at_start + ending + clean + by_peer + forced == 0; }
 };
 
+// A drain's account of every request and client connection it met, each in exactly one
+// bucket, so that a person can check it by hand:
+//   in_flight_at_start + arrived = completed + completed_close + refused + aborted + forced
+//   open_at_start + accepted = after_response + idle + long_lived + by_client + forced
+// (forced: what was still open at --drain-timeout and was cut.)
+struct DrainAccounting {
+  uint64_t in_flight_at_start = 0;
+  uint64_t arrived = 0;          // requests (HTTP/2 streams) that arrived during the drain
+  uint64_t completed = 0;        // answered, the connection kept (HTTP/2 before the GOAWAY)
+  uint64_t completed_close = 0;  // answered with Connection: close (HTTP/2: after the GOAWAY)
+  uint64_t refused = 0;          // HTTP/2 streams refused (REFUSED_STREAM), never forwarded
+  uint64_t aborted = 0;          // ended without a whole response: the client left, or a failure
+  uint64_t requests_forced = 0;
+  uint64_t open_at_start = 0;
+  uint64_t accepted = 0;        // new connections during the accept grace
+  uint64_t after_response = 0;  // closed by lameduck after their last response
+  uint64_t idle = 0;            // closed idle by lameduck
+  uint64_t long_lived = 0;      // ended cleanly at a message boundary
+  uint64_t by_client = 0;       // closed by the client (or failed)
+  uint64_t connections_forced = 0;
+
+  // From exact counts at the drain's start and end (proxy::DrainTarget::counts_now).
+  static DrainAccounting Between(const proxy::ProxyCounts& start, const proxy::ProxyCounts& end);
+  bool requests_balance() const;
+  bool connections_balance() const;
+  nlohmann::json ToJson() const;
+};
+
 // What a drain did; the body of /drain?wait=1 and of the drain.complete event.
 struct DrainSummary {
   Trigger trigger = Trigger::kSigterm;
@@ -110,6 +138,7 @@ struct DrainSummary {
   uint64_t forced = 0;
   int exit_status = 0;
   bool cancelled = false;  // by POST /undrain, in its accept grace: the rest never happened
+  std::optional<DrainAccounting> accounting;  // none for a cancelled drain
   nlohmann::json ToJson() const;
 };
 
@@ -164,7 +193,9 @@ class DrainController {
   void CloseListeners();
   void OnDeadline();
   void CheckDone();
-  void Finish(uint64_t forced);
+  // forced: connections ForceCloseAll cut; end: the exact counts as the drain ended (before
+  // anything was forced).
+  void Finish(uint64_t forced, const proxy::ProxyCounts& end);
   void OnAppTold(const AppSupervisor::Outcome& outcome);
   void Exit();
   void StopDrainTimers();
@@ -204,7 +235,8 @@ class DrainController {
   uint64_t last_arrival_ms_ = 0;   // the last new connection in the grace (or its start)
   bool grace_first_look_ = false;  // OnGraceTimer's first call, at --drain-delay
   uint64_t responses_at_start_ = 0;
-  size_t spread_step_ = 0;  // of spread_steps_; 0 before the spread
+  proxy::ProxyCounts counts_at_start_;  // exact: the accounting starts from them
+  size_t spread_step_ = 0;              // of spread_steps_; 0 before the spread
   size_t spread_steps_ = 0;
   bool spread_logged_ = false;
   bool in_spread_step_ = false;

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -31,6 +32,7 @@ std::string TerminationMessage(const std::optional<DrainSummary>& drain, int exi
   const DrainSummary& d = *drain;
   text += " after a drain (" + std::string(ToString(d.trigger)) + ") of " + Seconds(d.duration_ms) +
           " (accept grace " + Seconds(d.accept_grace_ms) +
+          ", ended: " + std::string(ToString(d.grace_end)) +
           "): " + std::to_string(d.connections_at_start) + " connections and " +
           std::to_string(d.in_flight_at_start) + " requests in flight at its start, " +
           std::to_string(d.served_during_drain) + " responses served during it, " +
@@ -43,6 +45,13 @@ std::string TerminationMessage(const std::optional<DrainSummary>& drain, int exi
             " by their peers, " + std::to_string(kind.forced) + " forced";
   }
   text += "; " + std::to_string(d.forced) + " connections forced at --drain-timeout.";
+  if (d.slack_ms) {
+    text += " " + Seconds(static_cast<uint64_t>(std::max<int64_t>(*d.slack_ms, 0))) +
+            " of the termination grace to spare after --app-exit-timeout.";
+  }
+  if (d.accounting && !(d.accounting->requests_balance() && d.accounting->connections_balance())) {
+    text += " Its accounting does not balance (a bug in lameduck; see drain.unbalanced).";
+  }
   if (text.size() > kMaxMessageBytes) text.resize(kMaxMessageBytes);
   return text;
 }

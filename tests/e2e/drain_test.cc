@@ -62,6 +62,9 @@ class DrainTest : public ::testing::TestWithParam<int> {
     ASSERT_TRUE(lameduck_.WaitForReady(200)) << "lameduck never became ready";
   }
 
+  // Whatever the scenario, every drain accounts for every request and connection it met.
+  void TearDown() override { EXPECT_TRUE(lameduck_.DrainsBalance()); }
+
   TestUpstream upstream_;
   LameduckProcess lameduck_;
 };
@@ -237,6 +240,53 @@ TEST_P(DrainTest, ABusyPodsGraceEndsEarlyAndAQuietPodsDoesNot) {
   EXPECT_GE((*closed)["after_ms"].get<int>(), 1'500) << *closed;
   EXPECT_TRUE((*closed)["quiet_needed_ms"].is_null()) << *closed;
   EXPECT_EQ(quiet.Wait(10s), 0);
+}
+
+// The accounting of a drain that met one of each: an idle connection, a slow request that
+// finishes, a client that leaves while idle and one that leaves mid-request, a straggler in the
+// accept grace, and a request that outlives the deadline. Each lands in its bucket.
+TEST_P(DrainTest, TheDrainAccountsForEveryRequestAndConnection) {
+  StartLameduck({"--drain-delay", "1s", "--drain-timeout", "2500ms", "--drain-spread", "0s"});
+  auto idle = TestClient::Connect(lameduck_.port());
+  ASSERT_TRUE(idle->Send("GET /a HTTP/1.1\r\nHost: x\r\n\r\n"));
+  ASSERT_TRUE(idle->ReadResponse());
+  auto leaves_idle = TestClient::Connect(lameduck_.port());
+  ASSERT_TRUE(leaves_idle->Send("GET /b HTTP/1.1\r\nHost: x\r\n\r\n"));
+  ASSERT_TRUE(leaves_idle->ReadResponse());
+  auto slow = TestClient::Connect(lameduck_.port());
+  ASSERT_TRUE(slow->Send("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n"));
+  auto leaves_mid_request = TestClient::Connect(lameduck_.port());
+  ASSERT_TRUE(leaves_mid_request->Send("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n"));
+  auto too_slow = TestClient::Connect(lameduck_.port());
+  ASSERT_TRUE(too_slow->Send("GET /very-slow HTTP/1.1\r\nHost: x\r\n\r\n"));
+  ASSERT_TRUE(upstream_.WaitForRequests(5, 2s));
+  ASSERT_TRUE(lameduck_.Signal(SIGTERM));
+  ASSERT_TRUE(lameduck_.WaitForEvent("drain.start", 2s));
+  leaves_idle->Close();
+  leaves_mid_request->Reset();  // gone mid-request (a close would be a half-close, answered)
+  auto straggler = Get(lameduck_.port(), "/straggler");
+  ASSERT_TRUE(straggler);
+  EXPECT_EQ(straggler->Header("Connection"), "close");
+  auto answered = slow->ReadResponse();
+  ASSERT_TRUE(answered);
+  EXPECT_EQ(answered->Header("Connection"), "close");
+  EXPECT_EQ(lameduck_.Wait(10s), 3);  // the very slow one was forced
+  auto complete = lameduck_.WaitForEvent("drain.complete", 1s);
+  ASSERT_TRUE(complete);
+  const nlohmann::json& requests = (*complete)["accounting"]["requests"];
+  EXPECT_EQ(requests["in_flight_at_start"], 3) << requests;
+  EXPECT_EQ(requests["arrived"], 1) << requests;          // the straggler
+  EXPECT_EQ(requests["completed_close"], 2) << requests;  // the slow one and the straggler
+  EXPECT_EQ(requests["completed"], 0) << requests;
+  EXPECT_EQ(requests["aborted"], 1) << requests;  // its client left
+  EXPECT_EQ(requests["forced"], 1) << requests;
+  const nlohmann::json& connections = (*complete)["accounting"]["connections"];
+  EXPECT_EQ(connections["open_at_start"], 5) << connections;
+  EXPECT_EQ(connections["accepted"], 1) << connections;
+  EXPECT_EQ(connections["after_response"], 2) << connections;
+  EXPECT_EQ(connections["idle"], 1) << connections;
+  EXPECT_EQ(connections["by_client"], 2) << connections;
+  EXPECT_EQ(connections["forced"], 1) << connections;
 }
 
 // `lameduck report` over the log of a real drain: the timeline and the chart.

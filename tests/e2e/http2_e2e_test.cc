@@ -138,6 +138,7 @@ TEST_F(Http2EndToEnd, SigtermDrainsAnHttp2ClientWithTwoGoaways) {
   EXPECT_EQ(client->response(slow).status, 200);
   EXPECT_TRUE(client->WaitForClose(5s));
   EXPECT_EQ(lameduck_.Wait(10s), 0);
+  EXPECT_TRUE(lameduck_.DrainsBalance());
   auto start = lameduck_.WaitForEvent("drain.start", 1s);
   ASSERT_TRUE(start);
   EXPECT_EQ((*start)["http2_connections"], 1);
@@ -163,6 +164,7 @@ TEST_F(Http2EndToEnd, TheDeadlineResetsOpenStreamsAndCountsThemForced) {
   ASSERT_TRUE(forced);
   EXPECT_EQ((*forced)["count"], 2) << "two streams cut short";
   lameduck_.Wait(10s);
+  EXPECT_TRUE(lameduck_.DrainsBalance());
 }
 
 }  // namespace

@@ -479,6 +479,7 @@ TEST_F(InjectE2eTest, ThePodServesThroughLameduckAndItsPreStopDrainLosesNoReques
   EXPECT_TRUE(app.Wait(5s));
   ASSERT_TRUE(lameduck.Signal(SIGTERM));
   EXPECT_EQ(lameduck.Wait(10s), 0);
+  EXPECT_TRUE(lameduck.DrainsBalance());
   auto complete = lameduck.WaitForEvent("drain.complete", 1s);
   ASSERT_TRUE(complete);
   EXPECT_EQ((*complete)["forced"], 0);

@@ -91,7 +91,11 @@ TEST(LongLivedTest, WebSocketClientsGetClose1001AfterWholeMessagesAndTheAppSeesT
   EXPECT_EQ(websocket["ending"], kClients) << *complete;
   EXPECT_EQ(websocket["clean"], kClients) << *complete;
   EXPECT_EQ(websocket["forced"], 0) << *complete;
+  // In the accounting: each WebSocket's connection ended cleanly as a long-lived one.
+  EXPECT_EQ((*complete)["accounting"]["connections"]["open_at_start"], kClients) << *complete;
+  EXPECT_EQ((*complete)["accounting"]["connections"]["long_lived"], kClients) << *complete;
   EXPECT_EQ(lameduck.Wait(10s), 0);
+  EXPECT_TRUE(lameduck.DrainsBalance());
   // The app saw each client's Close (the 1001 it echoed): an ordinary closing handshake.
   for (int i = 0; i < kClients; ++i) {
     auto line = app.ReadLine(5s);
@@ -131,6 +135,7 @@ TEST(LongLivedTest, AnEventStreamEndsAfterAWholeEventAndResumesElsewhereLosingNo
   EXPECT_EQ((*complete)["forced"], 0) << *complete;
   EXPECT_EQ((*complete)["long_lived"]["sse"]["clean"], 1) << *complete;
   EXPECT_EQ(draining.Wait(10s), 0);
+  EXPECT_TRUE(draining.DrainsBalance());
   other.Signal(SIGKILL);
   app.Signal(SIGKILL);
 }
@@ -165,6 +170,7 @@ TEST(LongLivedTest, AGrpcServerStreamEndsAfterAWholeMessageWithUnavailable) {
   EXPECT_EQ((*complete)["forced"], 0) << *complete;
   EXPECT_EQ((*complete)["long_lived"]["grpc_stream"]["clean"], 1) << *complete;
   EXPECT_EQ(lameduck.Wait(10s), 0);
+  EXPECT_TRUE(lameduck.DrainsBalance());
   app.Signal(SIGKILL);
 }
 

@@ -69,6 +69,7 @@ Termination Terminate(Pod& pod) {
     status = pod.lameduck.Wait(5s);
   }
   result.lameduck_status = status.value_or(-1);
+  EXPECT_TRUE(pod.lameduck.DrainsBalance());
   if (auto complete = pod.lameduck.WaitForEvent("drain.complete", 1s)) result.drain = *complete;
   return result;
 }

@@ -47,6 +47,7 @@ class IdleTarget : public lameduck::proxy::DrainTarget {
  public:
   void StopAccepting() override {}
   void CloseAfterCurrentResponse() override {}
+  void ResumeKeepAlive() override {}
   lameduck::proxy::SpreadStep CloseSpread(size_t, size_t) override { return {}; }
   size_t ForceCloseAll() override { return 0; }
   lameduck::proxy::ProxyCounts counts() const override { return {}; }

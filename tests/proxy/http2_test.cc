@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "proxy/proxy.h"
+#include "tests/support/eventually.h"
 #include "tests/support/h2_test_client.h"
 #include "tests/support/proxy_runner.h"
 #include "tests/support/test_client.h"
@@ -128,16 +129,6 @@ class Http2Test : public ::testing::Test {
     EXPECT_NE(client, nullptr);
     return client;
   }
-  template <typename Cond>
-  bool Eventually(Cond cond, std::chrono::milliseconds timeout = 5s) {
-    auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < deadline) {
-      if (cond()) return true;
-      std::this_thread::sleep_for(5ms);
-    }
-    return cond();
-  }
-
   TestUpstream upstream_;
   std::unique_ptr<ProxyRunner> runner_;
 };
@@ -599,6 +590,15 @@ TEST_F(Http2Test, TheDrainSendsTwoGoawaysAndRefusesStreamsAfterTheSecond) {
   EXPECT_TRUE(TestClientEof(h2->fd()));
   EXPECT_EQ(upstream_.requests(), 1) << "the refused stream never reached the app";
   EXPECT_TRUE(Eventually([&] { return runner_->counts().connections == 0; }));
+  // In the tally: two streams arrived, one answered after the GOAWAY, one refused; the
+  // connection ended after its last response.
+  proxy::ProxyTally tally = runner_->counts().tally;
+  EXPECT_EQ(tally.requests, 2u);
+  EXPECT_EQ(tally.completed_close, 1u);
+  EXPECT_EQ(tally.refused, 1u);
+  EXPECT_EQ(tally.completed + tally.aborted + tally.requests_forced, 0u);
+  EXPECT_EQ(tally.accepted, 1u);
+  EXPECT_EQ(tally.ended_by(proxy::ConnectionEnd::kAfterResponse), 1u);
 }
 
 TEST_F(Http2Test, AClientThatDoesNotAnswerThePingStillGetsTheFinalGoaway) {

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "proxy/long_lived.h"
+#include "tests/support/eventually.h"
 #include "tests/support/h2_test_client.h"
 #include "tests/support/proxy_runner.h"
 #include "tests/support/test_client.h"
@@ -23,6 +24,7 @@ namespace {
 using namespace std::chrono_literals;
 using proxy::LongLivedEnd;
 using proxy::LongLivedKind;
+using testing::Eventually;
 using testing::GrpcMessage;
 using testing::H2TestClient;
 using testing::ProxyRunner;
@@ -123,15 +125,6 @@ class LongLivedDrainTest : public ::testing::Test {
     auto response = client->ReadResponse();
     if (!response || response->status != 101) return nullptr;
     return client;
-  }
-  template <typename Cond>
-  bool Eventually(Cond cond, std::chrono::milliseconds timeout = 5s) {
-    auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < deadline) {
-      if (cond()) return true;
-      std::this_thread::sleep_for(5ms);
-    }
-    return cond();
   }
   proxy::SpreadStep Drain(size_t step = 1, size_t steps = 1) {
     return runner_->Call([&] { return runner_->proxy().CloseSpread(step, steps); });

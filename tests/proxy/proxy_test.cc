@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "tests/support/child_process.h"
+#include "tests/support/eventually.h"
 #include "tests/support/proxy_runner.h"
 #include "tests/support/test_client.h"
 #include "tests/support/test_upstream.h"
@@ -58,17 +59,6 @@ class ProxyTest : public ::testing::Test {
     if (!client || !client->Send(request)) return std::nullopt;
     return client->ReadResponse();
   }
-  // Waits until cond holds, polling; false at the deadline.
-  template <typename Cond>
-  bool Eventually(Cond cond, std::chrono::milliseconds timeout = 5s) {
-    auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < deadline) {
-      if (cond()) return true;
-      std::this_thread::sleep_for(5ms);
-    }
-    return cond();
-  }
-
   TestUpstream upstream_;
   std::unique_ptr<ProxyRunner> runner_;
 };

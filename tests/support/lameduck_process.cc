@@ -81,6 +81,34 @@ std::optional<nlohmann::json> LameduckProcess::WaitForEvent(const std::string& e
   }
 }
 
+::testing::AssertionResult LameduckProcess::DrainsBalance() {
+  for (const nlohmann::json& event : Events()) {
+    if (event["event"] != "drain.complete") continue;
+    if (!event.contains("accounting")) {
+      return ::testing::AssertionFailure() << "drain.complete without accounting: " << event;
+    }
+    const nlohmann::json& requests = event["accounting"]["requests"];
+    const nlohmann::json& connections = event["accounting"]["connections"];
+    auto sum = [](const nlohmann::json& bucket, std::initializer_list<const char*> keys) {
+      uint64_t total = 0;
+      for (const char* key : keys) total += bucket.at(key).get<uint64_t>();
+      return total;
+    };
+    uint64_t came = sum(requests, {"in_flight_at_start", "arrived"});
+    uint64_t went = sum(requests, {"completed", "completed_close", "refused", "aborted", "forced"});
+    uint64_t open = sum(connections, {"open_at_start", "accepted"});
+    uint64_t closed =
+        sum(connections, {"after_response", "idle", "long_lived", "by_client", "forced"});
+    if (came != went || open != closed || requests["balanced"] != true ||
+        connections["balanced"] != true) {
+      return ::testing::AssertionFailure()
+             << "requests " << came << " in, " << went << " out; connections " << open << " in, "
+             << closed << " out: " << event["accounting"];
+    }
+  }
+  return ::testing::AssertionSuccess();
+}
+
 std::vector<nlohmann::json> LameduckProcess::Events() {
   // Whatever it has written by now (and everything, once it has exited).
   while (process_.ReadLine(std::chrono::milliseconds(50))) {

@@ -3,6 +3,8 @@
 // event, its event log kept for assertions.
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <chrono>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -33,6 +35,10 @@ class LameduckProcess {
   // Every event it has logged so far (reads what is waiting first).
   std::vector<nlohmann::json> Events();
   std::optional<int> Wait(std::chrono::milliseconds timeout) { return process_.Wait(timeout); }
+  // Every drain it completed accounts for every request and connection it met: the equations
+  // of DrainAccounting, summed here from the fields of drain.complete (not taken from its
+  // "balanced"). Failure names the drain and its numbers.
+  ::testing::AssertionResult DrainsBalance();
   bool Signal(int signal) { return process_.Signal(signal); }
 
  private:

@@ -26,7 +26,7 @@ constexpr std::string_view kLog =
 a line that is not JSON
 {"ts":"2026-12-07T20:49:07.950Z","level":"info","event":"listener.closed","after_ms":3267,"arrival_rate":78.2,"arrivals":104,"quiet_ms":1768,"quiet_needed_ms":1767,"reason":"quiet"}
 {"ts":"2026-12-07T20:49:08.950Z","level":"info","event":"idle.closed","count":3,"spread_ms":1000}
-{"ts":"2026-12-07T20:49:09.007Z","level":"info","event":"drain.complete","accept_grace":{"arrival_rate":78.2,"arrivals":104,"ended":"quiet","quiet_needed_ms":1767},"accept_grace_ms":3267,"awaiting_fin":0,"budget_ms":40000,"connections_at_start":16,"deadline_ms":15000,"duration_ms":4324,"forced":0,"idle_closed":3,"in_flight_at_start":16,"in_flight_wait_ms":1057,"long_lived":{"websocket":{"at_start":2,"by_peer":0,"clean":2,"ending":2,"forced":0}},"served_during_drain":120,"slack_ms":25676,"spread_ms":1000,"trigger":"admin_wait"}
+{"ts":"2026-12-07T20:49:09.007Z","level":"info","event":"drain.complete","accept_grace":{"arrival_rate":78.2,"arrivals":104,"ended":"quiet","quiet_needed_ms":1767},"accept_grace_ms":3267,"awaiting_fin":0,"budget_ms":40000,"connections_at_start":16,"deadline_ms":15000,"duration_ms":4324,"forced":0,"idle_closed":3,"in_flight_at_start":16,"in_flight_wait_ms":1057,"long_lived":{"websocket":{"at_start":2,"by_peer":0,"clean":2,"ending":2,"forced":0}},"accounting":{"requests":{"in_flight_at_start":16,"arrived":104,"completed":0,"completed_close":118,"refused":0,"aborted":2,"forced":0,"balanced":true},"connections":{"open_at_start":16,"accepted":104,"after_response":115,"idle":3,"long_lived":2,"by_client":0,"forced":0,"balanced":true}},"served_during_drain":120,"slack_ms":25676,"spread_ms":1000,"trigger":"admin_wait"}
 {"ts":"2026-12-07T20:49:09.008Z","level":"info","event":"app.signal","mode":"launch","pids":[10597],"signal":"SIGTERM"}
 {"ts":"2026-12-07T20:49:09.010Z","level":"info","event":"app.exit","pid":10597,"status":0}
 {"ts":"2026-12-07T20:49:09.011Z","level":"info","event":"exit","status":0}
@@ -64,6 +64,12 @@ TEST(ReportTest, TellsTheDrainAsATimelineFromTheTrigger) {
   EXPECT_TRUE(Contains(timeline,
                        "  budget: termination grace 40s, deadline 15s; slack 25.676s beyond "
                        "--app-exit-timeout\n"));
+  EXPECT_TRUE(Contains(timeline,
+                       "  requests: 16 in flight + 104 arrived = 0 completed + 118 with "
+                       "Connection: close + 0 refused + 2 aborted + 0 forced (balanced)\n"));
+  EXPECT_TRUE(Contains(timeline,
+                       "  connections: 16 open + 104 accepted = 115 closed after a response + 3 "
+                       "idle + 2 long-lived + 0 by the client + 0 forced (balanced)\n"));
   EXPECT_TRUE(Contains(
       timeline, "  websocket: 2 at the start, 2 ended cleanly, 0 by their peers, 0 forced\n"));
 }

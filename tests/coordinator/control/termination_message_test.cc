@@ -22,10 +22,16 @@ TEST(TerminationMessageTest, SaysHowTheLastDrainWent) {
   drain.long_lived[static_cast<size_t>(proxy::LongLivedKind::kWebSocket)] = {
       .at_start = 2, .ending = 2, .clean = 2};
   EXPECT_EQ(TerminationMessage(drain, 0),
-            "lameduck exited 0 after a drain (SIGTERM) of 3.5 s (accept grace 3.0 s): 4 "
-            "connections and 2 requests in flight at its start, 6 responses served during it, 3 "
-            "idle connections closed, websocket 2 ended cleanly, 0 by their peers, 0 forced; 0 "
-            "connections forced at --drain-timeout.");
+            "lameduck exited 0 after a drain (SIGTERM) of 3.5 s (accept grace 3.0 s, ended: "
+            "delay): 4 connections and 2 requests in flight at its start, 6 responses served "
+            "during it, 3 idle connections closed, websocket 2 ended cleanly, 0 by their peers, 0 "
+            "forced; 0 connections forced at --drain-timeout.");
+  drain.grace_end = GraceEnd::kQuiet;
+  drain.slack_ms = 26'500;
+  EXPECT_NE(TerminationMessage(drain, 0).find("(accept grace 3.0 s, ended: quiet)"),
+            std::string::npos);
+  EXPECT_TRUE(TerminationMessage(drain, 0).ends_with(
+      " 26.5 s of the termination grace to spare after --app-exit-timeout."));
   EXPECT_EQ(TerminationMessage(std::nullopt, 2), "lameduck exited 2; no drain ran.");
 }
 
