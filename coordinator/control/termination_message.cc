@@ -46,8 +46,10 @@ std::string TerminationMessage(const std::optional<DrainSummary>& drain, int exi
   }
   text += "; " + std::to_string(d.forced) + " connections forced at --drain-timeout.";
   if (d.slack_ms) {
-    text += " " + Seconds(static_cast<uint64_t>(std::max<int64_t>(*d.slack_ms, 0))) +
-            " of the termination grace to spare after --app-exit-timeout.";
+    // Appended piece by piece: GCC 12 warns (-Wrestrict, wrongly) on " " + std::string here.
+    text += ' ';
+    text += Seconds(static_cast<uint64_t>(std::max<int64_t>(*d.slack_ms, 0)));
+    text += " of the termination grace to spare after --app-exit-timeout.";
   }
   if (d.accounting && !(d.accounting->requests_balance() && d.accounting->connections_balance())) {
     text += " Its accounting does not balance (a bug in lameduck; see drain.unbalanced).";
