@@ -21,6 +21,14 @@ bool ExitsWhenDone(Trigger trigger) {
          trigger == Trigger::kAppExit;
 }
 
+// The evidence an accept grace was judged by: λ (per second, to 3 decimals) and the quiet it
+// asked for (null: no traffic, no quiet could be enough).
+void AddGraceEvidence(const DrainSummary& summary, nlohmann::json& fields) {
+  fields["arrival_rate"] = std::round(summary.arrival_rate * 1000) / 1000;
+  fields["quiet_needed_ms"] =
+      summary.quiet_needed_ms ? nlohmann::json(*summary.quiet_needed_ms) : nullptr;
+}
+
 }  // namespace
 
 std::string_view ToString(State state) {
@@ -154,11 +162,7 @@ nlohmann::json DrainSummary::ToJson() const {
       {"trigger", ToString(trigger)},
       {"duration_ms", duration_ms},
       {"accept_grace_ms", accept_grace_ms},
-      {"accept_grace",
-       {{"ended", ToString(grace_end)},
-        {"arrival_rate", std::round(arrival_rate * 1000) / 1000},
-        {"quiet_needed_ms", quiet_needed_ms ? nlohmann::json(*quiet_needed_ms) : nullptr},
-        {"arrivals", grace_arrivals}}},
+      {"accept_grace", {{"ended", ToString(grace_end)}, {"arrivals", grace_arrivals}}},
       {"in_flight_wait_ms", in_flight_wait_ms},
       {"connections_at_start", connections_at_start},
       {"in_flight_at_start", in_flight_at_start},
@@ -174,6 +178,7 @@ nlohmann::json DrainSummary::ToJson() const {
       {"exit_status", exit_status}};
   if (cancelled) summary["cancelled"] = true;
   if (accounting) summary["accounting"] = accounting->ToJson();
+  AddGraceEvidence(*this, summary["accept_grace"]);
   if (budget_ms) {
     summary["budget_ms"] = *budget_ms;
     summary["slack_ms"] = slack_ms.value_or(0);
@@ -315,9 +320,7 @@ void DrainController::StartDrain(Trigger trigger, std::string_view caller) {
   if (summary_.budget_ms) fields["budget_ms"] = *summary_.budget_ms;
   if (config_.drain_delay_max && delay_ms > 0) {
     fields["drain_delay_max_ms"] = config_.drain_delay_max->count();
-    fields["arrival_rate"] = std::round(summary_.arrival_rate * 1000) / 1000;
-    fields["quiet_needed_ms"] =
-        summary_.quiet_needed_ms ? nlohmann::json(*summary_.quiet_needed_ms) : nullptr;
+    AddGraceEvidence(summary_, fields);
   }
   log_.Info("drain.start", fields);
   proxy_.CloseAfterCurrentResponse();
@@ -451,9 +454,7 @@ void DrainController::CloseListeners() {
                            {"reason", ToString(summary_.grace_end)},
                            {"arrivals", summary_.grace_arrivals}};
   if (config_.drain_delay_max) {
-    fields["arrival_rate"] = std::round(summary_.arrival_rate * 1000) / 1000;
-    fields["quiet_needed_ms"] =
-        summary_.quiet_needed_ms ? nlohmann::json(*summary_.quiet_needed_ms) : nullptr;
+    AddGraceEvidence(summary_, fields);
     fields["quiet_ms"] = listeners_closed_ms_ - last_arrival_ms_;
   }
   log_.Info("listener.closed", fields);
