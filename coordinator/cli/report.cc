@@ -411,7 +411,10 @@ std::string DrawSvg(const DrainRecord& drain) {
   if (closed) {
     line(x(grace_end), kTop, x(grace_end), y(0), "#7a5c00", " stroke-dasharray=\"4 3\"");
     label(x(grace_end), 1, "#7a5c00", "listeners closed");
-    label(x(grace_end), 2, "#555", "in flight");
+    if (x(drain_end) - x(grace_end) >= 60) {  // named inside its band, where it fits
+      svg += "<text x=\"" + Fixed((x(grace_end) + x(drain_end)) / 2) + "\" y=\"" +
+             Int(kTop + plot_h - 8) + "\" fill=\"#555\" text-anchor=\"middle\">in flight</text>\n";
+    }
   }
   if (const DrainRecord::Event* forced = drain.Find("drain.forced")) {
     double at = static_cast<double>(forced->at_ms);
