@@ -339,6 +339,25 @@ void ProxyHarness::Cleanup() {
     stubs_.clear();
   }
   uv_run(&loop_, UV_RUN_NOWAIT);  // the last close callbacks
+  // Empty again: every request and connection it ever had ended in exactly one way (the
+  // drain's accounting rests on it).
+  proxy::ProxyCounts counts = proxy_->counts();
+  const proxy::ProxyTally& t = counts.tally;
+  uint64_t requests_ended =
+      t.completed + t.completed_close + t.refused + t.aborted + t.requests_forced;
+  uint64_t connections_ended = 0;
+  for (uint64_t ended : t.ended) connections_ended += ended;
+  if (t.requests != requests_ended + counts.in_flight ||
+      t.accepted != connections_ended + counts.connections) {
+    std::fprintf(stderr,
+                 "fuzz: the tally does not balance: %llu requests arrived, %llu ended, %zu in "
+                 "flight; %llu connections accepted, %llu ended, %zu open\n",
+                 static_cast<unsigned long long>(t.requests),
+                 static_cast<unsigned long long>(requests_ended), counts.in_flight,
+                 static_cast<unsigned long long>(t.accepted),
+                 static_cast<unsigned long long>(connections_ended), counts.connections);
+    std::abort();
+  }
   if (drained_) {
     // A drain is for good (every response says close from then on): the next input gets a
     // fresh proxy, so that each input means the same whatever ran before it.

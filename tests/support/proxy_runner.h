@@ -4,6 +4,7 @@
 // leaked handle makes it hang, and the test time out) and joins the thread.
 #pragma once
 
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <uv.h>
 
@@ -88,6 +89,11 @@ class ProxyRunner {
   }
 
   ~ProxyRunner() {
+    // Whatever the test did, every request and connection is in exactly one ending or still
+    // open (proxy/drain_target.h, ProxyTally): the drain's accounting rests on it.
+    if (error_.empty()) {
+      EXPECT_TRUE(TallyBalances());
+    }
     Call([this] {
       proxy_->ForceCloseAll();
       proxy_->StopAccepting();
@@ -122,6 +128,26 @@ class ProxyRunner {
     return Call([this] { return proxy_->counts(); });
   }
   proxy::Proxy& proxy() { return *proxy_; }  // only inside Call()
+
+  // Requests that arrived = those that ended, by how, + those in flight; connections accepted
+  // = those that ended, by how, + those open.
+  ::testing::AssertionResult TallyBalances() {
+    proxy::ProxyCounts counts = this->counts();
+    const proxy::ProxyTally& t = counts.tally;
+    uint64_t requests_out = t.completed + t.completed_close + t.refused + t.aborted +
+                            t.requests_forced + counts.in_flight;
+    uint64_t connections_out = counts.connections;
+    for (uint64_t ended : t.ended) connections_out += ended;
+    if (t.requests == requests_out && t.accepted == connections_out) {
+      return ::testing::AssertionSuccess();
+    }
+    return ::testing::AssertionFailure()
+           << "requests " << t.requests << " arrived, " << requests_out << " ended or in flight ("
+           << t.completed << " completed, " << t.completed_close << " with close, " << t.refused
+           << " refused, " << t.aborted << " aborted, " << t.requests_forced << " forced, "
+           << counts.in_flight << " in flight); connections " << t.accepted << " accepted, "
+           << connections_out << " ended or open (" << counts.connections << " open)";
+  }
 
  private:
   void Post(std::function<void()> fn) {
