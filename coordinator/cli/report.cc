@@ -31,10 +31,19 @@ std::optional<int64_t> ParseTimestamp(const std::string& text) {
   return static_cast<int64_t>(timegm(&tm)) * 1000 + millis;
 }
 
-// A number field, or `otherwise` when absent or not a number.
+// A number field, or `otherwise` when absent or not a number; within ±1e15 whatever the log says
+// (a log is input: its numbers must not overflow what is computed from them).
 double Number(const Json& fields, const char* key, double otherwise = 0) {
+  constexpr double kLimit = 1e15;
   auto it = fields.find(key);
-  return it != fields.end() && it->is_number() ? it->get<double>() : otherwise;
+  if (it == fields.end() || !it->is_number()) return otherwise;
+  double value = it->get<double>();
+  return std::isfinite(value) ? std::clamp(value, -kLimit, kLimit) : otherwise;
+}
+
+bool HasNumber(const Json& fields, const char* key) {
+  auto it = fields.find(key);
+  return it != fields.end() && it->is_number();
 }
 
 std::string Text(const Json& fields, const char* key) {
@@ -73,8 +82,9 @@ std::string LongLivedOpen(const Json& fields) {
   auto it = fields.find("long_lived");
   if (it == fields.end() || !it->is_object()) return out;
   for (const auto& [kind, count] : it->items()) {
-    if (!count.is_number() || count.get<double>() == 0) continue;
-    out += (out.empty() ? "" : ", ") + kind + " " + Int(count.get<double>());
+    double open = Number(*it, kind.c_str());
+    if (open == 0) continue;
+    out += (out.empty() ? "" : ", ") + kind + " " + Int(open);
   }
   return out;
 }
@@ -108,7 +118,7 @@ std::vector<std::string> Describe(const DrainRecord::Event& event) {
   if (name == "drain.start") {
     std::vector<std::string> lines = {"drain starts: " + Counts(f) + "; /ready answers 503"};
     if (f.contains("drain_delay_max_ms")) {
-      std::string quiet = f["quiet_needed_ms"].is_number()
+      std::string quiet = HasNumber(f, "quiet_needed_ms")
                               ? "needs " + Duration(Number(f, "quiet_needed_ms")) + " of quiet"
                               : "no traffic to judge silence by: waits the maximum";
       char rate[32];
@@ -134,7 +144,7 @@ std::vector<std::string> Describe(const DrainRecord::Event& event) {
                        " during it";
     if (f.contains("quiet_ms")) {
       line += ", none in its last " + Duration(Number(f, "quiet_ms"));
-      if (f["quiet_needed_ms"].is_number()) {
+      if (HasNumber(f, "quiet_needed_ms")) {
         line += " (" + Duration(Number(f, "quiet_needed_ms")) + " needed)";
       }
     }
@@ -299,8 +309,10 @@ std::string FormatTimeline(const DrainRecord& drain, size_t index) {
     const Json& requests = f["accounting"].value("requests", Json::object());
     const Json& connections = f["accounting"].value("connections", Json::object());
     auto verdict = [](const Json& bucket) {
-      return bucket.value("balanced", false) ? " (balanced)\n"
-                                             : " (DOES NOT BALANCE: a bug in lameduck)\n";
+      auto balanced = bucket.find("balanced");  // end() for what is not an object
+      return balanced != bucket.end() && *balanced == true
+                 ? " (balanced)\n"
+                 : " (DOES NOT BALANCE: a bug in lameduck)\n";
     };
     out += "  requests: " + Int(Number(requests, "in_flight_at_start")) + " in flight + " +
            Int(Number(requests, "arrived")) + " arrived = " + Int(Number(requests, "completed")) +

@@ -106,6 +106,27 @@ TEST(ReportTest, EscapesTextFromTheLogInTheChart) {
   EXPECT_TRUE(Contains(FormatTimeline(drains[0], 1), "(the log ends before the drain did)"));
 }
 
+// A log is input: fields missing, of the wrong type or absurd in size change the words, never
+// crash the report or make it loop.
+TEST(ReportTest, SurvivesFieldsThatAreMissingWrongOrAbsurd) {
+  std::istringstream in{
+      R"({"ts":"2026-12-07T20:49:04.683Z","event":"drain.start","drain_delay_max_ms":1e300,"connections":"many","in_flight":-1e308,"long_lived":{"websocket":1e300,"sse":"x"}}
+{"ts":"2026-12-07T20:49:03.000Z","event":"drain.progress","connections":1e300}
+{"ts":"2026-12-07T20:49:05.683Z","event":"listener.closed","quiet_ms":5,"reason":7}
+{"ts":"9999-12-31T23:59:59.999Z","event":"drain.complete","accounting":{"requests":3},"accept_grace":[],"long_lived":{"sse":5}}
+{"ts":"not a time","event":"exit"}
+)"};
+  std::vector<DrainRecord> drains = ReadDrains(in);
+  ASSERT_EQ(drains.size(), 1u);
+  std::string timeline = FormatTimeline(drains[0], 1);
+  EXPECT_TRUE(Contains(timeline, "no traffic to judge silence by"));
+  EXPECT_TRUE(Contains(timeline, "none in its last 5ms\n"));
+  EXPECT_TRUE(Contains(timeline, "(DOES NOT BALANCE"));
+  std::string svg = DrawSvg(drains[0]);
+  EXPECT_TRUE(svg.ends_with("</svg>\n"));
+  EXPECT_LT(svg.size(), 20'000u);
+}
+
 TEST(ReportTest, ReportsEveryDrainAndDrawsTheLast) {
   std::string two = std::string(kLog) + std::string(kLog);
   std::istringstream in(two);
