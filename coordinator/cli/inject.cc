@@ -975,8 +975,8 @@ Json SidecarContainer(const Plan& plan) {
       "--admin-socket=" + std::string(kAdminSocket),
       "--drain-delay=" + FormatDuration(options.drain_delay),
       "--drain-timeout=" + FormatDuration(options.drain_timeout),
-      // The pod's grace period, which lameduck cannot read from inside: it checks at start-up
-      // that the drain fits and never lets the drain's deadline pass it.
+      // What lameduck checks its drain against at start-up, and never lets the drain's deadline
+      // pass: the app's exit time and the pod's grace period (which it cannot read from inside).
       "--app-exit-timeout=" + FormatDuration(options.app_exit_timeout),
       "--termination-grace=" + std::to_string(plan.grace) + "s",
   });
