@@ -36,6 +36,16 @@ struct ProxyTally {
 
   uint64_t& ended_by(ConnectionEnd how) { return ended[static_cast<size_t>(how)]; }
   uint64_t ended_by(ConnectionEnd how) const { return ended[static_cast<size_t>(how)]; }
+  // Every request and connection that ended, however: with those still in flight or open,
+  // these equal `requests` and `accepted`.
+  uint64_t requests_ended() const {
+    return completed + completed_close + refused + aborted + requests_forced;
+  }
+  uint64_t connections_ended() const {
+    uint64_t sum = 0;
+    for (uint64_t count : ended) sum += count;
+    return sum;
+  }
   bool operator==(const ProxyTally&) const = default;
   ProxyTally& operator+=(const ProxyTally& other) {
     requests += other.requests;

@@ -343,10 +343,8 @@ void ProxyHarness::Cleanup() {
   // drain's accounting rests on it).
   proxy::ProxyCounts counts = proxy_->counts();
   const proxy::ProxyTally& t = counts.tally;
-  uint64_t requests_ended =
-      t.completed + t.completed_close + t.refused + t.aborted + t.requests_forced;
-  uint64_t connections_ended = 0;
-  for (uint64_t ended : t.ended) connections_ended += ended;
+  uint64_t requests_ended = t.requests_ended();
+  uint64_t connections_ended = t.connections_ended();
   if (t.requests != requests_ended + counts.in_flight ||
       t.accepted != connections_ended + counts.connections) {
     std::fprintf(stderr,

@@ -134,10 +134,8 @@ class ProxyRunner {
   ::testing::AssertionResult TallyBalances() {
     proxy::ProxyCounts counts = this->counts();
     const proxy::ProxyTally& t = counts.tally;
-    uint64_t requests_out = t.completed + t.completed_close + t.refused + t.aborted +
-                            t.requests_forced + counts.in_flight;
-    uint64_t connections_out = counts.connections;
-    for (uint64_t ended : t.ended) connections_out += ended;
+    uint64_t requests_out = t.requests_ended() + counts.in_flight;
+    uint64_t connections_out = t.connections_ended() + counts.connections;
     if (t.requests == requests_out && t.accepted == connections_out) {
       return ::testing::AssertionSuccess();
     }
