@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <ctime>
 #include <fstream>
+#include <string_view>
 
 namespace lameduck::coordinator {
 namespace {
@@ -18,17 +19,32 @@ constexpr std::string_view kUsage =
     "  and prints each drain in it as a timeline; --svg OUT also draws the last drain as an SVG "
     "chart\n";
 
-// "2026-12-07T20:36:55.869Z" as ms since the epoch.
-std::optional<int64_t> ParseTimestamp(const std::string& text) {
+// "2026-12-07T20:36:55.869Z" (the form lameduck writes, and nothing else) as ms since the epoch.
+// A log is input: anything else, or a field out of its range, is not a time.
+std::optional<int64_t> ParseTimestamp(std::string_view text) {
+  constexpr std::string_view kForm = "dddd-dd-ddTdd:dd:dd.dddZ";
+  if (text.size() != kForm.size()) return std::nullopt;
+  for (size_t i = 0; i < kForm.size(); ++i) {
+    bool digit = text[i] >= '0' && text[i] <= '9';
+    if (kForm[i] == 'd' ? !digit : text[i] != kForm[i]) return std::nullopt;
+  }
+  auto field = [&](size_t at, size_t width) {
+    int value = 0;
+    for (size_t i = at; i < at + width; ++i) value = value * 10 + (text[i] - '0');
+    return value;
+  };
   std::tm tm{};
-  int millis = 0;
-  if (std::sscanf(text.c_str(), "%d-%d-%dT%d:%d:%d.%dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-                  &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &millis) != 7) {
+  tm.tm_year = field(0, 4) - 1900;
+  tm.tm_mon = field(5, 2) - 1;
+  tm.tm_mday = field(8, 2);
+  tm.tm_hour = field(11, 2);
+  tm.tm_min = field(14, 2);
+  tm.tm_sec = field(17, 2);
+  if (tm.tm_mon > 11 || tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 || tm.tm_min > 59 ||
+      tm.tm_sec > 60) {
     return std::nullopt;
   }
-  tm.tm_year -= 1900;
-  tm.tm_mon -= 1;
-  return static_cast<int64_t>(timegm(&tm)) * 1000 + millis;
+  return static_cast<int64_t>(timegm(&tm)) * 1000 + field(20, 3);
 }
 
 // A number field, or `otherwise` when absent or not a number; within ±1e15 whatever the log says

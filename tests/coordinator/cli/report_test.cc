@@ -115,9 +115,14 @@ TEST(ReportTest, SurvivesFieldsThatAreMissingWrongOrAbsurd) {
 {"ts":"2026-12-07T20:49:05.683Z","event":"listener.closed","quiet_ms":5,"reason":7}
 {"ts":"9999-12-31T23:59:59.999Z","event":"drain.complete","accounting":{"requests":3},"accept_grace":[],"long_lived":{"sse":5}}
 {"ts":"not a time","event":"exit"}
+{"ts":"29771176493306944-12-07T20:49:04.683Z","event":"drain.progress"}
+{"ts":"2026-13-07T20:49:04.683Z","event":"drain.progress"}
+{"ts":"2026-12-07T20:49:04.68Z","event":"drain.progress"}
+{"ts":"2026-12-07T20:49:04.683+01:00","event":"drain.progress"}
 )"};
   std::vector<DrainRecord> drains = ReadDrains(in);
   ASSERT_EQ(drains.size(), 1u);
+  EXPECT_EQ(drains[0].events.size(), 4u);  // the lines without a time are not events
   std::string timeline = FormatTimeline(drains[0], 1);
   EXPECT_TRUE(Contains(timeline, "no traffic to judge silence by"));
   EXPECT_TRUE(Contains(timeline, "none in its last 5ms\n"));
