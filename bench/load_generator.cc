@@ -270,7 +270,10 @@ class LoadGenerator::Worker {
       request += "slow?ms=" + std::to_string(ms(random_));
     }
     request += " HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(port) +
-               "\r\nUser-Agent: lameduck-loadgen\r\n\r\n";
+               "\r\nUser-Agent: lameduck-loadgen\r\n";
+    // A client that says close sends nothing more on the connection (RFC 9112 9.6).
+    bool close = std::bernoulli_distribution(options.close_fraction)(random_);
+    request += close ? "Connection: close\r\n\r\n" : "\r\n";
 
     owner_.CountBegun(port, slow);
     Clock::time_point deadline = Clock::now() + options.request_timeout;
@@ -290,7 +293,7 @@ class LoadGenerator::Worker {
       }
       result = Attempt(retry_port, request, deadline);
     }
-    if (result.failure != Failure::kNone || !result.keep_alive) connection_.Close();
+    if (close || result.failure != Failure::kNone || !result.keep_alive) connection_.Close();
     return Finish(result, slow);
   }
 
@@ -347,6 +350,8 @@ namespace {
 LoadOptions Sanitized(LoadOptions options) {
   options.slow_fraction = std::clamp(options.slow_fraction, 0.0, 1.0);
   if (!(options.slow_fraction >= 0)) options.slow_fraction = 0;  // NaN
+  options.close_fraction = std::clamp(options.close_fraction, 0.0, 1.0);
+  if (!(options.close_fraction >= 0)) options.close_fraction = 0;
   options.slow_min = std::max(options.slow_min, std::chrono::milliseconds(0));
   options.slow_max = std::max(options.slow_min, options.slow_max);
   options.think = std::max(options.think, std::chrono::milliseconds(0));

@@ -31,6 +31,10 @@ struct LoadOptions {
   double slow_fraction = 0.1;
   std::chrono::milliseconds slow_min{1000};
   std::chrono::milliseconds slow_max{2000};
+  // The share of requests sent with `Connection: close`, the client's next one on a new
+  // connection (to whichever endpoint is next): clients that do not keep connections, the churn
+  // that tells a draining pod whether its routers still send it anything.
+  double close_fraction = 0;
   std::chrono::milliseconds think{10};  // pause after each request, per worker
   // Pause after a failed request instead. Clients back off rather than spin: a refused connect
   // takes microseconds, and without this a dead endpoint would be hit ten times as often as a

@@ -47,6 +47,8 @@ int Usage(FILE* to, int status) {
       "  --connections N        clients, one keep-alive connection each (default: 16)\n"
       "  --slow-fraction F      share of GET /slow?ms=N requests (default: 0.1)\n"
       "  --slow MIN-MAX         N's range in ms for slow requests (default: 1000-2000)\n"
+      "  --close-fraction F     share of requests with Connection: close, the client's next\n"
+      "                         one on a new connection (default: 0)\n"
       "  --think DUR            pause after each request, per client (default: 10ms)\n"
       "  --failure-pause DUR    pause after a failed request instead (default: 100ms)\n"
       "  --timeout DUR          per request, connecting included (default: 10s)\n"
@@ -165,13 +167,13 @@ bool ParseArguments(int argc, char** argv, Settings& settings, bool& help) {
       auto n = ParseInteger(value, 1, 10000);
       if (!n) return bad("want 1 to 10000");
       settings.load.connections = static_cast<int>(*n);
-    } else if (name == "--slow-fraction") {
+    } else if (name == "--slow-fraction" || name == "--close-fraction") {
       double f = -1;
       auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), f);
       if (ec != std::errc() || end != value.data() + value.size() || !(f >= 0 && f <= 1)) {
         return bad("want a number from 0 to 1");
       }
-      settings.load.slow_fraction = f;
+      (name == "--slow-fraction" ? settings.load.slow_fraction : settings.load.close_fraction) = f;
     } else if (name == "--slow") {
       size_t dash = value.find('-');
       auto min = ParseInteger(value.substr(0, dash), 0, 600'000);

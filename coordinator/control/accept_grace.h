@@ -5,9 +5,11 @@
 // traffic the slowest router would send. A router with share s of a pod that took λ new
 // connections a second sends none for q seconds with probability e^(−λ·s·q) (arrivals taken as
 // Poisson): the grace may end once the silence is long enough for that to be below the risk.
-// λ is the larger of the pod's new-connection rate and its request rate before the drain: in
-// the grace each response closes its connection, so a keep-alive client, which opened one
-// connection for many requests before, now opens one per request.
+// λ is the pod's rate of new connections before the drain, not its rate of requests: in the
+// grace each response closes its connection, but behind an L4 balancer (kube-proxy) the client's
+// next connection goes to any endpoint, mostly elsewhere; a keep-alive pod's request rate would
+// promise arrivals that never come, and end the grace while its router still sent (a rollout
+// test lost requests that way).
 #pragma once
 
 #include <array>

@@ -194,8 +194,7 @@ DrainController::DrainController(uv_loop_t* loop, const Config& config, proxy::D
       metrics_(metrics),
       log_(log),
       app_(app),
-      arrivals_(uv_now(loop)),
-      responses_(uv_now(loop)) {
+      arrivals_(uv_now(loop)) {
   delay_timer_.Init(loop, uv_timer_init, this);
   deadline_timer_.Init(loop, uv_timer_init, this);
   progress_timer_.Init(loop, uv_timer_init, this);
@@ -299,8 +298,7 @@ void DrainController::StartDrain(Trigger trigger, std::string_view caller) {
     delay_ms = 0;
     summary_.grace_end = GraceEnd::kAppExit;
   } else if (config_.drain_delay_max) {
-    summary_.arrival_rate =
-        std::max(arrivals_.PerSecond(drain_start_ms_), responses_.PerSecond(drain_start_ms_));
+    summary_.arrival_rate = arrivals_.PerSecond(drain_start_ms_);
     summary_.quiet_needed_ms =
         QuietNeededMs(summary_.arrival_rate, config_.drain_min_share, config_.drain_quiet_risk);
   }

@@ -114,10 +114,7 @@ struct DrainSummary {
   uint64_t accept_grace_ms = 0;  // phase durations
   // The accept grace's end and its evidence (control/accept_grace.h).
   GraceEnd grace_end = GraceEnd::kDelay;
-  // The new connections a second the grace can expect from all routers: the larger of the
-  // connection rate and the request rate over the minute before the drain (in the grace each
-  // response closes its connection, so a keep-alive client's next request comes on a new one).
-  double arrival_rate = 0;
+  double arrival_rate = 0;  // λ: new connections a second over the minute before the drain
   std::optional<uint64_t> quiet_needed_ms;  // the silence that ends it; none at rate 0
   uint64_t grace_arrivals = 0;              // new connections during the grace
   // --termination-grace: the budget, the deadline it left (the earlier of it and
@@ -160,7 +157,6 @@ class DrainController {
   // The proxy closed a client connection, or one finished (its last response is written and
   // only the client's FIN is awaited): the drain may be over. O(1): counts() is kept current.
   void OnConnectionOpened();
-  void OnResponseComplete() { responses_.Record(uv_now(loop_)); }
   void OnConnectionClosed() { CheckDone(); }
   void OnConnectionFinished() { CheckDone(); }
   void OnLongLivedEnded(proxy::LongLivedKind kind, proxy::LongLivedEnd how);
@@ -219,8 +215,7 @@ class DrainController {
   proxy::UvHandle<uv_timer_t> deadline_timer_;
   proxy::UvHandle<uv_timer_t> progress_timer_;
   proxy::UvHandle<uv_timer_t> spread_timer_;
-  ArrivalRate arrivals_;   // new connections
-  ArrivalRate responses_;  // responses, one per request
+  ArrivalRate arrivals_;  // new connections
 
   State state_ = State::kStarting;
   State before_drain_ = State::kStarting;  // where a cancelled drain goes back to

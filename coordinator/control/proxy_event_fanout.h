@@ -24,7 +24,6 @@ class ProxyEventFanout final : public proxy::ProxyEvents {
   void OnConnectionFinished() override { controller_.OnConnectionFinished(); }
   void OnResponseComplete(int status, proxy::Protocol protocol) override {
     metrics_.OnResponseComplete(status, protocol);
-    controller_.OnResponseComplete();
   }
   void OnProxyError(proxy::ProxyError error) override { metrics_.OnProxyError(error); }
   void OnLongLivedEnded(proxy::LongLivedKind kind, proxy::LongLivedEnd how) override {

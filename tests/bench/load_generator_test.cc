@@ -295,6 +295,25 @@ TEST_F(LoadGeneratorTest, KeepAliveLoadOnSampleAppAllSucceedsOnOneConnectionPerW
   ExpectEveryRequestAccountedFor(stats);
 }
 
+// --close-fraction 1: every request says Connection: close and the next goes on a new
+// connection; a retry never happens (no connection is reused).
+TEST_F(LoadGeneratorTest, ClientsThatCloseOpenANewConnectionForEachRequest) {
+  SampleApp app;
+  ASSERT_GT(app.port(), 0) << "sample_app did not start";
+  LoadOptions options = FastOptions({app.port()}, 2);
+  options.close_fraction = 1;
+  options.max_duration = 400ms;
+  LoadGenerator generator(options);
+  generator.Start();
+  generator.Wait();
+  LoadStats stats = generator.stats();
+  EXPECT_GE(stats.sent, 10u);
+  EXPECT_EQ(stats.ok, stats.sent);
+  EXPECT_EQ(stats.connections, stats.sent);
+  EXPECT_EQ(stats.retried, 0u);
+  ExpectEveryRequestAccountedFor(stats);
+}
+
 TEST_F(LoadGeneratorTest, KillingTheAppMidLoadCountsFailures) {
   SampleApp app;
   ASSERT_GT(app.port(), 0) << "sample_app did not start";
