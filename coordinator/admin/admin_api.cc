@@ -138,6 +138,12 @@ AdminResponse AdminApi::Undrain(const AdminRequest& request) {
       return Json(200, {{"status", controller_.readiness()}, {"cancelled", false}});
     case coordinator::Undrain::kTooLate:
       break;
+    case coordinator::Undrain::kExiting:
+      return Json(409, {{"error",
+                         "cannot undrain: lameduck was told to exit (SIGTERM or SIGINT) or the app "
+                         "has exited; the drain goes on"},
+                        {"state", ToString(controller_.state())},
+                        {"phase", ToString(controller_.phase())}});
   }
   return Json(409, {{"error",
                      "too late to undrain: the listeners are closed (a drain can be cancelled "

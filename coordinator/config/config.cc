@@ -742,6 +742,14 @@ void CheckTogether(const Config& config, const Gathered& gathered) {
                       FormatDuration(*config.drain_delay_max) + " is shorter than --drain-delay " +
                       FormatDuration(config.drain_delay) + ", the accept grace's minimum");
   }
+  // The deadline counts from the drain's start: a grace that reaches it leaves what it accepted
+  // last no time to finish.
+  if (config.drain_delay_max && *config.drain_delay_max >= config.drain_timeout) {
+    throw ConfigError(gathered.ByName("drain-delay-max")->label + ": " +
+                      FormatDuration(*config.drain_delay_max) + " is not shorter than " +
+                      "--drain-timeout " + FormatDuration(config.drain_timeout) +
+                      ", which counts from the drain's start");
+  }
   if (!config.termination_grace) return;
   milliseconds grace = MaxAcceptGrace(config);
   milliseconds needed =

@@ -335,7 +335,8 @@ void DrainController::StartDrain(Trigger trigger, std::string_view caller) {
         if (auto* self = static_cast<DrainController*>(timer->data)) self->LogProgress();
       },
       kProgressIntervalMs, kProgressIntervalMs);
-  if (delay_ms == 0) {
+  // With --drain-delay-max the grace looks at its evidence even when its minimum is 0.
+  if (delay_ms == 0 && (summary_.grace_end == GraceEnd::kAppExit || !config_.drain_delay_max)) {
     EndAcceptGrace(summary_.grace_end);
     return;
   }
@@ -349,7 +350,9 @@ void DrainController::StartDrain(Trigger trigger, std::string_view caller) {
 
 void DrainController::OnConnectionOpened() {
   uint64_t now = uv_now(loop_);
-  arrivals_.Record(now);
+  // λ is measured outside drains only: in a grace every response closes its connection, and a
+  // drain cancelled and started again must not count that churn as its routers' traffic.
+  if (state_ == State::kStarting || state_ == State::kReady) arrivals_.Record(now);
   if (state_ == State::kDraining && phase_ == DrainPhase::kAcceptGrace) {
     ++summary_.grace_arrivals;
     last_arrival_ms_ = now;  // OnGraceTimer looks at it when it next fires: no timer per arrival
@@ -506,11 +509,13 @@ void DrainController::StopDrainTimers() {
 Undrain DrainController::CancelDrain(std::string_view caller) {
   if (state_ == State::kStarting || state_ == State::kReady) return Undrain::kNotDraining;
   if (state_ != State::kDraining || phase_ != DrainPhase::kAcceptGrace) return Undrain::kTooLate;
+  // kubelet sends its SIGTERM once, and a dead app has nothing to be ready for: cancelling
+  // either would leave lameduck up, ready or not, until SIGKILL.
+  if (exit_when_done_ || app_exit_.has_value()) return Undrain::kExiting;
   StopDrainTimers();
   proxy_.ResumeKeepAlive();
   state_ = before_drain_;
   phase_ = DrainPhase::kNone;
-  exit_when_done_ = false;
   summary_.cancelled = true;
   summary_.duration_ms = ElapsedMs();
   summary_.accept_grace_ms = summary_.duration_ms;

@@ -58,7 +58,8 @@ enum class Trigger { kSigterm, kSigint, kAdminPost, kAdminWait, kCommand, kAppEx
 enum class Undrain {
   kCancelled,    // a drain in its accept grace was cancelled: ready again
   kNotDraining,  // nothing to cancel
-  kTooLate,      // the listeners are closed (or the app is gone): the drain goes on
+  kTooLate,      // the listeners are closed: the drain goes on
+  kExiting,      // a signal asked lameduck to exit, or the app is gone: the drain goes on
 };
 
 std::string_view ToString(State state);

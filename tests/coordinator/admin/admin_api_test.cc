@@ -135,6 +135,20 @@ TEST_F(AdminApiTest, UndrainCancelsADrainInItsAcceptGraceAndIs409Later) {
   EXPECT_EQ(Ask("GET", "/ready").status, 503);
 }
 
+// kubelet's SIGTERM has come: the drain goes on, whatever /undrain asks.
+TEST_F(AdminApiTest, UndrainIs409OnceASignalHasAskedLameduckToExit) {
+  config_.drain_delay = 10s;
+  Make();
+  controller_->OnUpstreamCheck(true);
+  controller_->OnTrigger(Trigger::kSigterm);
+  AdminResponse refused = Ask("POST", "/undrain");
+  EXPECT_EQ(refused.status, 409);
+  EXPECT_NE(json::parse(refused.body)["error"].get<std::string>().find("told to exit"),
+            std::string::npos)
+      << refused.body;
+  EXPECT_EQ(Ask("GET", "/ready").status, 503);
+}
+
 TEST_F(AdminApiTest, LiveIs200AlsoWhileDraining) {
   Make();
   controller_->OnTrigger(Trigger::kSigterm);

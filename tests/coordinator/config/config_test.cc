@@ -308,6 +308,15 @@ TEST(ParseConfigErrorTest, RejectsAMaximumGraceShorterThanTheMinimum) {
             "--drain-delay-max: 2s is shorter than --drain-delay 5s, the accept grace's minimum");
 }
 
+// A grace as long as the drain's deadline would run into it, and the deadline forces what the
+// grace accepted last.
+TEST(ParseConfigErrorTest, RejectsAMaximumGraceThatReachesTheDrainTimeout) {
+  EXPECT_EQ(ErrorOf({"--drain-delay-max", "25s"}),
+            "--drain-delay-max: 25s is not shorter than --drain-timeout 25s, which counts from the "
+            "drain's start");
+  EXPECT_EQ(ErrorOf({"--drain-delay-max", "30s", "--drain-timeout", "31s"}), "");
+}
+
 // The pod is killed at terminationGracePeriodSeconds whatever lameduck is doing: settings that
 // cannot finish inside it are refused, with the arithmetic.
 TEST(ParseConfigErrorTest, RefusesSettingsThatDoNotFitTheTerminationGrace) {
@@ -315,8 +324,9 @@ TEST(ParseConfigErrorTest, RefusesSettingsThatDoNotFitTheTerminationGrace) {
             "--termination-grace: 30s is too short: accept grace up to 5s + drain timeout 25s + "
             "app exit timeout 10s + 2s to spare = 42s; raise terminationGracePeriodSeconds to 42 "
             "or shorten these");
-  EXPECT_TRUE(Contains(ErrorOf({"--termination-grace", "60s", "--drain-delay-max", "30s"}),
-                       "accept grace up to 30s"));
+  EXPECT_TRUE(Contains(
+      ErrorOf({"--termination-grace", "60s", "--drain-delay-max", "30s", "--drain-timeout", "40s"}),
+      "accept grace up to 30s"));
   EXPECT_TRUE(Contains(ErrorOf({}, {{"LAMEDUCK_TERMINATION_GRACE", "10s"}}),
                        "LAMEDUCK_TERMINATION_GRACE: 10s is too short"));
   EXPECT_EQ(ErrorOf({"--termination-grace", "42s"}), "");  // exactly enough

@@ -320,6 +320,76 @@ TEST_F(DrainControllerTest, AKeepAlivePodsRequestsAreNoEvidence) {
   EXPECT_GE(drain.accept_grace_ms, 290u);
 }
 
+// --drain-delay 0 with a maximum: the grace has no minimum but still waits for its evidence
+// (here none, so the whole maximum).
+TEST_F(DrainControllerTest, AGraceWithoutAMinimumStillWaitsForItsEvidence) {
+  config_.drain_delay = 0ms;
+  config_.drain_delay_max = 300ms;
+  DrainController& controller = Make();
+  controller.OnUpstreamCheck(true);
+  controller.OnTrigger(Trigger::kSigterm);
+  EXPECT_EQ(controller.phase(), DrainPhase::kAcceptGrace);
+  ASSERT_TRUE(RunUntil([&] { return controller.state() == State::kExited; }));
+  const DrainSummary& drain = *controller.last_drain();
+  EXPECT_EQ(drain.grace_end, GraceEnd::kMax);
+  EXPECT_GE(drain.accept_grace_ms, 290u);
+}
+
+// λ is the routers' traffic outside drains: the churn of a cancelled drain's grace (where every
+// response closed its connection) does not shorten the quiet the next drain needs.
+TEST_F(DrainControllerTest, AGraceCancelledLeavesTheRateItMeasuredAlone) {
+  config_.drain_delay = 5s;
+  config_.drain_delay_max = 10s;
+  DrainController& controller = Make();
+  controller.OnUpstreamCheck(true);
+  for (int i = 0; i < 10; ++i) controller.OnConnectionOpened();
+  RunUntil([] { return false; }, 100ms);
+  std::vector<double> rates;
+  auto drain_and_cancel = [&](int arrivals) {
+    controller.OnTrigger(Trigger::kAdminPost);
+    controller.WhenDrained(
+        [&](const DrainSummary& summary) { rates.push_back(summary.arrival_rate); });
+    for (int i = 0; i < arrivals; ++i) controller.OnConnectionOpened();
+    EXPECT_EQ(controller.CancelDrain(), Undrain::kCancelled);
+  };
+  drain_and_cancel(500);  // the grace's churn
+  drain_and_cancel(0);
+  ASSERT_EQ(rates.size(), 2u);
+  EXPECT_GT(rates[0], 0.0);
+  EXPECT_LE(rates[1], rates[0]);
+}
+
+// A drain that will end lameduck cannot be cancelled: kubelet sends its SIGTERM once, and a
+// dead app has nothing to be ready for.
+TEST_F(DrainControllerTest, ASigtermDrainCannotBeUndrained) {
+  config_.drain_delay = 5s;
+  DrainController& controller = Make();
+  controller.OnUpstreamCheck(true);
+  controller.OnTrigger(Trigger::kSigterm);
+  EXPECT_EQ(controller.CancelDrain(), Undrain::kExiting);
+  EXPECT_EQ(controller.state(), State::kDraining);
+}
+
+TEST_F(DrainControllerTest, ADrainASigtermJoinedCannotBeUndrained) {
+  config_.drain_delay = 5s;
+  DrainController& controller = Make();
+  controller.OnUpstreamCheck(true);
+  controller.OnTrigger(Trigger::kAdminPost);  // the preStop hook
+  controller.OnTrigger(Trigger::kSigterm);    // then kubelet's SIGTERM
+  EXPECT_EQ(controller.CancelDrain(), Undrain::kExiting);
+  EXPECT_EQ(controller.state(), State::kDraining);
+}
+
+TEST_F(DrainControllerTest, ADrainWhoseAppDiedCannotBeUndrained) {
+  config_.drain_delay = 5s;
+  DrainController& controller = Make();
+  controller.OnUpstreamCheck(true);
+  controller.OnTrigger(Trigger::kAdminPost);
+  controller.OnAppExit({.pid = 42, .status = 1});  // during the grace
+  EXPECT_EQ(controller.CancelDrain(), Undrain::kExiting);
+  EXPECT_EQ(controller.state(), State::kDraining);
+}
+
 // Silence proves nothing where nothing came before: a quiet pod keeps the whole maximum.
 TEST_F(DrainControllerTest, AQuietPodKeepsTheWholeMaximumGrace) {
   config_.drain_delay = 50ms;
